@@ -1,0 +1,96 @@
+"""The Alertmanager webhook payload (version 4), strictly typed, with the behaviour we need.
+
+Alertmanager sends one notification per alert group; each alert in it carries its own
+status, and that status (not the group's summary) decides what responder does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from responder.errors import AlertError
+
+# Alertmanager encodes "not resolved yet" as Go's zero time.
+ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+
+# model_id and model_version end up in workflow inputs, variable values, queries and paths.
+IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+REQUIRED_LABELS = ("alertname", "model_id")
+
+
+class Alert(BaseModel):
+    """One alert of a notification."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: datetime
+    endsAt: datetime = ZERO_TIME
+    generatorURL: str = ""
+    fingerprint: str
+
+    @property
+    def alertname(self) -> str:
+        return self.labels.get("alertname", "")
+
+    @property
+    def model_id(self) -> str | None:
+        return self.labels.get("model_id")
+
+    @property
+    def is_firing(self) -> bool:
+        return self.status == "firing"
+
+    @property
+    def still_open(self) -> bool:
+        """True while Alertmanager has not set an end time (endsAt is the zero time)."""
+        return self.endsAt <= ZERO_TIME
+
+    def instance_key(self) -> str:
+        """Identity of one firing instance: (alertname, fingerprint, startsAt)."""
+        return f"{self.alertname}|{self.fingerprint}|{self.startsAt.isoformat()}"
+
+    def job_id(self) -> str:
+        """RQ job id derived from the firing instance (RQ allows [A-Za-z0-9_-] only)."""
+        digest = hashlib.sha256(self.instance_key().encode()).hexdigest()[:20]
+        return f"{self.alertname}-{digest}"
+
+    def check_actionable(self, required: tuple[str, ...] = REQUIRED_LABELS) -> None:
+        """Raise AlertError with the reason when labels are missing or unsafe to act on."""
+        missing = [name for name in required if not self.labels.get(name)]
+        if missing:
+            raise AlertError(f"missing required label(s): {', '.join(missing)}")
+        for name in ("model_id", "model_version"):
+            value = self.labels.get(name)
+            if value is not None and not IDENTIFIER.match(value):
+                raise AlertError(f"label {name} is not a valid identifier (letters, digits, '.', '_', '-')")
+
+
+class Notification(BaseModel):
+    """The webhook body Alertmanager posts to a receiver (payload version 4)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    version: str
+    groupKey: str
+    truncatedAlerts: int = 0
+    status: Literal["firing", "resolved"]
+    receiver: str
+    groupLabels: dict[str, str] = Field(default_factory=dict)
+    commonLabels: dict[str, str] = Field(default_factory=dict)
+    commonAnnotations: dict[str, str] = Field(default_factory=dict)
+    externalURL: str = ""
+    alerts: list[Alert]
+
+    def firing(self) -> list[Alert]:
+        return [alert for alert in self.alerts if alert.is_firing]
+
+    def resolved(self) -> list[Alert]:
+        return [alert for alert in self.alerts if not alert.is_firing]

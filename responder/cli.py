@@ -1,0 +1,239 @@
+"""The ``responder`` command.
+
+Exit codes: 0 success; 1 what was asked failed (a run failed, an unknown job id, invalid
+playbooks); 2 usage or configuration error; 3 Redis cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis.exceptions
+
+from responder import __version__, output
+from responder.alerts import Alert
+from responder.errors import ConfigError, ResponderError
+from responder.log import configure_logging
+from responder.runs import RUN_STATUSES, RunStore
+from responder.settings import Settings, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REDIS = 0, 1, 2, 3
+
+
+class CommandFailed(ResponderError):
+    """The command ran but what it was asked to do did not succeed."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace, Settings], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        settings = load_settings(args.config)
+        configure_logging(settings.log_level, settings.log_format, _secrets(settings))
+        return handler(args, settings)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        _error(f"cannot reach Redis ({_one_line(exc)}): start it or fix RESPONDER_REDIS_URL")
+        return EXIT_REDIS
+    except ResponderError as exc:
+        _error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _error(message: str) -> None:
+    lines = message.splitlines() or [""]
+    print(f"responder: error: {lines[0]}", file=sys.stderr)
+    for line in lines[1:]:
+        print(f"  {line}", file=sys.stderr)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def _secrets(settings: Settings) -> list[str]:
+    return [s.get_secret_value() for s in (settings.webhook_token, settings.github_token) if s is not None]
+
+
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="responder",
+        description="Turns Alertmanager alerts about ML models into ML operations runbook actions.",
+        epilog="Exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 Redis unreachable.",
+    )
+    parser.add_argument("--version", action="version", version=f"responder {__version__}")
+    parser.add_argument("--config", type=Path, help="YAML settings file (or RESPONDER_CONFIG); env vars win")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the Alertmanager webhook receiver")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--insecure-no-auth", action="store_true", help="accept webhooks without a token")
+    serve.set_defaults(handler=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run a worker that executes playbook runs")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.set_defaults(handler=cmd_worker)
+
+    run = sub.add_parser("run", help="trigger a playbook by hand")
+    run.add_argument("playbook")
+    run.add_argument("--label", type=_label, action="append", default=[], metavar="K=V")
+    run.add_argument("--annotation", type=_label, action="append", default=[], metavar="K=V")
+    run.add_argument("--dry-run", action="store_true", help="plan external writes instead of sending them")
+    run.add_argument("--wait", action="store_true", help="wait for the run and print its record")
+    run.add_argument("--timeout", type=float, default=300.0, help="seconds --wait waits (default 300)")
+    run.set_defaults(handler=cmd_run)
+
+    jobs = sub.add_parser("jobs", help="list and show playbook runs").add_subparsers(dest="jobs_command", required=True)
+    jobs_list = jobs.add_parser("list", help="recent runs, newest first")
+    jobs_list.add_argument("--status", choices=RUN_STATUSES)
+    jobs_list.add_argument("--limit", type=int, default=20)
+    jobs_list.add_argument("--json", action="store_true")
+    jobs_list.set_defaults(handler=cmd_jobs_list)
+    jobs_show = jobs.add_parser("show", help="one run: the alert and every step")
+    jobs_show.add_argument("job_id")
+    jobs_show.add_argument("--json", action="store_true")
+    jobs_show.set_defaults(handler=cmd_jobs_show)
+
+    playbooks = sub.add_parser("playbooks", help="list or validate playbooks").add_subparsers(
+        dest="playbooks_command", required=True
+    )
+    pb_list = playbooks.add_parser("list", help="the loaded playbooks")
+    pb_list.set_defaults(handler=cmd_playbooks_list)
+    pb_validate = playbooks.add_parser("validate", help="check playbook files; exit 1 on errors")
+    pb_validate.add_argument("directory", nargs="?", type=Path)
+    pb_validate.set_defaults(handler=cmd_playbooks_validate)
+
+    demo = sub.add_parser("demo", help="start Redis if needed, a receiver and a worker; post sample alerts")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from aiohttp import web
+
+    from responder.playbooks.catalog import load_catalog
+    from responder.receiver import create_app
+
+    token = None if args.insecure_no_auth else settings.require_webhook_token()
+    app = create_app(settings, load_catalog(settings.playbooks_dir), token=token)
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None, shutdown_timeout=10)
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from rq import Queue, Worker
+
+    from responder.jobs import install_runtime
+    from responder.runtime import Runtime
+
+    runtime = Runtime.build(settings)
+    runtime.redis.ping()
+    install_runtime(runtime)
+    queue = Queue(settings.queue, connection=runtime.redis)
+    Worker([queue], connection=runtime.redis).work(burst=args.burst, with_scheduler=True)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from responder.intake import Intake
+    from responder.playbooks.catalog import load_catalog
+    from responder.runtime import redis_client
+
+    catalog = load_catalog(settings.playbooks_dir)
+    playbook = catalog.get(args.playbook)
+    labels = dict(args.label)
+    labels.setdefault("alertname", playbook.alertname or playbook.name)
+    alert = Alert(
+        status="firing", labels=labels, annotations=dict(args.annotation),
+        startsAt=datetime.now(UTC), fingerprint=uuid.uuid4().hex[:16],
+    )
+    redis = redis_client(settings)
+    job_id = Intake(redis, settings, catalog).enqueue_manual(playbook.name, alert, dry_run=args.dry_run)
+    print(job_id)
+    if not args.wait:
+        return EXIT_OK
+    runs = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
+    deadline = time.monotonic() + args.timeout
+    while (record := runs.get(job_id)).status not in ("succeeded", "failed"):
+        if time.monotonic() > deadline:
+            raise CommandFailed(f"run {job_id} is still {record.status} after {args.timeout:.0f}s; "
+                                f"is a worker running? follow it with: responder jobs show {job_id}")
+        time.sleep(0.2)
+    print(output.run_text(record))
+    return EXIT_OK if record.status == "succeeded" else EXIT_FAILED
+
+
+def _runs(settings: Settings) -> RunStore:
+    from responder.runtime import redis_client
+
+    return RunStore(redis_client(settings), retention_seconds=settings.dedup_retention_seconds)
+
+
+def cmd_jobs_list(args: argparse.Namespace, settings: Settings) -> int:
+    if args.limit < 1:
+        raise ConfigError("--limit must be at least 1")
+    records = _runs(settings).recent(limit=args.limit, status=args.status)
+    if args.json:
+        print(json.dumps([r.summary() for r in records], indent=2))
+    else:
+        print(output.runs_table(records))
+    return EXIT_OK
+
+
+def cmd_jobs_show(args: argparse.Namespace, settings: Settings) -> int:
+    record = _runs(settings).get(args.job_id)
+    print(json.dumps(record.document(), indent=2) if args.json else output.run_text(record))
+    return EXIT_OK
+
+
+def cmd_playbooks_list(args: argparse.Namespace, settings: Settings) -> int:
+    from responder.playbooks.catalog import load_catalog
+
+    catalog = load_catalog(settings.playbooks_dir)
+    print(output.playbooks_table(list(catalog.playbooks.values())))
+    return EXIT_OK
+
+
+def cmd_playbooks_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from responder.playbooks.catalog import validate_directory
+
+    directory = args.directory or settings.playbooks_dir
+    names, problems = validate_directory(directory)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) in {directory}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{len(names)} playbook(s) valid in {directory}: {', '.join(names)}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from responder.demo import run_demo
+
+    return run_demo(settings, port=args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""One error tree for responder, with the retry decision and the CLI exit code in it.
+
+    ResponderError
+    ├── ConfigError            settings or config file unusable (exit 2 at start-up)
+    ├── PlaybookError          a playbook file does not parse or validate
+    ├── AlertError             an alert cannot be acted on (bad or missing labels)
+    ├── RunNotFound            a job id that has no run record
+    └── IntegrationError       an external system (GitHub, Jira, toggles) said no
+        ├── TransientError     worth retrying with backoff: 5xx, 429, timeouts, lost connections
+        └── PermanentError     retrying will not help: any other 4xx; the message says what to fix
+"""
+
+from __future__ import annotations
+
+
+class ResponderError(Exception):
+    """Base of every error responder raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(ResponderError):
+    """A setting is missing or invalid; the message names it and says what to do."""
+
+    exit_code = 2
+
+
+class PlaybookError(ResponderError):
+    """A playbook file is invalid; the message names the file and the step."""
+
+
+class AlertError(ResponderError):
+    """An alert cannot be acted on: the message is the reason recorded with the decision."""
+
+
+class RunNotFound(ResponderError):
+    """No run record exists for the given job id."""
+
+
+class IntegrationError(ResponderError):
+    """An external system refused or failed a call."""
+
+    def __init__(self, message: str, *, system: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.system = system
+        self.status = status
+
+
+class TransientError(IntegrationError):
+    """Retrying later may succeed (5xx, 429, secondary rate limit, connection error, timeout)."""
+
+    def __init__(
+        self, message: str, *, system: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, system=system, status=status)
+        self.retry_after = retry_after
+
+
+class PermanentError(IntegrationError):
+    """Retrying will not help; a person has to act on the message."""

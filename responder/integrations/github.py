@@ -1,0 +1,143 @@
+"""GitHub through PyGithub: Actions variables, workflow dispatch, repository files, issues.
+
+Works against api.github.com, a GitHub Enterprise Server (``https://ghe.example/api/v3``) or
+any compatible ``http://`` server. PyGithub's own retry is off: a retried POST could dispatch
+a workflow or open an issue twice, so retries happen at the run level (RQ), where completed
+steps are not repeated and tickets are found before they are created.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
+import github
+import requests
+from github import Auth, Github, GithubException
+from github.Repository import Repository
+
+from responder.errors import IntegrationError, PermanentError, TransientError
+from responder.integrations.base import Outcome, Ticket, TicketDraft, TicketKey
+
+SYSTEM = "github"
+
+
+def connect(api_url: str, token: str, repo: str, *, timeout: float) -> Repository:
+    """A lazy Repository handle: no request is sent until a step needs one."""
+    client = Github(base_url=api_url, auth=Auth.Token(token), timeout=timeout, retry=None, per_page=50)
+    return client.get_repo(repo, lazy=True)
+
+
+@contextmanager
+def translated_errors(action: str) -> Iterator[None]:
+    """Turn PyGithub and requests failures into TransientError or PermanentError."""
+    try:
+        yield
+    except GithubException as exc:
+        raise classify(exc, action) from None
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise TransientError(f"{action}: GitHub unreachable ({type(exc).__name__})", system=SYSTEM) from None
+
+
+def classify(exc: GithubException, action: str) -> IntegrationError:
+    status = exc.status
+    message = _api_message(exc)
+    headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+    text = f"{action}: GitHub answered {status}: {message}"
+    rate_limited = status == 429 or (
+        status == 403 and ("rate limit" in message.lower() or headers.get("x-ratelimit-remaining") == "0")
+    )
+    if status >= 500 or rate_limited:
+        retry_after = headers.get("retry-after")
+        return TransientError(
+            text, system=SYSTEM, status=status, retry_after=float(retry_after) if retry_after else None
+        )
+    return PermanentError(text, system=SYSTEM, status=status)
+
+
+def _api_message(exc: GithubException) -> str:
+    data = exc.data
+    if isinstance(data, dict):
+        message = str(data.get("message") or "")
+        errors = data.get("errors")
+        if errors:
+            message += f" {errors}"
+        return message.strip() or "no message"
+    return str(data)[:200] if data else "no message"
+
+
+class PyGithubGateway:
+    """GitHubGateway over a PyGithub Repository."""
+
+    def __init__(self, repo: Repository, *, ref: str) -> None:
+        self._repo = repo
+        self._ref = ref
+
+    def get_variable(self, name: str) -> str | None:
+        with translated_errors(f"read variable {name}"):
+            try:
+                return self._repo.get_variable(name).value
+            except github.UnknownObjectException:
+                return None
+
+    def set_variable(self, name: str, value: str) -> Outcome:
+        """Create or update; safe to retry because it reads the current value first."""
+        current = self.get_variable(name)
+        with translated_errors(f"set variable {name}"):
+            if current is None:
+                self._repo.create_variable(name, value)
+                return Outcome(f"{name}={value} (created)")
+            if current == value:
+                return Outcome(f"{name}={value} (already set)")
+            self._repo.get_variable(name).edit(value)
+            return Outcome(f"{name}={value} (was {current})")
+
+    def dispatch_workflow(self, workflow: str, inputs: dict[str, str]) -> Outcome:
+        action = f"dispatch {workflow}"
+        with translated_errors(action):
+            handle = self._repo.get_workflow(workflow)
+            run = handle.create_dispatch(self._ref, inputs, throw=True, return_run_details=True)
+        url = getattr(run, "html_url", None) if not isinstance(run, bool) else None
+        return Outcome(f"dispatched {workflow} on {self._ref} ({_inputs_text(inputs)})", url=url)
+
+    def read_file(self, path: str) -> str:
+        with translated_errors(f"read {path}@{self._ref}"):
+            content = self._repo.get_contents(path, ref=self._ref)
+        if isinstance(content, list):
+            raise PermanentError(f"{path} is a directory, expected a file", system=SYSTEM)
+        return base64.b64decode(content.content).decode("utf-8")
+
+
+class GitHubIssueTracker:
+    """Incident tickets as GitHub issues; the open one is found by its labels."""
+
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+
+    @staticmethod
+    def key_labels(key: TicketKey) -> list[str]:
+        return ["incident", key.alertname, f"model:{key.model_id}"]
+
+    def find_open(self, key: TicketKey) -> Ticket | None:
+        with translated_errors(f"search open tickets for {key.alertname}/{key.model_id}"):
+            for issue in self._repo.get_issues(state="open", labels=self.key_labels(key)):
+                if issue.pull_request is None:
+                    return Ticket(ref=f"#{issue.number}", url=issue.html_url, title=issue.title, body=issue.body or "")
+        return None
+
+    def open(self, draft: TicketDraft) -> Ticket:
+        labels = list(dict.fromkeys([*self.key_labels(draft.key), *draft.labels]))
+        with translated_errors("open ticket"):
+            issue = self._repo.create_issue(title=draft.title, body=draft.body, labels=labels)
+        return Ticket(ref=f"#{issue.number}", url=issue.html_url, title=issue.title, body=draft.body)
+
+    def comment(self, ticket: Ticket, body: str) -> Outcome:
+        number = int(ticket.ref.lstrip("#"))
+        with translated_errors(f"comment on {ticket.ref}"):
+            comment = self._repo.get_issue(number).create_comment(body)
+        return Outcome(f"commented on {ticket.ref}", url=comment.html_url)
+
+
+def _inputs_text(inputs: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in inputs.items())
+

@@ -1,0 +1,94 @@
+"""structlog configuration: JSON lines on stdout (a console renderer on a TTY), and redaction.
+
+Every request and job binds job_id, alertname, fingerprint, playbook and step with
+``structlog.contextvars``; the redaction processor keeps credentials out of every line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+SENSITIVE_KEYS = re.compile(r"(token|secret|password|authorization|credential|api_key)", re.IGNORECASE)
+# Credentials that reach a string by way of an exception text or a URL.
+SENSITIVE_TEXT = re.compile(
+    r"(?i)((?:bearer|token|basic)\s+)[A-Za-z0-9._~+/=-]{6,}|(gh[pousr]_[A-Za-z0-9]{20,})|(://[^/\s:@]+:)[^@\s/]+@"
+)
+REDACTED = "[redacted]"
+
+
+class Redactor:
+    """A structlog processor that removes credentials from keys, values and known secret strings."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = [s for s in secrets if s and len(s) >= 4]
+
+    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        for key, value in list(event_dict.items()):
+            if SENSITIVE_KEYS.search(key) and value is not None:
+                event_dict[key] = REDACTED
+            else:
+                event_dict[key] = self.scrub(value)
+        return event_dict
+
+    def scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.scrub_text(value)
+        if isinstance(value, dict):
+            return {k: REDACTED if SENSITIVE_KEYS.search(str(k)) else self.scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.scrub(v) for v in value]
+        return value
+
+    def scrub_text(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return SENSITIVE_TEXT.sub(_mask, text)
+
+
+def _mask(match: re.Match[str]) -> str:
+    if match.group(1):
+        return match.group(1) + REDACTED
+    if match.group(3):
+        return match.group(3) + REDACTED + "@"
+    return REDACTED
+
+
+def configure_logging(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = ()) -> Redactor:
+    """Configure structlog (and stdlib logging of libraries) once per process."""
+    redactor = Redactor(secrets)
+    use_console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
+    renderer: Any = structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redactor,
+    ]
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries (rq, aiohttp, urllib3) log through stdlib logging: render them the same way.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer,
+        ])
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(logging.getLevelName(level.upper()), logging.INFO))
+    return redactor
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)

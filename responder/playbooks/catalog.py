@@ -1,0 +1,110 @@
+"""Loading and validating the playbooks directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from responder.errors import PlaybookError
+from responder.playbooks.model import Playbook
+from responder.playbooks.steps import STEP_KINDS
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The loaded playbooks, by name and by the alertname they answer."""
+
+    playbooks: dict[str, Playbook]
+
+    def get(self, name: str) -> Playbook:
+        try:
+            return self.playbooks[name]
+        except KeyError:
+            known = ", ".join(sorted(self.playbooks)) or "none"
+            raise PlaybookError(f"no playbook named {name!r} (known: {known})") from None
+
+    def for_alertname(self, alertname: str) -> Playbook | None:
+        return next((p for p in self.playbooks.values() if p.alertname == alertname), None)
+
+
+def load_catalog(directory: Path) -> Catalog:
+    """Load every playbook; raise PlaybookError listing every problem, one per line."""
+    playbooks, problems = _load(directory)
+    if problems:
+        raise PlaybookError("\n".join(problems))
+    return Catalog(playbooks)
+
+
+def validate_directory(directory: Path) -> tuple[list[str], list[str]]:
+    """(names of valid playbooks, problems) without raising."""
+    playbooks, problems = _load(directory)
+    return sorted(playbooks), problems
+
+
+def _load(directory: Path) -> tuple[dict[str, Playbook], list[str]]:
+    if not directory.is_dir():
+        return {}, [f"{directory}: playbooks directory does not exist (set RESPONDER_PLAYBOOKS_DIR)"]
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    if not files:
+        return {}, [f"{directory}: no playbook files (*.yaml)"]
+    playbooks: dict[str, Playbook] = {}
+    problems: list[str] = []
+    alertnames: dict[str, Path] = {}
+    for path in files:
+        try:
+            playbook = load_file(path)
+        except PlaybookError as exc:
+            problems.append(str(exc))
+            continue
+        if playbook.name in playbooks:
+            problems.append(f"{path}: playbook name {playbook.name!r} is used by another file")
+            continue
+        if playbook.alertname and playbook.alertname in alertnames:
+            problems.append(f"{path}: alertname {playbook.alertname!r} is also handled by {alertnames[playbook.alertname]}")
+            continue
+        if playbook.alertname:
+            alertnames[playbook.alertname] = path
+        playbooks[playbook.name] = playbook
+    return playbooks, problems
+
+
+def load_file(path: Path) -> Playbook:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlaybookError(f"{path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise PlaybookError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise PlaybookError(f"{path}: a playbook must be a mapping with name, alertname and steps")
+    try:
+        return Playbook.model_validate(data)
+    except ValidationError as exc:
+        raise PlaybookError("\n".join(f"{path}: {_describe(e, data)}" for e in exc.errors())) from None
+
+
+def _describe(error: Any, data: dict[str, Any]) -> str:
+    loc = list(error["loc"])
+    where = "playbook"
+    if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+        index = loc[1]
+        steps = data.get("steps") or []
+        raw = steps[index] if index < len(steps) and isinstance(steps[index], dict) else {}
+        where = f"step {index + 1} {raw.get('name', '?')!r}"
+        loc = loc[3:] if len(loc) > 2 and loc[2] in STEP_KINDS else loc[2:]
+    field = ".".join(str(part) for part in loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{where}: unknown key {field!r}"
+    if kind == "union_tag_invalid":
+        return f"{where}: unknown step kind {error['input'].get('kind')!r} (known: {', '.join(STEP_KINDS)})"
+    if kind == "union_tag_not_found":
+        return f"{where}: missing 'kind' (one of: {', '.join(STEP_KINDS)})"
+    if kind == "missing":
+        return f"{where}: missing {field!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {field + ': ' if field else ''}{message}"

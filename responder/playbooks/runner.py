@@ -1,0 +1,90 @@
+"""Run a playbook for one run record, step by step, checkpointing each step in Redis."""
+
+from __future__ import annotations
+
+import structlog
+from rq.timeouts import JobTimeoutException
+
+from responder.errors import ResponderError, TransientError
+from responder.log import get_logger
+from responder.playbooks.context import StepContext
+from responder.playbooks.steps import StepResult
+from responder.runs import RunRecord, StepRecord, utcnow
+from responder.runtime import Runtime
+
+log = get_logger(__name__)
+
+
+def run_playbook(runtime: Runtime, run_id: str, *, final_attempt: bool) -> RunRecord:
+    """Run the steps of ``run_id`` that are not done yet; return the updated record.
+
+    A transient failure raises TransientError (after recording it) so the job is retried,
+    unless this is the final attempt. Any other failure is recorded on its step and the
+    remaining steps still run: on-call wants the ticket even when a dispatch failed.
+    """
+    record = runtime.runs.get(run_id)
+    playbook = runtime.catalog.get(record.playbook)
+    record.status, record.attempts, record.error = "running", record.attempts + 1, None
+    record.started_at = record.started_at or utcnow()
+    runtime.runs.save(record)
+    integrations = runtime.integrations(dry_run=record.dry_run)
+    ctx = StepContext(record, runtime.settings, integrations.github, integrations.tracker, runtime.redis)
+    with structlog.contextvars.bound_contextvars(
+        job_id=record.id, alertname=record.alertname, fingerprint=record.alert.fingerprint, playbook=playbook.name
+    ):
+        log.info("run.started", attempt=record.attempts, dry_run=record.dry_run)
+        for step in playbook.steps:
+            done = record.step(step.name)
+            if done is not None and done.done:
+                continue
+            with structlog.contextvars.bound_contextvars(step=step.name):
+                started = utcnow()
+                entry = StepRecord(name=step.name, kind=step.kind, status="ok", started_at=started)
+                if step.when is not None and not step.when.matches(record.alert):
+                    entry.status, entry.detail = "skipped", f"condition not met: {step.when.describe()}"
+                else:
+                    try:
+                        _apply(entry, step.run(ctx))
+                    except TransientError as exc:
+                        _fail(entry, exc)
+                        if not final_attempt:
+                            entry.error = f"{exc} (will retry)"
+                            _finish_step(runtime, record, entry)
+                            record.status = "retrying"
+                            runtime.runs.save(record)
+                            log.warning("step.transient_failure", error=str(exc))
+                            raise
+                    except ResponderError as exc:
+                        _fail(entry, exc)
+                    except JobTimeoutException:
+                        entry.status, entry.error = "failed", "run timed out"
+                        _finish_step(runtime, record, entry)
+                        raise
+                    except Exception as exc:  # a bug: keep the run going, record and log it
+                        log.exception("step.crashed")
+                        _fail(entry, exc, prefix="internal error: ")
+                _finish_step(runtime, record, entry)
+                log.info("step.finished", status=entry.status, detail=entry.detail, error=entry.error)
+        failed = [s.name for s in record.steps if s.status == "failed"]
+        record.status = "failed" if failed else "succeeded"
+        record.error = f"failed steps: {', '.join(failed)}" if failed else None
+        record.ended_at = utcnow()
+        runtime.runs.save(record)
+        log.info("run.finished", status=record.status)
+    return record
+
+
+def _apply(entry: StepRecord, result: StepResult) -> None:
+    entry.status = "planned" if result.planned else "ok"
+    entry.detail, entry.url, entry.outputs = result.detail, result.url, result.outputs
+
+
+def _fail(entry: StepRecord, exc: Exception, *, prefix: str = "") -> None:
+    entry.status = "failed"
+    entry.error = prefix + (str(exc) or type(exc).__name__)
+
+
+def _finish_step(runtime: Runtime, record: RunRecord, entry: StepRecord) -> None:
+    entry.ended_at = utcnow()
+    record.put_step(entry)
+    runtime.runs.save(record)

@@ -1,0 +1,33 @@
+"""Sandboxed templates for playbook parameters.
+
+Labels and annotations are untrusted text from whoever can push metrics: templates run in
+Jinja2's immutable sandbox with undefined names as errors, and are parsed at load time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from responder.errors import PlaybookError
+
+_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+def check(template: str) -> None:
+    """Raise PlaybookError if ``template`` does not parse."""
+    try:
+        _ENV.parse(template)
+    except TemplateError as exc:
+        raise PlaybookError(f"template {template!r} does not parse: {exc}") from None
+
+
+def render(template: str, context: dict[str, Any]) -> str:
+    if "{" not in template:
+        return template
+    try:
+        return _ENV.from_string(template).render(context).strip()
+    except TemplateError as exc:
+        raise PlaybookError(f"template {template!r} failed: {exc}") from None

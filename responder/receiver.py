@@ -1,0 +1,159 @@
+"""The aiohttp app: Alertmanager's webhook, health and readiness.
+
+The webhook handler only authenticates, validates and hands the notification to Intake,
+which decides and enqueues in one Redis transaction; it answers 202 once every queued job
+is stored, well inside Alertmanager's 10 s notification timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import redis.exceptions
+from aiohttp import web
+from pydantic import SecretStr, ValidationError
+from redis import Redis
+
+from responder.alerts import Notification
+from responder.intake import Intake
+from responder.log import get_logger
+from responder.playbooks.catalog import Catalog
+from responder.runtime import redis_client
+from responder.settings import Settings
+
+log = get_logger(__name__)
+
+INTAKE = web.AppKey("intake", Intake)
+REDIS = web.AppKey("redis", Redis)
+RETRY_AFTER_SECONDS = "5"
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def create_app(settings: Settings, catalog: Catalog, *, token: SecretStr | None) -> web.Application:
+    """Build the receiver. ``token=None`` turns authentication off (``--insecure-no-auth``)."""
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_as_json])
+
+    async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+        client = redis_client(settings)
+        app[REDIS] = client
+        app[INTAKE] = Intake(client, settings, catalog)
+        yield
+        client.close()
+
+    app.cleanup_ctx.append(redis_ctx)
+    webhook = _authenticated(_webhook, token)
+    app.router.add_post("/webhooks/alertmanager", webhook)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    return app
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def _unavailable(message: str) -> web.Response:
+    response = _error(503, message)
+    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
+@web.middleware
+async def _errors_as_json(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status == 413:
+            return _error(413, f"body larger than {request.app._client_max_size} bytes")
+        if exc.status >= 400 and exc.content_type != "application/json":
+            return _error(exc.status, exc.reason)
+        raise
+    except Exception:
+        log.exception("request.crashed", path=request.path)
+        return _error(500, "internal error; see the receiver's log")
+
+
+def _authenticated(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]], token: SecretStr | None
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    if token is None:
+        return handler
+    expected = token.get_secret_value().encode()
+
+    async def check(request: web.Request) -> web.StreamResponse:
+        presented = _presented_token(request.headers.get("Authorization", ""))
+        if presented is None or not hmac.compare_digest(presented, expected):
+            response = _error(401, "missing or wrong credentials: send 'Authorization: Bearer <token>'")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="responder", Basic realm="responder"'
+            return response
+        return await handler(request)
+
+    return check
+
+
+def _presented_token(header: str) -> bytes | None:
+    """The token from 'Bearer <token>' or from the password of 'Basic base64(user:password)'."""
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value.encode()
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        _, sep, password = decoded.partition(b":")
+        return password if sep else None
+    return None
+
+
+async def _webhook(request: web.Request) -> web.Response:
+    if request.content_type != "application/json":
+        return _error(415, f"content type must be application/json, not {request.content_type or 'none'}")
+    if request.content_length is not None and request.content_length > request.app._client_max_size:
+        return _error(413, f"body larger than {request.app._client_max_size} bytes")
+    body = await request.read()
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError:
+        return _error(400, "body is not valid UTF-8")
+    except (ValueError, RecursionError) as exc:
+        return _error(400, f"body is not valid JSON: {str(exc)[:120]}")
+    if not isinstance(data, dict):
+        return _error(400, "body must be a JSON object (an Alertmanager webhook payload)")
+    try:
+        notification = Notification.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        return _error(422, f"{field}: {first['msg']}", field=field)
+    intake = request.app[INTAKE]
+    try:
+        decisions = await asyncio.to_thread(intake.accept, notification)
+    except REDIS_DOWN:
+        log.warning("webhook.redis_unavailable")
+        return _unavailable("Redis is unavailable; retry later")
+    for d in decisions:
+        log.info("alert.decision", alertname=d.alertname, fingerprint=d.fingerprint, decision=d.decision,
+                 job_id=d.job_id, reason=d.reason)
+    return web.json_response({"alerts": [d.to_json() for d in decisions]}, status=202)
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    try:
+        await asyncio.to_thread(request.app[REDIS].ping)
+    except REDIS_DOWN:
+        return _unavailable("Redis is unavailable")
+    return web.json_response({"status": "ready"})

@@ -1,0 +1,167 @@
+"""Every knob responder has, in one pydantic-settings class.
+
+Values come from, highest priority first: environment variables prefixed ``RESPONDER_``,
+then the optional YAML file (``--config PATH`` or ``RESPONDER_CONFIG``), then the defaults
+written here. YAML keys are the field names below (``redis_url``, ``governance_workflow``...).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from responder.errors import ConfigError
+
+ENV_PREFIX = "RESPONDER_"
+REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    # --- Redis and the queue ---
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding queue, dedup and runs.")
+    queue: str = Field("responder", description="RQ queue name shared by receiver and workers.")
+    dedup_retention_seconds: int = Field(
+        7 * 24 * 3600, gt=0, description="How long a firing instance is remembered (dedup) and runs kept."
+    )
+    job_timeout_seconds: int = Field(300, gt=0, description="A playbook run is killed after this long.")
+    job_retry_intervals: list[int] = Field(
+        [10, 60, 300], description="Backoff (seconds) between retries of a run after a transient failure."
+    )
+
+    # --- The receiver ---
+    webhook_token: SecretStr | None = Field(None, description="Bearer token (or Basic password) for webhooks.")
+    max_body_bytes: int = Field(1024 * 1024, gt=0, description="Largest webhook body accepted (413 above).")
+
+    # --- GitHub ---
+    github_api_url: str = Field("https://api.github.com", description="GitHub or GHES API base URL.")
+    github_token: SecretStr | None = Field(None, description="Token with actions, variables, issues write.")
+    github_repo: str | None = Field(None, description="owner/name of the ML platform repository.")
+    github_ref: str = Field("main", description="Git ref workflows are dispatched on and files read from.")
+    manifest_path: str = Field("artifacts/ml/model-manifest.json", description="Model manifest in the repo.")
+    governance_workflow: str = Field("model-governance.yml", description="Governance workflow file name.")
+    retraining_workflow: str = Field("model-retraining.yml", description="Retraining workflow file name.")
+    freeze_variable: str = Field("DEPLOY_FREEZE", description="Actions variable that freezes deploys.")
+    http_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of every outgoing HTTP call.")
+
+    # --- Trackers, toggles, runs ---
+    tracker: Literal["github", "jira"] = Field("github", description="Where incident tickets go.")
+    toggle_url: str | None = Field(None, description="Feature-toggle service base URL (rollback re-tag).")
+    runbook_url: str | None = Field(None, description="Runbook link put in tickets when an alert has none.")
+    dry_run: bool = Field(False, description="Record external writes as 'planned' instead of sending them.")
+    offline_manifest_file: Path | None = Field(
+        None, description="Local manifest read in dry-run when no GitHub token is configured."
+    )
+    playbooks_dir: Path = Field(Path("playbooks"), description="Directory of playbook YAML files.")
+
+    # --- Logging ---
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest level logged.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: console renderer on a TTY, JSON lines otherwise."
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("github_api_url", "toggle_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("github_repo")
+    @classmethod
+    def _owner_name(cls, value: str | None) -> str | None:
+        if value is not None and not REPO_PATTERN.match(value):
+            raise ValueError("must be owner/name, e.g. acme/ml-platform")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init kwargs (see load_settings); the environment wins over it.
+        return (env_settings, init_settings)
+
+    # --- Checks that depend on what the process is about to do ---
+
+    def require_webhook_token(self) -> SecretStr:
+        if self.webhook_token is None or not self.webhook_token.get_secret_value():
+            raise ConfigError(
+                "RESPONDER_WEBHOOK_TOKEN is not set: set it to the token Alertmanager sends, "
+                "or start with --insecure-no-auth for a local trial"
+            )
+        return self.webhook_token
+
+    def require_github(self) -> None:
+        """Fail unless GitHub can be written to, or dry-run makes that unnecessary."""
+        if self.dry_run:
+            return
+        for name, value in (("RESPONDER_GITHUB_TOKEN", self.github_token), ("RESPONDER_GITHUB_REPO", self.github_repo)):
+            if not value:
+                raise ConfigError(f"{name} is not set: set it, or set RESPONDER_DRY_RUN=true to only plan actions")
+
+    @property
+    def github_configured(self) -> bool:
+        return bool(self.github_token and self.github_repo)
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build the settings from the environment and the optional YAML file.
+
+    ``overrides`` (from command-line flags) win over both. Raises ConfigError with one line
+    naming the bad setting.
+    """
+    path = config_file or os.environ.get(f"{ENV_PREFIX}CONFIG") or None
+    file_values = _read_config_file(Path(path)) if path else {}
+    try:
+        settings = Settings(**file_values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    return settings.model_copy(update=overrides) if overrides else settings
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist: fix --config or RESPONDER_CONFIG") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {_one_line(str(exc))}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must be a mapping of setting names to values")
+    return loaded
+
+
+def _describe(exc: ValidationError, path: Path | str | None) -> str:
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "?"
+    where = f"RESPONDER_{field.upper()}" + (f" (or '{field}' in {path})" if path else "")
+    if first["type"] == "extra_forbidden":
+        return f"unknown setting '{field}' in {path}: remove it or check the spelling"
+    return f"invalid setting {where}: {first['msg']}; fix it in the environment or the config file"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
