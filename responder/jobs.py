@@ -16,7 +16,7 @@ from responder.settings import load_settings
 _runtime: Runtime | None = None
 
 
-def install_runtime(runtime: Runtime) -> None:
+def install_runtime(runtime: Runtime | None) -> None:
     global _runtime
     _runtime = runtime
 

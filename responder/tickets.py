@@ -12,14 +12,14 @@ from collections.abc import Iterable
 from responder.alerts import Alert
 from responder.runs import RunRecord, StepRecord
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 TITLE_LIMIT = 250
 
 
 def escape_markdown(text: str) -> str:
     """Escape Markdown and HTML so untrusted text renders as the literal characters."""
     text = " ".join(text.split()) if "\n" in text else text
-    text = text.replace("&", "&amp;")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MD_SPECIAL.sub(r"\\\1", text)
     # '@team' would notify; a zero-width joiner keeps it readable but inert.
     return text.replace("@", "@\u200d")
@@ -71,7 +71,11 @@ def body(run: RunRecord, *, runbook_url: str | None, checklist: tuple[str, list[
 
 def _digest_section(step: StepRecord) -> list[str]:
     out = step.outputs
-    verdict = {"match": "✅ digests match", "mismatch": "❌ digests DO NOT match", "missing": "⚠️ a digest is missing"}
+    verdict = {
+        "match": "✅ digests match",
+        "mismatch": "❌ digests DO NOT match",
+        "missing": "⚠️ a digest is missing",
+    }
     return [
         "### Artifact digest",
         "",

@@ -9,6 +9,7 @@ steps are not repeated and tickets are found before they are created.
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 import github
@@ -24,8 +25,13 @@ SYSTEM = "github"
 
 def connect(api_url: str, token: str, repo: str, *, timeout: float) -> Repository:
     """A lazy Repository handle: no request is sent until a step needs one."""
-    client = Github(base_url=api_url, auth=Auth.Token(token), timeout=timeout, retry=None, per_page=50)
-    return client.get_repo(repo, lazy=True)
+    # PyGithub's per-client write pacing is off: it holds a worker idle and does not coordinate
+    # across workers; pacing shared in Redis is the job of RESPONDER_GITHUB_WRITES_PER_SECOND.
+    client = Github(
+        base_url=api_url, auth=Auth.Token(token), timeout=max(1, math.ceil(timeout)), retry=None, per_page=50,
+        seconds_between_requests=None, seconds_between_writes=None, lazy=True,
+    )
+    return client.get_repo(repo)
 
 
 @contextmanager

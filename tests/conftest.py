@@ -1,0 +1,129 @@
+"""Shared fixtures: a real Redis (flushed around each test), the GitHub fake, settings
+pointing at both, and a way to run queued jobs on a real RQ worker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis import Redis
+from rq import Queue, SimpleWorker
+
+from responder import jobs
+from responder.runtime import Runtime
+from responder.settings import Settings
+from tests.fakes.github import FakeGitHub
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT.parent / "shared" / "examples"
+SAMPLES = ROOT / "responder" / "samples"
+MANIFEST = SAMPLES / "model-manifest.json"
+TEST_REDIS_URL = os.environ.get("RESPONDER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+WEBHOOK_TOKEN = "hook-secret-token-123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ping(url: str) -> bool:
+    try:
+        return bool(Redis.from_url(url, socket_connect_timeout=1).ping())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis: the one at RESPONDER_TEST_REDIS_URL, or a redis-server started for the session."""
+    if _ping(TEST_REDIS_URL):
+        yield TEST_REDIS_URL
+        return
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("no Redis at RESPONDER_TEST_REDIS_URL and redis-server is not installed")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
+                            stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/15"
+    for _ in range(100):
+        if _ping(url):
+            break
+        time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis(redis_url: str) -> Iterator[Redis]:
+    client = Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def fake_github() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as fake:
+        fake.set_manifest(__import__("json").loads(MANIFEST.read_text()))
+        yield fake
+
+
+def make_settings(redis_url: str, **values: Any) -> Settings:
+    base: dict[str, Any] = {
+        "redis_url": redis_url,
+        "queue": "responder-test",
+        "webhook_token": WEBHOOK_TOKEN,
+        "playbooks_dir": ROOT / "playbooks",
+        "job_retry_intervals": [],
+        "log_format": "json",
+    }
+    return Settings(**{**base, **values})
+
+
+@pytest.fixture
+def settings(redis: Redis, redis_url: str, fake_github: FakeGitHub) -> Settings:
+    """Settings for live GitHub writes against the fake."""
+    return make_settings(
+        redis_url,
+        github_api_url=fake_github.url,
+        github_token=fake_github.token,
+        github_repo=fake_github.full_name,
+    )
+
+
+class Worker:
+    """Runs queued jobs to completion on a real RQ worker (in this process, real Redis)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runtime = Runtime.build(settings)
+        jobs.install_runtime(self.runtime)
+
+    def drain(self) -> None:
+        queue = Queue(self.settings.queue, connection=self.runtime.redis)
+        SimpleWorker([queue], connection=self.runtime.redis).work(burst=True)
+
+
+@pytest.fixture
+def worker(settings: Settings) -> Iterator[Worker]:
+    yield Worker(settings)
+    jobs.install_runtime(None)
+
+
+def load_example(name: str) -> dict[str, Any]:
+    import json
+
+    return json.loads((SAMPLES / name).read_text())
