@@ -1,0 +1,995 @@
+"""In-process fake of the slice of the GitHub REST API that responder uses.
+
+Responder talks to GitHub through PyGithub: it reads and writes repository Actions
+variables, dispatches ``workflow_dispatch`` workflows, reads the model manifest (and its
+history) from the repository, and files/updates incident issues. Mocking PyGithub objects
+would test our assumptions about PyGithub rather than the real client, so instead this
+module serves those endpoints over real HTTP on 127.0.0.1 and tests point an unmodified
+``github.Github(base_url=fake.url, ...)`` at it.
+
+What is faked, and how closely:
+
+* Only one repository (``owner/repo``) exists; any other owner/repo, any other endpoint and
+  any unsupported method answer ``404 {"message": "Not Found"}`` -- and every request is
+  recorded in :attr:`FakeGitHub.requests`, so tests can spot calls nobody expected.
+* Authentication: ``Authorization: token <t>`` or ``Bearer <t>``; anything else is 401
+  "Bad credentials" (PyGithub raises ``BadCredentialsException``).
+* Status codes, error messages and JSON field names follow GitHub for the calls below;
+  every ``url`` field points back at this server (``prefix`` included, so ``/api/v3``
+  behaves like GitHub Enterprise Server) and ``html_url`` fields use ``http://github.fake``.
+* List endpoints paginate with ``per_page``/``page`` and an RFC 8288 ``Link`` header,
+  which is what PyGithub's ``PaginatedList`` follows.
+* Every response carries ``X-RateLimit-*`` headers and ``Content-Type: application/json``.
+* :meth:`FakeGitHub.fail_next` injects faults: plain errors, ambiguous errors returned
+  *after* the write was applied, and slow answers for client timeouts.
+
+Endpoints (relative to ``prefix``; ``{o}/{r}`` is the one repository)::
+
+    GET    /repos/{o}/{r}
+    GET    /repos/{o}/{r}/actions/variables
+    POST   /repos/{o}/{r}/actions/variables
+    GET    /repos/{o}/{r}/actions/variables/{name}
+    PATCH  /repos/{o}/{r}/actions/variables/{name}
+    DELETE /repos/{o}/{r}/actions/variables/{name}
+    GET    /repos/{o}/{r}/actions/workflows/{file_name_or_id}
+    POST   /repos/{o}/{r}/actions/workflows/{file_name_or_id}/dispatches
+    GET    /repos/{o}/{r}/contents/{path}?ref=
+    GET    /repos/{o}/{r}/commits?path=&sha=
+    GET    /repos/{o}/{r}/issues?state=&labels=
+    POST   /repos/{o}/{r}/issues
+    GET    /repos/{o}/{r}/issues/{n}
+    PATCH  /repos/{o}/{r}/issues/{n}
+    GET    /repos/{o}/{r}/issues/{n}/comments
+    POST   /repos/{o}/{r}/issues/{n}/comments
+
+Stdlib only; state is guarded by one lock, the server runs in a daemon thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import itertools
+import json
+import re
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+HTML_BASE = "http://github.fake"
+RAW_BASE = "http://raw.github.fake"
+DOCS_URL = "https://docs.github.com/rest"
+DEFAULT_BRANCH = "main"
+MANIFEST_PATH = "artifacts/ml/model-manifest.json"
+MODEL_INPUTS = frozenset({"MODEL_ID", "MODEL_VERSION", "REASON"})
+DEFAULT_WORKFLOWS: dict[str, set[str]] = {
+    "model-governance.yml": set(MODEL_INPUTS),
+    "model-retraining.yml": set(MODEL_INPUTS),
+}
+RATE_LIMIT = 5000
+DEFAULT_PER_PAGE = 30
+MAX_PER_PAGE = 100
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+# --------------------------------------------------------------------------- public records
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """One accepted ``workflow_dispatch`` request."""
+
+    workflow: str  # workflow file name, e.g. "model-governance.yml"
+    ref: str
+    inputs: dict[str, Any]
+    run_id: int
+    html_url: str
+
+
+@dataclass(frozen=True)
+class Issue:
+    """Snapshot of an issue as the fake currently stores it."""
+
+    number: int
+    title: str
+    body: str | None
+    labels: list[str]
+    state: str  # "open" | "closed"
+    comments: list[str]  # comment bodies, oldest first
+    html_url: str
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One HTTP request the fake received (whatever its outcome)."""
+
+    method: str
+    path: str  # without the prefix, with the query string
+    headers: dict[str, str]
+    body: Any  # parsed JSON, or None when the request had no body
+    status: int  # status code the fake answered with
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _sha1(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+def _base64_lines(content: bytes) -> str:
+    """Base64 the way the contents API does: 60-character lines, newline-terminated."""
+    encoded = base64.b64encode(content).decode("ascii")
+    return "".join(encoded[i : i + 60] + "\n" for i in range(0, len(encoded), 60))
+
+
+@dataclass
+class _Response:
+    status: int
+    body: Any = None  # JSON-serialisable; None means "no body" (e.g. 204)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _ApiError(Exception):
+    """Raised by handlers; becomes a GitHub-style JSON error response."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.response = _Response(status, {"message": message, **extra, "documentation_url": DOCS_URL})
+
+
+def _not_found(message: str = "Not Found") -> _ApiError:
+    return _ApiError(404, message)
+
+
+def _validation_failed(resource: str, field_name: str, code: str = "missing_field") -> _ApiError:
+    error = {"resource": resource, "field": field_name, "code": code}
+    return _ApiError(422, "Validation Failed", errors=[error])
+
+
+@dataclass
+class _Request:
+    method: str
+    path: str  # without prefix and query string
+    query: dict[str, str]  # first value of each query parameter
+    body: Any
+
+
+@dataclass
+class _Fault:
+    method: str
+    pattern: re.Pattern[str]
+    status: int | None
+    body: dict[str, Any] | None
+    headers: dict[str, str]
+    remaining: int
+    after_write: bool
+    delay: float
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.remaining > 0 and self.method in ("*", method) and self.pattern.search(path) is not None
+
+    def response(self) -> _Response:
+        assert self.status is not None
+        try:
+            phrase = HTTPStatus(self.status).phrase
+        except ValueError:
+            phrase = "Error"
+        body = self.body if self.body is not None else {"message": phrase}
+        return _Response(self.status, body, dict(self.headers))
+
+
+@dataclass
+class _Variable:
+    name: str
+    value: str
+    created_at: str
+    updated_at: str
+
+
+@dataclass
+class _Commit:
+    sha: str
+    path: str
+    content: bytes
+    message: str
+    date: str
+    parent: str | None
+
+
+@dataclass
+class _Comment:
+    id: int
+    body: str
+    created_at: str
+    updated_at: str
+
+
+@dataclass
+class _StoredIssue:
+    id: int
+    number: int
+    title: str
+    body: str | None
+    labels: list[str]
+    created_at: str
+    updated_at: str
+    state: str = "open"
+    state_reason: str | None = None
+    closed_at: str | None = None
+    comments: list[_Comment] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Callable[..., _Response]
+
+
+def _route(method: str, pattern: str, handler: Callable[..., _Response]) -> _Route:
+    return _Route(method, re.compile(pattern), handler)
+
+
+_REPO = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
+
+
+# --------------------------------------------------------------------------- the fake
+
+
+class FakeGitHub:
+    """A single-repository GitHub REST API served on 127.0.0.1; see the module docstring."""
+
+    login = "responder[bot]"  # the identity the token belongs to (author of issues/comments)
+    committer = "ml-platform-bot"  # author of commits made with set_file()
+
+    def __init__(
+        self,
+        *,
+        token: str = "ghs-test-token",
+        owner: str = "acme",
+        repo: str = "ml-platform",
+        prefix: str = "",
+        workflows: dict[str, set[str]] | None = None,
+    ) -> None:
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ValueError(f"prefix must look like '/api/v3', got {prefix!r}")
+        self.token = token
+        self.owner = owner
+        self.repo = repo
+        self.prefix = prefix
+        self.workflows: dict[str, frozenset[str]] = {
+            name: frozenset(inputs) for name, inputs in (workflows or DEFAULT_WORKFLOWS).items()
+        }
+        self._workflow_ids = {name: 71_000_001 + i for i, name in enumerate(self.workflows)}
+        self._lock = threading.RLock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.reset()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> FakeGitHub:
+        if self._server is not None:
+            return self
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-github", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeGitHub:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """API base URL to pass to ``Github(base_url=...)`` (includes the prefix)."""
+        if self._server is None:
+            raise RuntimeError("FakeGitHub is not started")
+        return f"http://127.0.0.1:{self._server.server_port}{self.prefix}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.repo}"
+
+    def reset(self) -> None:
+        """Forget everything the repository holds and every request/fault; keep the server running."""
+        with self._lock:
+            self._variables: dict[str, _Variable] = {}
+            self._dispatches: list[Dispatch] = []
+            self._issues: list[_StoredIssue] = []
+            self._labels: dict[str, tuple[int, str]] = {}  # lower-case name -> (id, name)
+            self._requests: list[Recorded] = []
+            self._faults: list[_Fault] = []
+            self._commits: list[_Commit] = []  # oldest first; all on DEFAULT_BRANCH
+            self._ids = itertools.count(1001)
+            self._run_ids = itertools.count(9_000_000_001)
+            self._rate_remaining = RATE_LIMIT
+            self._rate_reset = int(time.time()) + 3600
+
+    # ----------------------------------------------------------------- observable state
+
+    @property
+    def variables(self) -> dict[str, str]:
+        with self._lock:
+            return {v.name: v.value for v in self._variables.values()}
+
+    @property
+    def dispatches(self) -> list[Dispatch]:
+        with self._lock:
+            return copy.deepcopy(self._dispatches)
+
+    @property
+    def issues(self) -> list[Issue]:
+        with self._lock:
+            return [
+                Issue(
+                    number=i.number,
+                    title=i.title,
+                    body=i.body,
+                    labels=list(i.labels),
+                    state=i.state,
+                    comments=[c.body for c in i.comments],
+                    html_url=self._issue_html_url(i.number),
+                )
+                for i in self._issues
+            ]
+
+    @property
+    def requests(self) -> list[Recorded]:
+        with self._lock:
+            return copy.deepcopy(self._requests)
+
+    # ----------------------------------------------------------------- arranging state
+
+    def set_file(self, path: str, content: bytes | str, message: str = "update") -> str:
+        """Commit a new revision of ``path`` on the default branch; returns the commit sha."""
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        path = path.strip("/")
+        with self._lock:
+            parent = self._commits[-1].sha if self._commits else None
+            seed = f"{len(self._commits)}\0{parent}\0{path}\0{message}\0".encode() + data
+            commit = _Commit(_sha1(seed), path, data, message, _now(), parent)
+            self._commits.append(commit)
+            return commit.sha
+
+    def set_manifest(self, manifest: dict[str, Any]) -> str:
+        """Commit a new revision of the model manifest; returns the commit sha."""
+        return self.set_file(MANIFEST_PATH, json.dumps(manifest, indent=2), message="update model manifest")
+
+    def fail_next(
+        self,
+        method: str,
+        path_regex: str,
+        *,
+        status: int | None = 502,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+        after_write: bool = False,
+        delay: float = 0.0,
+    ) -> None:
+        """Make the next ``times`` requests matching ``method`` and ``path_regex`` fail.
+
+        ``path_regex`` is ``re.search``-ed against the path without prefix and query string;
+        ``method`` may be ``"*"``. The failure answers ``status`` with ``body`` (default
+        ``{"message": <reason phrase>}``) and extra ``headers`` (e.g. ``Retry-After``).
+        With ``after_write=True`` the request is applied to the state first, then the error
+        is returned (the ambiguous "did it happen?" failure). ``delay`` seconds are slept
+        before answering; ``status=None`` with a delay gives a slow but normal answer.
+        """
+        with self._lock:
+            self._faults.append(
+                _Fault(
+                    method=method.upper(),
+                    pattern=re.compile(path_regex),
+                    status=status,
+                    body=body,
+                    headers=dict(headers or {}),
+                    remaining=times,
+                    after_write=after_write,
+                    delay=delay,
+                )
+            )
+
+    # ----------------------------------------------------------------- request pipeline
+
+    def _handle(self, method: str, target: str, headers: dict[str, str], raw_body: bytes) -> tuple[_Response, float]:
+        """Answer one HTTP request; returns the response and how long to sleep before sending it."""
+        split = urllib.parse.urlsplit(target)
+        path = split.path
+        has_prefix = path == self.prefix or path.startswith(self.prefix + "/")
+        if has_prefix:
+            path = path[len(self.prefix) :] or "/"
+        recorded_path = path + (f"?{split.query}" if split.query else "")
+        query = {k: v[0] for k, v in urllib.parse.parse_qs(split.query, keep_blank_values=True).items()}
+
+        body: Any = None
+        delay = 0.0
+        with self._lock:
+            try:
+                if raw_body.strip():
+                    try:
+                        body = json.loads(raw_body)
+                    except ValueError:
+                        body = raw_body.decode("utf-8", "replace")
+                        raise _ApiError(400, "Problems parsing JSON") from None
+                if not self._authorized(headers.get("Authorization", "")):
+                    raise _ApiError(401, "Bad credentials")
+                self._rate_remaining = max(0, self._rate_remaining - 1)
+                if not has_prefix:
+                    raise _not_found()
+                request = _Request(method, path, query, body)
+                fault = next((f for f in self._faults if f.matches(method, path)), None)
+                if fault is not None:
+                    fault.remaining -= 1
+                    delay = fault.delay
+                if fault is None or fault.status is None:
+                    response = self._apply(request)
+                else:
+                    if fault.after_write:
+                        self._apply(request)  # the write happens; the client never learns of it
+                    response = fault.response()
+            except _ApiError as error:
+                response = error.response
+            except Exception as error:  # a bug in the fake: say so instead of dropping the connection
+                response = _Response(500, {"message": f"FakeGitHub internal error: {error!r}"})
+            recorded = Recorded(method, recorded_path, dict(headers), copy.deepcopy(body), response.status)
+            self._requests.append(recorded)
+            response.headers = {**self._standard_headers(), **response.headers}
+        return response, delay
+
+    def _apply(self, req: _Request) -> _Response:
+        try:
+            return self._call_route(req)
+        except _ApiError as error:
+            return error.response
+
+    def _authorized(self, authorization: str) -> bool:
+        scheme, _, credential = authorization.partition(" ")
+        return scheme.lower() in ("token", "bearer") and credential.strip() == self.token
+
+    def _standard_headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(RATE_LIMIT),
+            "X-RateLimit-Remaining": str(self._rate_remaining),
+            "X-RateLimit-Used": str(RATE_LIMIT - self._rate_remaining),
+            "X-RateLimit-Reset": str(self._rate_reset),
+            "X-RateLimit-Resource": "core",
+            "X-GitHub-Request-Id": uuid.uuid4().hex[:16].upper(),
+        }
+
+    def _call_route(self, req: _Request) -> _Response:
+        for route in self._ROUTES:
+            match = route.pattern.fullmatch(req.path)
+            if match is None or route.method != req.method:
+                continue
+            params = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
+            owner, repo = params.pop("owner"), params.pop("repo")
+            if (owner.lower(), repo.lower()) != (self.owner.lower(), self.repo.lower()):
+                raise _not_found()
+            return route.handler(self, req, **params)
+        raise _not_found()
+
+    # ----------------------------------------------------------------- URL and JSON builders
+
+    @property
+    def _api_repo(self) -> str:
+        return f"{self.url}/repos/{self.owner}/{self.repo}"
+
+    @property
+    def _html_repo(self) -> str:
+        return f"{HTML_BASE}/{self.owner}/{self.repo}"
+
+    def _issue_html_url(self, number: int) -> str:
+        return f"{self._html_repo}/issues/{number}"
+
+    def _user_json(self, login: str) -> dict[str, Any]:
+        return {
+            "login": login,
+            "id": int(_sha1(login.encode())[:7], 16),
+            "type": "Bot" if login.endswith("[bot]") else "User",
+            "site_admin": False,
+            "url": f"{self.url}/users/{urllib.parse.quote(login)}",
+            "html_url": f"{HTML_BASE}/{urllib.parse.quote(login)}",
+        }
+
+    def _paginate(self, req: _Request, items: list[Any], *, wrap: str | None = None) -> _Response:
+        """One page of ``items`` per ``per_page``/``page``, with a GitHub-style Link header."""
+        try:
+            per_page = min(max(int(req.query.get("per_page", DEFAULT_PER_PAGE)), 1), MAX_PER_PAGE)
+        except ValueError:
+            per_page = DEFAULT_PER_PAGE
+        try:
+            page = max(int(req.query.get("page", 1)), 1)
+        except ValueError:
+            page = 1
+        last = max((len(items) + per_page - 1) // per_page, 1)
+        chunk = items[(page - 1) * per_page : page * per_page]
+
+        def link(to_page: int, rel: str) -> str:
+            query = urllib.parse.urlencode({**req.query, "page": to_page})
+            return f'<{self.url}{req.path}?{query}>; rel="{rel}"'
+
+        links = []
+        if page > 1:
+            links += [link(min(page - 1, last), "prev")]
+        if page < last:
+            links += [link(page + 1, "next"), link(last, "last")]
+        if page > 1:
+            links += [link(1, "first")]
+        body: Any = {"total_count": len(items), wrap: chunk} if wrap else chunk
+        return _Response(200, body, {"Link": ", ".join(links)} if links else {})
+
+    @staticmethod
+    def _body_dict(req: _Request) -> dict[str, Any]:
+        if not isinstance(req.body, dict):
+            raise _ApiError(400, "Problems parsing JSON")
+        return req.body
+
+    # ----------------------------------------------------------------- repository
+
+    def _repository_json(self) -> dict[str, Any]:
+        api = self._api_repo
+        return {
+            "id": 500_001,
+            "node_id": "R_kgDOfake",
+            "name": self.repo,
+            "full_name": self.full_name,
+            "owner": {**self._user_json(self.owner), "type": "Organization"},
+            "private": True,
+            "visibility": "private",
+            "description": "ML platform (fake)",
+            "fork": False,
+            "archived": False,
+            "disabled": False,
+            "default_branch": DEFAULT_BRANCH,
+            "url": api,
+            "html_url": self._html_repo,
+            "issues_url": f"{api}/issues{{/number}}",
+            "contents_url": f"{api}/contents/{{+path}}",
+            "commits_url": f"{api}/commits{{/sha}}",
+            "has_issues": True,
+            "permissions": {"admin": False, "maintain": False, "push": True, "triage": True, "pull": True},
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": _now(),
+            "pushed_at": self._commits[-1].date if self._commits else "2024-01-01T00:00:00Z",
+        }
+
+    def _get_repository(self, req: _Request) -> _Response:
+        return _Response(200, self._repository_json())
+
+    # ----------------------------------------------------------------- actions variables
+
+    def _variable_json(self, variable: _Variable) -> dict[str, Any]:
+        return {
+            "name": variable.name,
+            "value": variable.value,
+            "created_at": variable.created_at,
+            "updated_at": variable.updated_at,
+        }
+
+    def _find_variable(self, name: str) -> _Variable:
+        variable = self._variables.get(name.upper())
+        if variable is None:
+            raise _not_found()
+        return variable
+
+    @staticmethod
+    def _valid_variable_name(name: str) -> bool:
+        return VARIABLE_NAME.fullmatch(name) is not None and not name.upper().startswith("GITHUB_")
+
+    def _list_variables(self, req: _Request) -> _Response:
+        variables = [self._variable_json(v) for _, v in sorted(self._variables.items())]
+        return self._paginate(req, variables, wrap="variables")
+
+    def _get_variable(self, req: _Request, name: str) -> _Response:
+        return _Response(200, self._variable_json(self._find_variable(name)))
+
+    def _create_variable(self, req: _Request) -> _Response:
+        body = self._body_dict(req)
+        name, value = body.get("name"), body.get("value")
+        if not isinstance(name, str) or not self._valid_variable_name(name):
+            raise _validation_failed("Variable", "name", "invalid")
+        if not isinstance(value, str):
+            raise _validation_failed("Variable", "value")
+        if name.upper() in self._variables:
+            raise _ApiError(409, "Already exists - Variable already exists")
+        now = _now()
+        self._variables[name.upper()] = _Variable(name.upper(), value, now, now)
+        return _Response(201, {})
+
+    def _update_variable(self, req: _Request, name: str) -> _Response:
+        variable = self._find_variable(name)
+        body = self._body_dict(req)
+        value = body.get("value", variable.value)
+        new_name = body.get("name", variable.name)
+        if not isinstance(value, str):
+            raise _validation_failed("Variable", "value", "invalid")
+        if not isinstance(new_name, str) or not self._valid_variable_name(new_name):
+            raise _validation_failed("Variable", "name", "invalid")
+        if new_name.upper() != variable.name and new_name.upper() in self._variables:
+            raise _ApiError(409, "Already exists - Variable already exists")
+        del self._variables[variable.name]
+        variable.name, variable.value, variable.updated_at = new_name.upper(), value, _now()
+        self._variables[variable.name] = variable
+        return _Response(204)
+
+    def _delete_variable(self, req: _Request, name: str) -> _Response:
+        del self._variables[self._find_variable(name).name]
+        return _Response(204)
+
+    # ----------------------------------------------------------------- workflows
+
+    def _find_workflow(self, file_name_or_id: str) -> str:
+        for name, workflow_id in self._workflow_ids.items():
+            if file_name_or_id in (name, str(workflow_id)):
+                return name
+        raise _not_found()
+
+    def _workflow_json(self, name: str) -> dict[str, Any]:
+        workflow_id = self._workflow_ids[name]
+        path = f".github/workflows/{name}"
+        return {
+            "id": workflow_id,
+            "node_id": f"W_fake{workflow_id}",
+            "name": name.rsplit(".", 1)[0],
+            "path": path,
+            "state": "active",
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z",
+            "url": f"{self._api_repo}/actions/workflows/{workflow_id}",
+            "html_url": f"{self._html_repo}/blob/{DEFAULT_BRANCH}/{path}",
+            "badge_url": f"{self._html_repo}/workflows/{name}/badge.svg",
+        }
+
+    def _get_workflow(self, req: _Request, workflow: str) -> _Response:
+        return _Response(200, self._workflow_json(self._find_workflow(workflow)))
+
+    def _dispatch_workflow(self, req: _Request, workflow: str) -> _Response:
+        name = self._find_workflow(workflow)
+        body = self._body_dict(req)
+        ref = body.get("ref")
+        if not isinstance(ref, str) or not ref:
+            raise _ApiError(422, 'Invalid request.\n\n"ref" wasn\'t supplied.')
+        if ref.removeprefix("refs/heads/") != DEFAULT_BRANCH:
+            raise _ApiError(422, f"No ref found for: {ref}")
+        inputs = body.get("inputs") or {}
+        if not isinstance(inputs, dict):
+            raise _ApiError(422, "Invalid request.\n\nFor 'properties/inputs', is not an object.")
+        unexpected = sorted(set(inputs) - self.workflows[name])
+        if unexpected:
+            raise _ApiError(422, f"Unexpected inputs provided: {json.dumps(unexpected)}")
+        run_id = next(self._run_ids)
+        html_url = f"{self._html_repo}/actions/runs/{run_id}"
+        self._dispatches.append(Dispatch(name, ref, copy.deepcopy(inputs), run_id, html_url))
+        if body.get("return_run_details") is True:
+            run_url = f"{self._api_repo}/actions/runs/{run_id}"
+            return _Response(200, {"workflow_run_id": run_id, "run_url": run_url, "html_url": html_url})
+        return _Response(204)
+
+    # ----------------------------------------------------------------- contents and commits
+
+    def _resolve_ref(self, ref: str | None) -> int:
+        """Index into ``_commits`` of the commit ``ref`` names (a branch or a commit sha)."""
+        if not self._commits:
+            raise _ApiError(409, "Git Repository is empty.")
+        if ref is None or ref.removeprefix("refs/heads/") == DEFAULT_BRANCH:
+            return len(self._commits) - 1
+        if len(ref) >= 7:
+            for index, commit in enumerate(self._commits):
+                if commit.sha.startswith(ref):
+                    return index
+        raise _ApiError(404, f"No commit found for SHA: {ref}")
+
+    def _get_contents(self, req: _Request, path: str) -> _Response:
+        path = path.strip("/")
+        ref = req.query.get("ref") or None
+        try:
+            head = self._resolve_ref(ref)
+        except _ApiError as error:
+            if error.response.status == 409:
+                raise _not_found("This repository is empty.") from None
+            raise _not_found(f"No commit found for the ref {ref}") from None
+        revision = next((c for c in reversed(self._commits[: head + 1]) if c.path == path), None)
+        if revision is None:
+            raise _not_found()
+        shown_ref = ref or DEFAULT_BRANCH
+        blob_sha = _sha1(b"blob %d\0" % len(revision.content) + revision.content)
+        api_url = f"{self._api_repo}/contents/{urllib.parse.quote(path)}?ref={urllib.parse.quote(shown_ref)}"
+        git_url = f"{self._api_repo}/git/blobs/{blob_sha}"
+        html_url = f"{self._html_repo}/blob/{shown_ref}/{path}"
+        return _Response(
+            200,
+            {
+                "type": "file",
+                "encoding": "base64",
+                "size": len(revision.content),
+                "name": path.rsplit("/", 1)[-1],
+                "path": path,
+                "content": _base64_lines(revision.content),
+                "sha": blob_sha,
+                "url": api_url,
+                "git_url": git_url,
+                "html_url": html_url,
+                "download_url": f"{RAW_BASE}/{self.owner}/{self.repo}/{shown_ref}/{path}",
+                "_links": {"self": api_url, "git": git_url, "html": html_url},
+            },
+        )
+
+    def _commit_json(self, commit: _Commit) -> dict[str, Any]:
+        person = {"name": "ML Platform Bot", "email": "ml-platform-bot@example.com", "date": commit.date}
+        api = self._api_repo
+        tree_sha = _sha1(commit.sha.encode())
+        parents = [
+            {"sha": sha, "url": f"{api}/commits/{sha}", "html_url": f"{self._html_repo}/commit/{sha}"}
+            for sha in [commit.parent]
+            if sha is not None
+        ]
+        return {
+            "sha": commit.sha,
+            "node_id": f"C_fake{commit.sha[:12]}",
+            "commit": {
+                "author": person,
+                "committer": person,
+                "message": commit.message,
+                "tree": {"sha": tree_sha, "url": f"{api}/git/trees/{tree_sha}"},
+                "url": f"{api}/git/commits/{commit.sha}",
+                "comment_count": 0,
+            },
+            "url": f"{api}/commits/{commit.sha}",
+            "html_url": f"{self._html_repo}/commit/{commit.sha}",
+            "comments_url": f"{api}/commits/{commit.sha}/comments",
+            "author": self._user_json(self.committer),
+            "committer": self._user_json(self.committer),
+            "parents": parents,
+        }
+
+    def _list_commits(self, req: _Request) -> _Response:
+        head = self._resolve_ref(req.query.get("sha") or None)
+        path = (req.query.get("path") or "").strip("/")
+        history = [
+            self._commit_json(commit)
+            for commit in reversed(self._commits[: head + 1])
+            if not path or commit.path == path or commit.path.startswith(path + "/")
+        ]
+        return self._paginate(req, history)
+
+    # ----------------------------------------------------------------- issues
+
+    def _label_json(self, name: str) -> dict[str, Any]:
+        label_id, label_name = self._labels[name.lower()]
+        return {
+            "id": label_id,
+            "node_id": f"LA_fake{label_id}",
+            "url": f"{self._api_repo}/labels/{urllib.parse.quote(label_name)}",
+            "name": label_name,
+            "color": "ededed",
+            "default": False,
+            "description": None,
+        }
+
+    def _ensure_labels(self, labels: Any) -> list[str]:
+        """Canonical names of ``labels`` (strings or ``{"name": ...}``); creates missing ones like GitHub."""
+        if not isinstance(labels, list):
+            raise _validation_failed("Issue", "labels", "invalid")
+        names: list[str] = []
+        for label in labels:
+            name = label.get("name") if isinstance(label, dict) else label
+            if not isinstance(name, str) or not name.strip():
+                raise _validation_failed("Label", "name", "invalid")
+            if name.lower() not in self._labels:
+                self._labels[name.lower()] = (next(self._ids), name)
+            canonical = self._labels[name.lower()][1]
+            if canonical not in names:
+                names.append(canonical)
+        return names
+
+    def _issue_json(self, issue: _StoredIssue) -> dict[str, Any]:
+        url = f"{self._api_repo}/issues/{issue.number}"
+        return {
+            "id": issue.id,
+            "node_id": f"I_fake{issue.id}",
+            "number": issue.number,
+            "title": issue.title,
+            "body": issue.body,
+            "state": issue.state,
+            "state_reason": issue.state_reason,
+            "locked": False,
+            "labels": [self._label_json(name) for name in issue.labels],
+            "assignee": None,
+            "assignees": [],
+            "milestone": None,
+            "comments": len(issue.comments),
+            "user": self._user_json(self.login),
+            "author_association": "NONE",
+            "url": url,
+            "repository_url": self._api_repo,
+            "labels_url": f"{url}/labels{{/name}}",
+            "comments_url": f"{url}/comments",
+            "events_url": f"{url}/events",
+            "html_url": self._issue_html_url(issue.number),
+            "created_at": issue.created_at,
+            "updated_at": issue.updated_at,
+            "closed_at": issue.closed_at,
+        }
+
+    def _comment_json(self, issue: _StoredIssue, comment: _Comment) -> dict[str, Any]:
+        return {
+            "id": comment.id,
+            "node_id": f"IC_fake{comment.id}",
+            "url": f"{self._api_repo}/issues/comments/{comment.id}",
+            "html_url": f"{self._issue_html_url(issue.number)}#issuecomment-{comment.id}",
+            "issue_url": f"{self._api_repo}/issues/{issue.number}",
+            "body": comment.body,
+            "user": self._user_json(self.login),
+            "author_association": "NONE",
+            "created_at": comment.created_at,
+            "updated_at": comment.updated_at,
+        }
+
+    def _find_issue(self, number: str) -> _StoredIssue:
+        for issue in self._issues:
+            if issue.number == int(number):
+                return issue
+        raise _not_found()
+
+    def _list_issues(self, req: _Request) -> _Response:
+        state = req.query.get("state") or "open"
+        if state not in ("open", "closed", "all"):
+            raise _validation_failed("Issue", "state", "invalid")
+        wanted = {name.strip().lower() for name in (req.query.get("labels") or "").split(",") if name.strip()}
+        matching = [
+            self._issue_json(issue)
+            for issue in sorted(self._issues, key=lambda i: i.number, reverse=True)  # newest first
+            if state in ("all", issue.state) and wanted <= {name.lower() for name in issue.labels}
+        ]
+        return self._paginate(req, matching)
+
+    def _create_issue(self, req: _Request) -> _Response:
+        body = self._body_dict(req)
+        title = body.get("title")
+        if not isinstance(title, str) or not title.strip():
+            raise _validation_failed("Issue", "title")
+        text = body.get("body")
+        if text is not None and not isinstance(text, str):
+            raise _validation_failed("Issue", "body", "invalid")
+        labels = self._ensure_labels(body.get("labels") or [])
+        now = _now()
+        issue = _StoredIssue(next(self._ids), len(self._issues) + 1, title, text, labels, now, now)
+        self._issues.append(issue)
+        return _Response(201, self._issue_json(issue))
+
+    def _get_issue(self, req: _Request, number: str) -> _Response:
+        return _Response(200, self._issue_json(self._find_issue(number)))
+
+    def _update_issue(self, req: _Request, number: str) -> _Response:
+        issue = self._find_issue(number)
+        body = self._body_dict(req)
+        # validate everything first: GitHub applies an edit entirely or not at all
+        title = body.get("title", issue.title)
+        if not isinstance(title, str) or not title.strip():
+            raise _validation_failed("Issue", "title", "invalid")
+        text = body.get("body", issue.body)
+        if text is not None and not isinstance(text, str):
+            raise _validation_failed("Issue", "body", "invalid")
+        state = body.get("state", issue.state)
+        if state not in ("open", "closed"):
+            raise _validation_failed("Issue", "state", "invalid")
+        labels = self._ensure_labels(body["labels"]) if "labels" in body else issue.labels
+
+        issue.title, issue.body, issue.labels = title, text, labels
+        if state != issue.state:
+            issue.state = state
+            issue.closed_at = _now() if state == "closed" else None
+            default_reason = "completed" if state == "closed" else "reopened"
+            issue.state_reason = body.get("state_reason") or default_reason
+        elif "state_reason" in body and issue.state == "closed":
+            issue.state_reason = body["state_reason"]
+        issue.updated_at = _now()
+        return _Response(200, self._issue_json(issue))
+
+    def _list_comments(self, req: _Request, number: str) -> _Response:
+        issue = self._find_issue(number)
+        return self._paginate(req, [self._comment_json(issue, c) for c in issue.comments])
+
+    def _create_comment(self, req: _Request, number: str) -> _Response:
+        issue = self._find_issue(number)
+        text = self._body_dict(req).get("body")
+        if not isinstance(text, str) or not text:
+            raise _validation_failed("IssueComment", "body")
+        now = _now()
+        comment = _Comment(next(self._ids), text, now, now)
+        issue.comments.append(comment)
+        issue.updated_at = now
+        return _Response(201, self._comment_json(issue, comment))
+
+    # ----------------------------------------------------------------- routing table
+
+    _ROUTES = (
+        _route("GET", _REPO, _get_repository),
+        _route("GET", _REPO + r"/actions/variables", _list_variables),
+        _route("POST", _REPO + r"/actions/variables", _create_variable),
+        _route("GET", _REPO + r"/actions/variables/(?P<name>[^/]+)", _get_variable),
+        _route("PATCH", _REPO + r"/actions/variables/(?P<name>[^/]+)", _update_variable),
+        _route("DELETE", _REPO + r"/actions/variables/(?P<name>[^/]+)", _delete_variable),
+        _route("GET", _REPO + r"/actions/workflows/(?P<workflow>[^/]+)", _get_workflow),
+        _route("POST", _REPO + r"/actions/workflows/(?P<workflow>[^/]+)/dispatches", _dispatch_workflow),
+        _route("GET", _REPO + r"/contents/(?P<path>.+)", _get_contents),
+        _route("GET", _REPO + r"/commits", _list_commits),
+        _route("GET", _REPO + r"/issues", _list_issues),
+        _route("POST", _REPO + r"/issues", _create_issue),
+        _route("GET", _REPO + r"/issues/(?P<number>\d+)", _get_issue),
+        _route("PATCH", _REPO + r"/issues/(?P<number>\d+)", _update_issue),
+        _route("GET", _REPO + r"/issues/(?P<number>\d+)/comments", _list_comments),
+        _route("POST", _REPO + r"/issues/(?P<number>\d+)/comments", _create_comment),
+    )
+
+
+# --------------------------------------------------------------------------- HTTP plumbing
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeGitHub
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length else b""
+        headers = dict(self.headers.items())
+        response, delay = self.server.fake._handle(self.command, self.path, headers, raw_body)
+        if delay:
+            time.sleep(delay)
+        payload = b"" if response.body is None else json.dumps(response.body).encode("utf-8")
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            if response.status != 204:
+                self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if payload:
+                self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (e.g. it timed out during an injected delay)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
