@@ -165,8 +165,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     labels = dict(args.label)
     labels.setdefault("alertname", playbook.alertname or playbook.name)
     alert = Alert(
-        status="firing", labels=labels, annotations=dict(args.annotation),
-        startsAt=datetime.now(UTC), fingerprint=uuid.uuid4().hex[:16],
+        status="firing",
+        labels=labels,
+        annotations=dict(args.annotation),
+        startsAt=datetime.now(UTC),
+        fingerprint=uuid.uuid4().hex[:16],
     )
     redis = redis_client(settings)
     job_id = Intake(redis, settings, catalog).enqueue_manual(playbook.name, alert, dry_run=args.dry_run)
@@ -177,8 +180,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     deadline = time.monotonic() + args.timeout
     while (record := runs.get(job_id)).status not in ("succeeded", "failed"):
         if time.monotonic() > deadline:
-            raise CommandFailed(f"run {job_id} is still {record.status} after {args.timeout:.0f}s; "
-                                f"is a worker running? follow it with: responder jobs show {job_id}")
+            raise CommandFailed(
+                f"run {job_id} is still {record.status} after {args.timeout:.0f}s; "
+                f"is a worker running? follow it with: responder jobs show {job_id}"
+            )
         time.sleep(0.2)
     print(output.run_text(record))
     return EXIT_OK if record.status == "succeeded" else EXIT_FAILED

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import requests
+from pydantic import TypeAdapter
 from redis import Redis
 
 from responder import output
@@ -86,7 +87,7 @@ def ensure_redis(url: str, workdir: Path) -> None:
     try:
         Redis.from_url(url, socket_connect_timeout=1).ping()
         return
-    except Exception:  # noqa: BLE001 - any failure means: try to start one
+    except Exception:
         pass
     parsed = urlparse(url)
     if parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
@@ -95,8 +96,21 @@ def ensure_redis(url: str, workdir: Path) -> None:
     if server is None:
         raise ConfigError("no Redis answers and redis-server is not installed: apt-get install redis-server")
     subprocess.run(
-        [server, "--port", str(parsed.port or 6379), "--bind", "127.0.0.1", "--daemonize", "yes",
-         "--dir", str(workdir), "--appendonly", "yes", "--logfile", str(workdir / "redis.log")],
+        [
+            server,
+            "--port",
+            str(parsed.port or 6379),
+            "--bind",
+            "127.0.0.1",
+            "--daemonize",
+            "yes",
+            "--dir",
+            str(workdir),
+            "--appendonly",
+            "yes",
+            "--logfile",
+            str(workdir / "redis.log"),
+        ],
         check=True,
     )
     for _ in range(50):
@@ -104,7 +118,7 @@ def ensure_redis(url: str, workdir: Path) -> None:
             Redis.from_url(url, socket_connect_timeout=1).ping()
             print(f"demo: started redis-server on port {parsed.port or 6379}")
             return
-        except Exception:  # noqa: BLE001
+        except Exception:
             time.sleep(0.1)
     raise ConfigError(f"started redis-server but {url} does not answer; see {workdir / 'redis.log'}")
 
@@ -132,7 +146,7 @@ def restamped(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
     each demo run), keeping which alerts share a firing instance."""
     starts = [_parse(a["startsAt"]) for p in payloads for a in p["alerts"]]
     offset = datetime.now(UTC) - max(starts)
-    out = json.loads(json.dumps(payloads))
+    out: list[dict[str, Any]] = json.loads(json.dumps(payloads))
     for payload in out:
         for alert in payload["alerts"]:
             alert["startsAt"] = (_parse(alert["startsAt"]) + offset).isoformat()
@@ -141,20 +155,27 @@ def restamped(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+_TIMESTAMP = TypeAdapter(datetime)
+
+
 def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")[:26] + "+00:00" if "." in text else text.replace("Z", "+00:00"))
+    """Alertmanager's RFC 3339 times have nanoseconds, which datetime.fromisoformat refuses."""
+    return _TIMESTAMP.validate_python(text)
 
 
 def _post_samples(base: str, token: str) -> list[str]:
     payloads = restamped([json.loads((SAMPLES / name).read_text()) for name in SEQUENCE])
     job_ids: list[str] = []
     for name, payload in zip(SEQUENCE, payloads, strict=True):
-        response = requests.post(f"{base}/webhooks/alertmanager", json=payload, timeout=10,
-                                 headers={"Authorization": f"Bearer {token}"})
+        response = requests.post(
+            f"{base}/webhooks/alertmanager", json=payload, timeout=10, headers={"Authorization": f"Bearer {token}"}
+        )
         print(f"\nPOST {name} -> {response.status_code}")
         for decision in response.json().get("alerts", []):
-            print(f"  {decision['alertname']} {decision['status']} {decision['fingerprint']}: "
-                  f"{decision['decision']}" + (f" ({decision['reason']})" if decision.get("reason") else ""))
+            print(
+                f"  {decision['alertname']} {decision['status']} {decision['fingerprint']}: "
+                f"{decision['decision']}" + (f" ({decision['reason']})" if decision.get("reason") else "")
+            )
             if decision["decision"] == "queued":
                 job_ids.append(decision["job_id"])
     return job_ids

@@ -1,13 +1,13 @@
 """One error tree for responder, with the retry decision and the CLI exit code in it.
 
-    ResponderError
-    ├── ConfigError            settings or config file unusable (exit 2 at start-up)
-    ├── PlaybookError          a playbook file does not parse or validate
-    ├── AlertError             an alert cannot be acted on (bad or missing labels)
-    ├── RunNotFound            a job id that has no run record
-    └── IntegrationError       an external system (GitHub, Jira, toggles) said no
-        ├── TransientError     worth retrying with backoff: 5xx, 429, timeouts, lost connections
-        └── PermanentError     retrying will not help: any other 4xx; the message says what to fix
+ResponderError
+├── ConfigError            settings or config file unusable (exit 2 at start-up)
+├── PlaybookError          a playbook file does not parse or validate
+├── AlertError             an alert cannot be acted on (bad or missing labels)
+├── RunNotFound            a job id that has no run record
+└── IntegrationError       an external system (GitHub, Jira, toggles) said no
+    ├── TransientError     worth retrying with backoff: 5xx, 429, timeouts, lost connections
+    └── PermanentError     retrying will not help: any other 4xx; the message says what to fix
 """
 
 from __future__ import annotations

@@ -38,8 +38,12 @@ class Decision:
     reason: str | None = None
 
     def to_json(self) -> dict[str, str]:
-        data = {"fingerprint": self.fingerprint, "alertname": self.alertname, "status": self.status,
-                "decision": self.decision}
+        data = {
+            "fingerprint": self.fingerprint,
+            "alertname": self.alertname,
+            "status": self.status,
+            "decision": self.decision,
+        }
         if self.job_id:
             data["job_id"] = self.job_id
         if self.reason:
@@ -69,7 +73,9 @@ class Intake:
     def queue(self) -> Queue:
         return self._queue
 
-    def accept(self, notification: Notification, *, source: Source = "webhook", dry_run: bool = False) -> list[Decision]:
+    def accept(
+        self, notification: Notification, *, source: Source = "webhook", dry_run: bool = False
+    ) -> list[Decision]:
         """One decision per alert, in the order of the notification."""
         decisions: dict[int, Decision] = {}
         candidates: dict[int, _Candidate] = {}
@@ -88,7 +94,9 @@ class Intake:
             decisions[index] = (
                 _decision(candidate.alert, "queued", job_id=run_id)
                 if run_id in queued
-                else _decision(candidate.alert, "duplicate", job_id=run_id, reason="this firing instance was already queued")
+                else _decision(
+                    candidate.alert, "duplicate", job_id=run_id, reason="this firing instance was already queued"
+                )
             )
         return [decisions[i] for i in range(len(notification.alerts))]
 
@@ -96,11 +104,15 @@ class Intake:
         """Queue a run asked for by a person (``responder run``); returns its job id."""
         self._catalog.get(playbook)
         alert.check_actionable(self._catalog.get(playbook).requires_labels)
-        record = RunRecord(id=f"manual-{alert.fingerprint}", playbook=playbook, source="manual", dry_run=dry_run, alert=alert)
+        record = RunRecord(
+            id=f"manual-{alert.fingerprint}", playbook=playbook, source="manual", dry_run=dry_run, alert=alert
+        )
         self._enqueue([_Candidate(alert, record)], [])
         return record.id
 
-    def _decide(self, alert: Alert, notification: Notification, *, source: Source, dry_run: bool) -> Decision | _Candidate:
+    def _decide(
+        self, alert: Alert, notification: Notification, *, source: Source, dry_run: bool
+    ) -> Decision | _Candidate:
         if not alert.alertname:
             return _decision(alert, "rejected", reason="missing required label: alertname")
         playbook = self._catalog.for_alertname(alert.alertname)
@@ -113,12 +125,18 @@ class Intake:
         except AlertError as exc:
             return _decision(alert, "rejected", reason=str(exc))
         related = [
-            other for other in notification.firing()
+            other
+            for other in notification.firing()
             if other is not alert and other.alertname == alert.alertname and other.model_id == alert.model_id
         ]
         record = RunRecord(
-            id=alert.job_id(), playbook=playbook.name, source=source, dry_run=dry_run, alert=alert,
-            related=related, external_url=notification.externalURL,
+            id=alert.job_id(),
+            playbook=playbook.name,
+            source=source,
+            dry_run=dry_run,
+            alert=alert,
+            related=related,
+            external_url=notification.externalURL,
         )
         return _Candidate(alert, record)
 
@@ -136,7 +154,7 @@ class Intake:
             while True:
                 try:
                     if keys:
-                        pipe.watch(*keys)
+                        pipe.watch(*keys)  # type: ignore[no-untyped-call]
                     seen = pipe.mget(keys) if keys else []
                     fresh = [c for c, value in zip(candidates, seen, strict=True) if value is None]
                     pipe.multi()
@@ -170,6 +188,10 @@ class Intake:
 
 def _decision(alert: Alert, kind: DecisionKind, *, job_id: str | None = None, reason: str | None = None) -> Decision:
     return Decision(
-        fingerprint=alert.fingerprint, alertname=alert.alertname, status=alert.status,
-        decision=kind, job_id=job_id, reason=reason,
+        fingerprint=alert.fingerprint,
+        alertname=alert.alertname,
+        status=alert.status,
+        decision=kind,
+        job_id=job_id,
+        reason=reason,
     )

@@ -24,8 +24,14 @@ def runs_table(records: Sequence[RunRecord]) -> str:
     if not records:
         return "no runs yet"
     rows = [
-        [r.id, r.playbook, r.model_id or "-", r.status + (" (dry-run)" if r.dry_run else ""), _time(r.enqueued_at),
-         _time(r.ended_at)]
+        [
+            r.id,
+            r.playbook,
+            r.model_id or "-",
+            r.status + (" (dry-run)" if r.dry_run else ""),
+            _time(r.enqueued_at),
+            _time(r.ended_at),
+        ]
         for r in records
     ]
     return table(["id", "playbook", "model", "status", "enqueued", "ended"], rows)
@@ -41,7 +47,8 @@ def run_text(record: RunRecord) -> str:
     lines = [
         f"run {record.id}: {record.status.upper()}" + (" (dry-run)" if record.dry_run else ""),
         f"  playbook   {record.playbook} ({record.source})",
-        f"  alert      {alert.alertname} {alert.status}, model {alert.model_id or '-'}, fingerprint {alert.fingerprint}",
+        f"  alert      {alert.alertname} {alert.status}, model {alert.model_id or '-'}",
+        f"  fingerprint {alert.fingerprint}",
         f"  fired at   {alert.startsAt.isoformat()}",
         f"  enqueued   {_time(record.enqueued_at)}   ended {_time(record.ended_at)}   attempts {record.attempts}",
     ]

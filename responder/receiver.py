@@ -142,8 +142,14 @@ async def _webhook(request: web.Request) -> web.Response:
         log.warning("webhook.redis_unavailable")
         return _unavailable("Redis is unavailable; retry later")
     for d in decisions:
-        log.info("alert.decision", alertname=d.alertname, fingerprint=d.fingerprint, decision=d.decision,
-                 job_id=d.job_id, reason=d.reason)
+        log.info(
+            "alert.decision",
+            alertname=d.alertname,
+            fingerprint=d.fingerprint,
+            decision=d.decision,
+            job_id=d.job_id,
+            reason=d.reason,
+        )
     return web.json_response({"alerts": [d.to_json() for d in decisions]}, status=202)
 
 

@@ -7,7 +7,7 @@ sorted set ``responder:runs``; both expire after the dedup retention.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import BaseModel, Field
 from redis import Redis
@@ -130,11 +130,11 @@ class RunStore:
         found: list[RunRecord] = []
         offset, page = 0, max(limit, 50)
         while len(found) < limit:
-            ids = self._redis.zrevrange(INDEX_KEY, offset, offset + page - 1)
+            ids = cast(list[bytes], self._redis.zrevrange(INDEX_KEY, offset, offset + page - 1))
             if not ids:
                 break
             offset += page
-            raws = self._redis.mget([self.key(i.decode() if isinstance(i, bytes) else i) for i in ids])
+            raws = self._redis.mget([self.key(i.decode()) for i in ids])
             for raw in raws:
                 if raw is None:
                     continue

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from redis import Redis
 
+from responder.errors import ConfigError
 from responder.integrations import github as gh
 from responder.integrations.base import GitHubGateway, Tracker
 from responder.integrations.dryrun import DryRunGitHub, DryRunTracker
-from responder.errors import ConfigError
 from responder.playbooks.catalog import Catalog, load_catalog
 from responder.runs import RunStore
 from responder.settings import Settings
@@ -46,13 +46,18 @@ class Runtime:
         if settings.github_configured:
             assert settings.github_token is not None and settings.github_repo is not None
             repo = gh.connect(
-                settings.github_api_url, settings.github_token.get_secret_value(), settings.github_repo,
+                settings.github_api_url,
+                settings.github_token.get_secret_value(),
+                settings.github_repo,
                 timeout=settings.http_timeout_seconds,
             )
             live = Integrations(gh.PyGithubGateway(repo, ref=settings.github_ref), gh.GitHubIssueTracker(repo))
         dry = Integrations(
-            DryRunGitHub(live.github if live else None, manifest_file=settings.offline_manifest_file,
-                         manifest_path=settings.manifest_path),
+            DryRunGitHub(
+                live.github if live else None,
+                manifest_file=settings.offline_manifest_file,
+                manifest_path=settings.manifest_path,
+            ),
             DryRunTracker(live.tracker if live else None),
         )
         return cls(

@@ -37,7 +37,9 @@ class DryRunGitHub:
             try:
                 return self._manifest_file.read_text(encoding="utf-8")
             except OSError as exc:
-                raise PermanentError(f"cannot read offline manifest {self._manifest_file}: {exc}", system="github")
+                raise PermanentError(
+                    f"cannot read offline manifest {self._manifest_file}: {exc}", system="github"
+                ) from None
         raise PermanentError(
             f"cannot read {path}: no GitHub token in dry-run and no RESPONDER_OFFLINE_MANIFEST_FILE", system="github"
         )

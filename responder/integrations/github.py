@@ -12,6 +12,7 @@ import base64
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+
 import github
 import requests
 from github import Auth, Github, GithubException
@@ -28,8 +29,14 @@ def connect(api_url: str, token: str, repo: str, *, timeout: float) -> Repositor
     # PyGithub's per-client write pacing is off: it holds a worker idle and does not coordinate
     # across workers; pacing shared in Redis is the job of RESPONDER_GITHUB_WRITES_PER_SECOND.
     client = Github(
-        base_url=api_url, auth=Auth.Token(token), timeout=max(1, math.ceil(timeout)), retry=None, per_page=50,
-        seconds_between_requests=None, seconds_between_writes=None, lazy=True,
+        base_url=api_url,
+        auth=Auth.Token(token),
+        timeout=max(1, math.ceil(timeout)),
+        retry=None,
+        per_page=50,
+        seconds_between_requests=None,
+        seconds_between_writes=None,
+        lazy=True,
     )
     return client.get_repo(repo)
 
@@ -146,4 +153,3 @@ class GitHubIssueTracker:
 
 def _inputs_text(inputs: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in inputs.items())
-

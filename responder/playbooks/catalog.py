@@ -64,7 +64,9 @@ def _load(directory: Path) -> tuple[dict[str, Playbook], list[str]]:
             problems.append(f"{path}: playbook name {playbook.name!r} is used by another file")
             continue
         if playbook.alertname and playbook.alertname in alertnames:
-            problems.append(f"{path}: alertname {playbook.alertname!r} is also handled by {alertnames[playbook.alertname]}")
+            problems.append(
+                f"{path}: alertname {playbook.alertname!r} is also handled by {alertnames[playbook.alertname]}"
+            )
             continue
         if playbook.alertname:
             alertnames[playbook.alertname] = path

@@ -103,10 +103,7 @@ class VerifyManifestDigest(StepBase):
             raise PermanentError(f"model {ctx.model_id} is not in {ctx.settings.manifest_path}", system="github")
         manifest = normalise_digest(entry.artifact.sha256 if entry.artifact else "")
         deployed = normalise_digest(ctx.alert.annotations.get(self.params.annotation, ""))
-        if not manifest or not deployed:
-            result = "missing"
-        else:
-            result = "match" if manifest == deployed else "mismatch"
+        result = "missing" if not manifest or not deployed else ("match" if manifest == deployed else "mismatch")
         outputs = {
             "result": result,
             "manifest": manifest if is_sha256(manifest) else manifest[:80],
@@ -205,7 +202,9 @@ class OpenIncident(StepBase):
             )
             ticket = ctx.tracker.open(draft)
         if ticket.planned:
-            return StepResult(detail=f"would open ticket: {draft.title}", planned=True, outputs={"labels": ",".join(draft.labels)})
+            return StepResult(
+                detail=f"would open ticket: {draft.title}", planned=True, outputs={"labels": ",".join(draft.labels)}
+            )
         return StepResult(detail=f"opened {ticket.ref}", url=ticket.url, outputs={"ticket": ticket.ref})
 
     def _checklist_items(self, ctx: StepContext) -> list[str]:
