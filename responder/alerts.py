@@ -19,8 +19,9 @@ from responder.errors import AlertError
 ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 
 # model_id and model_version end up in workflow inputs, variable values, queries and paths.
-IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # use with fullmatch: "$" would admit "x\n"
 REQUIRED_LABELS = ("alertname", "model_id")
+_JOB_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 class Alert(BaseModel):
@@ -60,7 +61,8 @@ class Alert(BaseModel):
     def job_id(self) -> str:
         """RQ job id derived from the firing instance (RQ allows [A-Za-z0-9_-] only)."""
         digest = hashlib.sha256(self.instance_key().encode()).hexdigest()[:20]
-        return f"{self.alertname}-{digest}"
+        prefix = _JOB_ID_UNSAFE.sub("_", self.alertname)[:64] or "alert"
+        return f"{prefix}-{digest}"
 
     def check_actionable(self, required: tuple[str, ...] = REQUIRED_LABELS) -> None:
         """Raise AlertError with the reason when labels are missing or unsafe to act on."""
@@ -69,7 +71,7 @@ class Alert(BaseModel):
             raise AlertError(f"missing required label(s): {', '.join(missing)}")
         for name in ("model_id", "model_version"):
             value = self.labels.get(name)
-            if value is not None and not IDENTIFIER.match(value):
+            if value is not None and not IDENTIFIER.fullmatch(value):
                 raise AlertError(f"label {name} is not a valid identifier (letters, digits, '.', '_', '-')")
 
 

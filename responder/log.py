@@ -17,7 +17,9 @@ import structlog
 SENSITIVE_KEYS = re.compile(r"(token|secret|password|authorization|credential|api_key)", re.IGNORECASE)
 # Credentials that reach a string by way of an exception text or a URL.
 SENSITIVE_TEXT = re.compile(
-    r"(?i)((?:bearer|token|basic)\s+)[A-Za-z0-9._~+/=-]{6,}|(gh[pousr]_[A-Za-z0-9]{20,})|(://[^/\s:@]+:)[^@\s/]+@"
+    r"(?i)((?:bearer|token|basic)\s+|[?&;](?:access_)?token=|(?:token|password|secret)\s*[:=]\s*)[^&\s\"',;]{6,}"
+    r"|(gh[pousr]_[A-Za-z0-9]{20,})"
+    r"|(://[^/\s:@]+:)[^@\s/]+@"
 )
 REDACTED = "[redacted]"
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from responder.errors import ConfigError
 
@@ -123,19 +123,21 @@ class Settings(BaseSettings):
         return bool(self.github_token and self.github_repo)
 
 
-def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+def load_settings(config_file: Path | str | None = None) -> Settings:
     """Build the settings from the environment and the optional YAML file.
 
-    ``overrides`` (from command-line flags) win over both. Raises ConfigError with one line
-    naming the bad setting.
+    Raises ConfigError with one line naming the bad setting.
     """
     path = config_file or os.environ.get(f"{ENV_PREFIX}CONFIG") or None
     file_values = _read_config_file(Path(path)) if path else {}
     try:
-        settings = Settings(**file_values)
+        return Settings(**file_values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
-    return settings.model_copy(update=overrides) if overrides else settings
+    except SettingsError as exc:  # an environment value that is not the JSON a list or dict needs
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"RESPONDER_{field.group(1).upper()}" if field else "a RESPONDER_ variable"
+        raise ConfigError(f"invalid setting {name}: must be JSON, e.g. [10, 60, 300] for a list") from None
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

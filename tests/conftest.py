@@ -3,6 +3,7 @@ pointing at both, and a way to run queued jobs on a real RQ worker."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from github import Auth, Github
+from github.Repository import Repository
 from redis import Redis
 from rq import Queue, SimpleWorker
 
@@ -38,7 +41,7 @@ def free_port() -> int:
 def _ping(url: str) -> bool:
     try:
         return bool(Redis.from_url(url, socket_connect_timeout=1).ping())
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
@@ -77,8 +80,15 @@ def redis(redis_url: str) -> Iterator[Redis]:
 @pytest.fixture
 def fake_github() -> Iterator[FakeGitHub]:
     with FakeGitHub() as fake:
-        fake.set_manifest(__import__("json").loads(MANIFEST.read_text()))
+        fake.set_manifest(json.loads(MANIFEST.read_text()))
         yield fake
+
+
+def github_repo(fake: FakeGitHub) -> Repository:
+    """A PyGithub handle on the fake, for arranging state the way a person would."""
+    client = Github(base_url=fake.url, auth=Auth.Token(fake.token), retry=None,
+                    seconds_between_requests=None, seconds_between_writes=None)
+    return client.get_repo(fake.full_name)
 
 
 def make_settings(redis_url: str, **values: Any) -> Settings:
@@ -124,6 +134,4 @@ def worker(settings: Settings) -> Iterator[Worker]:
 
 
 def load_example(name: str) -> dict[str, Any]:
-    import json
-
     return json.loads((SAMPLES / name).read_text())

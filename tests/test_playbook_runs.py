@@ -4,7 +4,7 @@ over HTTP), run by a real RQ worker against a real Redis."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
+import json
 from typing import Any
 
 from redis import Redis
@@ -14,7 +14,7 @@ from responder.intake import Intake
 from responder.playbooks.catalog import load_catalog
 from responder.runs import RunRecord, RunStore
 from responder.settings import Settings
-from tests.conftest import ROOT, Worker, load_example, make_settings
+from tests.conftest import MANIFEST, Worker, github_repo, load_example, make_settings
 from tests.fakes.github import FakeGitHub
 
 
@@ -47,10 +47,7 @@ def test_integrity_freezes_deploys(settings, redis, worker, fake_github):
 
 def test_integrity_updates_an_existing_freeze_variable(settings, redis, worker, fake_github):
     """A DEPLOY_FREEZE variable that exists as "false" is updated to "true"."""
-    github = __import__("github")
-    github.Github(base_url=fake_github.url, auth=github.Auth.Token(fake_github.token)).get_repo(
-        fake_github.full_name
-    ).create_variable("DEPLOY_FREEZE", "false")
+    github_repo(fake_github).create_variable("DEPLOY_FREEZE", "false")
     run(settings, redis, worker, load_example("integrity-firing.json"))
     assert fake_github.variables == {"DEPLOY_FREEZE": "true"}
 
@@ -209,11 +206,7 @@ def test_closed_ticket_lets_a_new_one_open(settings, redis, worker, fake_github)
     """Once the ticket is closed, a new firing instance opens a new ticket."""
     payload = load_example("integrity-firing.json")
     run(settings, redis, worker, payload)
-    github = __import__("github")
-    repo = github.Github(base_url=fake_github.url, auth=github.Auth.Token(fake_github.token)).get_repo(
-        fake_github.full_name
-    )
-    repo.get_issue(fake_github.issues[0].number).edit(state="closed")
+    github_repo(fake_github).get_issue(fake_github.issues[0].number).edit(state="closed")
     payload["alerts"][0]["startsAt"] = "2026-11-26T15:00:00Z"
     run(settings, redis, worker, payload)
     assert [i.state for i in fake_github.issues] == ["closed", "open"]
@@ -293,7 +286,7 @@ def test_dry_run_writes_nothing_and_records_planned(redis, redis_url, fake_githu
 
 def test_dry_run_without_credentials_reads_offline_manifest(redis, redis_url):
     """Dry-run needs no GitHub: the manifest comes from the offline file."""
-    settings = make_settings(redis_url, dry_run=True, offline_manifest_file=ROOT / "responder/samples/model-manifest.json")
+    settings = make_settings(redis_url, dry_run=True, offline_manifest_file=MANIFEST)
     [record] = run(settings, redis, Worker(settings), load_example("integrity-firing.json"))
     assert record.step("verify-digest").outputs["result"] == "mismatch"
     assert record.status == "succeeded"
@@ -302,7 +295,7 @@ def test_dry_run_without_credentials_reads_offline_manifest(redis, redis_url):
 def test_github_enterprise_server_url_works(redis, redis_url):
     """A GitHub Enterprise Server API URL (with /api/v3) is used as given."""
     with FakeGitHub(prefix="/api/v3") as fake:
-        fake.set_manifest(__import__("json").loads(Path(ROOT / "responder/samples/model-manifest.json").read_text()))
+        fake.set_manifest(json.loads(MANIFEST.read_text()))
         settings = make_settings(redis_url, github_api_url=fake.url, github_token=fake.token,
                                  github_repo=fake.full_name)
         [record] = run(settings, redis, Worker(settings), load_example("bias-firing.json"))

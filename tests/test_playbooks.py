@@ -110,7 +110,8 @@ def test_load_catalog_raises_with_every_problem(tmp_path):
 
 def test_when_condition_must_be_labels(tmp_path):
     """A `when` with an unknown key is rejected."""
-    text = VALID.replace("    kind: dispatch_workflow\n", "    kind: dispatch_workflow\n    when: {severity: critical}\n")
+    when = "    kind: dispatch_workflow\n    when: {severity: critical}\n"
+    text = VALID.replace("    kind: dispatch_workflow\n", when)
     [problem] = problems_for(tmp_path, text)
     assert "unknown key 'when.severity'" in problem
 

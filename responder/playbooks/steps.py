@@ -155,7 +155,7 @@ class DispatchWorkflow(StepBase):
                     system="github",
                 )
             version = entry.current_version
-        if not IDENTIFIER.match(version):
+        if not IDENTIFIER.fullmatch(version):
             raise AlertError(f"model version {version[:40]!r} is not a valid identifier")
         return version
 
