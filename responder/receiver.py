@@ -146,6 +146,7 @@ async def _webhook(request: web.Request) -> web.Response:
             "alert.decision",
             alertname=d.alertname,
             fingerprint=d.fingerprint,
+            status=d.status,
             decision=d.decision,
             job_id=d.job_id,
             reason=d.reason,
