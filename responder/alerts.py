@@ -59,10 +59,10 @@ class Alert(BaseModel):
         return f"{self.alertname}|{self.fingerprint}|{self.startsAt.isoformat()}"
 
     def job_id(self) -> str:
-        """RQ job id derived from the firing instance (RQ allows [A-Za-z0-9_-] only)."""
+        """RQ job id derived from the instance (RQ allows [A-Za-z0-9_-] only); a resolve has its own."""
         digest = hashlib.sha256(self.instance_key().encode()).hexdigest()[:20]
         prefix = _JOB_ID_UNSAFE.sub("_", self.alertname)[:64] or "alert"
-        return f"{prefix}-{digest}"
+        return f"{prefix}-{digest}" if self.is_firing else f"{prefix}-resolved-{digest}"
 
     def check_actionable(self, required: tuple[str, ...] = REQUIRED_LABELS) -> None:
         """Raise AlertError with the reason when labels are missing or unsafe to act on."""

@@ -1,13 +1,16 @@
 """The ``responder`` command.
 
 Exit codes: 0 success; 1 what was asked failed (a run failed, an unknown job id, invalid
-playbooks); 2 usage or configuration error; 3 Redis cannot be reached.
+playbooks, no previous version to roll back to); 2 usage or configuration error; 3 Redis
+cannot be reached.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
 import time
 import uuid
@@ -20,6 +23,7 @@ import redis.exceptions
 from responder import __version__, output
 from responder.alerts import Alert
 from responder.errors import ConfigError, ResponderError
+from responder.history import History
 from responder.log import configure_logging
 from responder.runs import RUN_STATUSES, RunStore
 from responder.settings import Settings, load_settings
@@ -64,7 +68,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _secrets(settings: Settings) -> list[str]:
-    return [s.get_secret_value() for s in (settings.webhook_token, settings.github_token) if s is not None]
+    tokens = (settings.webhook_token, settings.github_token, settings.jira_token, settings.toggle_token)
+    return [s.get_secret_value() for s in tokens if s is not None]
 
 
 def _label(text: str) -> tuple[str, str]:
@@ -113,6 +118,38 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_show.add_argument("job_id")
     jobs_show.add_argument("--json", action="store_true")
     jobs_show.set_defaults(handler=cmd_jobs_show)
+    jobs_retry = jobs.add_parser("retry", help="queue a failed run again; its completed steps are not repeated")
+    jobs_retry.add_argument("job_id")
+    jobs_retry.add_argument("--wait", action="store_true")
+    jobs_retry.add_argument("--timeout", type=float, default=300.0)
+    jobs_retry.set_defaults(handler=cmd_jobs_retry)
+
+    alerts = sub.add_parser("alerts", help="decision history: why did (or didn't) an alert run?").add_subparsers(
+        dest="alerts_command", required=True
+    )
+    alerts_list = alerts.add_parser("list", help="received notifications, newest first")
+    alerts_list.add_argument("--limit", type=int, default=20)
+    alerts_list.add_argument("--json", action="store_true")
+    alerts_list.set_defaults(handler=cmd_alerts_list)
+    alerts_show = alerts.add_parser("show", help="one notification: each alert's decision, reason and run")
+    alerts_show.add_argument("notification_id")
+    alerts_show.add_argument("--json", action="store_true")
+    alerts_show.set_defaults(handler=cmd_alerts_show)
+
+    replay = sub.add_parser("replay", help="feed a stored Alertmanager payload through the webhook's decisions")
+    replay.add_argument("file", type=Path)
+    replay.add_argument("--dry-run", action="store_true", help="plan external writes instead of sending them")
+    replay.set_defaults(handler=cmd_replay)
+
+    freeze = sub.add_parser("freeze", help="deploy freeze: status, set, lift").add_subparsers(
+        dest="freeze_command", required=True
+    )
+    freeze.add_parser("status", help="frozen or not, since when and why").set_defaults(handler=cmd_freeze_status)
+    for action, text in (("set", "freeze deploys"), ("lift", "lift the deploy freeze")):
+        cmd = freeze.add_parser(action, help=f"{text}; noted on open model_integrity_failed tickets")
+        cmd.add_argument("--reason", required=True)
+        cmd.add_argument("--dry-run", action="store_true")
+        cmd.set_defaults(handler=cmd_freeze_change, action=action)
 
     playbooks = sub.add_parser("playbooks", help="list or validate playbooks").add_subparsers(
         dest="playbooks_command", required=True
@@ -164,24 +201,37 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     playbook = catalog.get(args.playbook)
     labels = dict(args.label)
     labels.setdefault("alertname", playbook.alertname or playbook.name)
-    alert = Alert(
+    alert = _manual_alert(labels, dict(args.annotation))
+    redis = redis_client(settings)
+    record = Intake(redis, settings, catalog).enqueue_manual(
+        playbook.name, alert, dry_run=args.dry_run, requested_by=_requester()
+    )
+    print(record.id)
+    if not args.wait:
+        return EXIT_OK
+    return _wait_for(RunStore(redis, retention_seconds=settings.dedup_retention_seconds), record.id, args.timeout)
+
+
+def _manual_alert(labels: dict[str, str], annotations: dict[str, str]) -> Alert:
+    return Alert(
         status="firing",
         labels=labels,
-        annotations=dict(args.annotation),
+        annotations=annotations,
         startsAt=datetime.now(UTC),
         fingerprint=uuid.uuid4().hex[:16],
     )
-    redis = redis_client(settings)
-    job_id = Intake(redis, settings, catalog).enqueue_manual(playbook.name, alert, dry_run=args.dry_run)
-    print(job_id)
-    if not args.wait:
-        return EXIT_OK
-    runs = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
-    deadline = time.monotonic() + args.timeout
+
+
+def _requester() -> str:
+    return os.environ.get("RESPONDER_REQUESTED_BY") or getpass.getuser()
+
+
+def _wait_for(runs: RunStore, job_id: str, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
     while (record := runs.get(job_id)).status not in ("succeeded", "failed"):
         if time.monotonic() > deadline:
             raise CommandFailed(
-                f"run {job_id} is still {record.status} after {args.timeout:.0f}s; "
+                f"run {job_id} is still {record.status} after {timeout:.0f}s; "
                 f"is a worker running? follow it with: responder jobs show {job_id}"
             )
         time.sleep(0.2)
@@ -210,6 +260,97 @@ def cmd_jobs_show(args: argparse.Namespace, settings: Settings) -> int:
     record = _runs(settings).get(args.job_id)
     print(json.dumps(record.document(), indent=2) if args.json else output.run_text(record))
     return EXIT_OK
+
+
+def cmd_jobs_retry(args: argparse.Namespace, settings: Settings) -> int:
+    from responder.intake import Intake
+    from responder.playbooks.catalog import load_catalog
+    from responder.runtime import redis_client
+
+    redis = redis_client(settings)
+    runs = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
+    record = runs.get(args.job_id)
+    if record.status != "failed":
+        raise CommandFailed(f"run {record.id} is {record.status}; only failed runs can be retried")
+    Intake(redis, settings, load_catalog(settings.playbooks_dir)).requeue(record)
+    print(record.id)
+    return _wait_for(runs, record.id, args.timeout) if args.wait else EXIT_OK
+
+
+def _history(settings: Settings) -> History:
+    from responder.runtime import redis_client
+
+    return History(
+        redis_client(settings), keep=settings.history_keep, retention_seconds=settings.history_retention_seconds
+    )
+
+
+def cmd_alerts_list(args: argparse.Namespace, settings: Settings) -> int:
+    if args.limit < 1:
+        raise ConfigError("--limit must be at least 1")
+    records = _history(settings).recent(limit=args.limit)
+    print(json.dumps([r.summary() for r in records], indent=2) if args.json else output.notifications_table(records))
+    return EXIT_OK
+
+
+def cmd_alerts_show(args: argparse.Namespace, settings: Settings) -> int:
+    record = _history(settings).get(args.notification_id)
+    print(record.model_dump_json(indent=2) if args.json else output.notification_text(record))
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import ValidationError
+
+    from responder.alerts import Notification
+    from responder.intake import Intake
+    from responder.playbooks.catalog import load_catalog
+    from responder.runtime import redis_client
+
+    try:
+        notification = Notification.model_validate_json(args.file.read_bytes())
+    except OSError as exc:
+        raise CommandFailed(f"cannot read {args.file}: {exc.strerror}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "payload"
+        raise CommandFailed(f"{args.file} is not an Alertmanager webhook payload: {where}: {first['msg']}") from None
+    intake = Intake(redis_client(settings), settings, load_catalog(settings.playbooks_dir))
+    for d in intake.accept(notification, source="replay", dry_run=args.dry_run):
+        reason = f" ({d.reason})" if d.reason else ""
+        job = f" -> {d.job_id}" if d.job_id else ""
+        print(f"{d.alertname} {d.status} {d.fingerprint}: {d.decision}{job}{reason}")
+    return EXIT_OK
+
+
+def cmd_freeze_status(args: argparse.Namespace, settings: Settings) -> int:
+    from responder.freeze import FreezeLedger
+    from responder.runtime import Runtime
+
+    runtime = Runtime.build(settings)
+    value = runtime.integrations(dry_run=False).github.get_variable(settings.freeze_variable)
+    entry = FreezeLedger(runtime.redis).current()
+    print(output.freeze_text(settings.freeze_variable, value, entry))
+    return EXIT_OK
+
+
+def cmd_freeze_change(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the freeze-set/freeze-lift playbook in this process: no worker or queue in the way."""
+    from responder.intake import Intake
+    from responder.playbooks.runner import run_playbook
+    from responder.runtime import Runtime
+
+    if not args.reason.strip():
+        raise ConfigError("--reason must not be empty")
+    runtime = Runtime.build(settings)
+    playbook = f"freeze-{args.action}"
+    alert = _manual_alert({"alertname": playbook}, {"reason": args.reason})
+    record = Intake(runtime.redis, settings, runtime.catalog).enqueue_manual(
+        playbook, alert, dry_run=args.dry_run, requested_by=_requester(), queue=False
+    )
+    record = run_playbook(runtime, record.id, final_attempt=True)
+    print(output.run_text(record))
+    return EXIT_OK if record.status == "succeeded" else EXIT_FAILED
 
 
 def cmd_playbooks_list(args: argparse.Namespace, settings: Settings) -> int:

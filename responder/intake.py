@@ -1,13 +1,15 @@
 """Decide what to do with each alert of a notification, and durably queue the runs.
 
-The only code the webhook handler (and ``responder replay``/``run``) calls. Dedup and
-enqueue happen in one Redis transaction per notification: a firing instance is marked
-seen exactly when its run record and its RQ job are stored, so a failure leaves nothing
-half-done and Alertmanager's retry is accepted again.
+The only code the webhook handler (and ``responder replay``/``run``) calls. Dedup, the
+decision history and the enqueue happen in one Redis transaction per notification: a
+firing (or resolved) instance is marked seen exactly when its run record and its RQ job
+are stored, so a failure leaves nothing half-done and Alertmanager's retry is accepted again.
 """
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,24 +20,33 @@ from rq import Queue, Retry
 
 from responder.alerts import Alert, Notification
 from responder.errors import AlertError
+from responder.history import AlertDecision, History, NotificationRecord
 from responder.playbooks.catalog import Catalog
 from responder.runs import RunRecord, RunStore, Source
 from responder.settings import Settings
 
 DecisionKind = Literal["queued", "duplicate", "ignored", "rejected"]
 JOB_FUNCTION = "responder.jobs.run_playbook_job"
-RESOLVED_KEY = "responder:resolved"
-RESOLVED_KEEP = 1000
 
 
 @dataclass(frozen=True)
 class Decision:
-    fingerprint: str
-    alertname: str
-    status: str
+    alert: Alert
     decision: DecisionKind
     job_id: str | None = None
     reason: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return self.alert.fingerprint
+
+    @property
+    def alertname(self) -> str:
+        return self.alert.alertname
+
+    @property
+    def status(self) -> str:
+        return self.alert.status
 
     def to_json(self) -> dict[str, str]:
         data = {
@@ -50,11 +61,23 @@ class Decision:
             data["reason"] = self.reason
         return data
 
+    def to_history(self) -> AlertDecision:
+        return AlertDecision(
+            alertname=self.alertname,
+            fingerprint=self.fingerprint,
+            status=self.status,
+            model_id=self.alert.model_id,
+            starts_at=self.alert.startsAt,
+            decision=self.decision,
+            reason=self.reason,
+            job_id=self.job_id,
+        )
+
 
 @dataclass(frozen=True)
 class _Candidate:
-    alert: Alert
     record: RunRecord
+    dedup: bool = True
 
     @property
     def dedup_key(self) -> str:
@@ -68,69 +91,108 @@ class Intake:
         self._catalog = catalog
         self._queue = Queue(settings.queue, connection=redis)
         self._runs = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
-
-    @property
-    def queue(self) -> Queue:
-        return self._queue
+        self._history = History(redis, keep=settings.history_keep, retention_seconds=settings.history_retention_seconds)
 
     def accept(
         self, notification: Notification, *, source: Source = "webhook", dry_run: bool = False
     ) -> list[Decision]:
-        """One decision per alert, in the order of the notification."""
-        decisions: dict[int, Decision] = {}
-        candidates: dict[int, _Candidate] = {}
-        resolved: list[Alert] = []
-        for index, alert in enumerate(notification.alerts):
-            outcome = self._decide(alert, notification, source=source, dry_run=dry_run)
-            if isinstance(outcome, _Candidate):
-                candidates[index] = outcome
-            else:
-                decisions[index] = outcome
-                if not alert.is_firing and outcome.decision == "ignored":
-                    resolved.append(alert)
-        queued = self._enqueue(list(candidates.values()), resolved)
-        for index, candidate in candidates.items():
-            run_id = candidate.record.id
-            decisions[index] = (
-                _decision(candidate.alert, "queued", job_id=run_id)
-                if run_id in queued
-                else _decision(
-                    candidate.alert, "duplicate", job_id=run_id, reason="this firing instance was already queued"
-                )
-            )
-        return [decisions[i] for i in range(len(notification.alerts))]
+        """One decision per alert, in the order of the notification; recorded in the decision history.
 
-    def enqueue_manual(self, playbook: str, alert: Alert, *, dry_run: bool) -> str:
-        """Queue a run asked for by a person (``responder run``); returns its job id."""
-        self._catalog.get(playbook)
+        A replay (``source="replay"``) is not de-duplicated: it is how a playbook change is
+        tried on a payload that was already handled.
+        """
+        outcomes = [self._decide(alert, notification, source=source, dry_run=dry_run) for alert in notification.alerts]
+        candidates = [o for o in outcomes if isinstance(o, _Candidate)]
+        history = NotificationRecord(
+            source=source,
+            receiver=notification.receiver,
+            group_key=notification.groupKey,
+            status=notification.status,
+            external_url=notification.externalURL,
+            truncated_alerts=notification.truncatedAlerts,
+        )
+
+        def decisions(queued: set[str]) -> list[Decision]:
+            out = []
+            for outcome in outcomes:
+                if isinstance(outcome, Decision):
+                    out.append(outcome)
+                elif outcome.record.id in queued:
+                    reason = "replay: not de-duplicated" if not outcome.dedup else None
+                    out.append(Decision(outcome.record.alert, "queued", job_id=outcome.record.id, reason=reason))
+                else:
+                    out.append(
+                        Decision(
+                            outcome.record.alert,
+                            "duplicate",
+                            job_id=outcome.record.id,
+                            reason=f"this {outcome.record.alert.status} instance was already queued",
+                        )
+                    )
+            return out
+
+        queued = self._enqueue(
+            candidates,
+            lambda queued: history.model_copy(update={"alerts": [d.to_history() for d in decisions(queued)]}),
+        )
+        return decisions(queued)
+
+    def enqueue_manual(
+        self, playbook: str, alert: Alert, *, dry_run: bool, requested_by: str | None = None, queue: bool = True
+    ) -> RunRecord:
+        """Store (and unless ``queue`` is false, queue) a run asked for by a person."""
         alert.check_actionable(self._catalog.get(playbook).requires_labels)
         record = RunRecord(
-            id=f"manual-{alert.fingerprint}", playbook=playbook, source="manual", dry_run=dry_run, alert=alert
+            id=f"manual-{alert.fingerprint}",
+            playbook=playbook,
+            source="manual",
+            dry_run=dry_run,
+            alert=alert,
+            requested_by=requested_by,
         )
-        self._enqueue([_Candidate(alert, record)], [])
-        return record.id
+        if queue:
+            self._enqueue([_Candidate(record, dedup=False)], None)
+        else:
+            with self._redis.pipeline(transaction=True) as pipe:
+                self._runs.add(record, pipe)
+                pipe.execute()
+        return record
+
+    def requeue(self, record: RunRecord) -> None:
+        """Queue an existing run again (``responder jobs retry``); its done steps stay done."""
+        with self._redis.pipeline(transaction=True) as pipe:
+            record.status = "queued"
+            self._runs.add(record, pipe)
+            self._enqueue_job(pipe, record)
+            pipe.execute()
 
     def _decide(
         self, alert: Alert, notification: Notification, *, source: Source, dry_run: bool
     ) -> Decision | _Candidate:
         if not alert.alertname:
-            return _decision(alert, "rejected", reason="missing required label: alertname")
+            return Decision(alert, "rejected", reason="missing required label: alertname")
         playbook = self._catalog.for_alertname(alert.alertname)
         if playbook is None:
-            return _decision(alert, "ignored", reason=f"no playbook handles alertname {alert.alertname!r}")
-        if not alert.is_firing:
-            return _decision(alert, "ignored", reason="resolved: recorded; no resolve actions run yet")
+            return Decision(alert, "ignored", reason=f"no playbook handles alertname {alert.alertname!r}")
+        if not playbook.steps_for(alert):
+            return Decision(alert, "ignored", reason=f"playbook {playbook.name} has no steps for {alert.status} alerts")
         try:
             alert.check_actionable(playbook.requires_labels)
         except AlertError as exc:
-            return _decision(alert, "rejected", reason=str(exc))
-        related = [
-            other
-            for other in notification.firing()
-            if other is not alert and other.alertname == alert.alertname and other.model_id == alert.model_id
-        ]
+            return Decision(alert, "rejected", reason=str(exc))
+        related = (
+            [
+                other
+                for other in notification.firing()
+                if other is not alert and other.alertname == alert.alertname and other.model_id == alert.model_id
+            ]
+            if alert.is_firing
+            else []
+        )
+        replay = source == "replay"
+        run_id = f"replay-{secrets.token_hex(4)}-{alert.job_id()}" if replay else alert.job_id()
         record = RunRecord(
-            id=alert.job_id(),
+            id=run_id[:120],
             playbook=playbook.name,
             source=source,
             dry_run=dry_run,
@@ -138,60 +200,51 @@ class Intake:
             related=related,
             external_url=notification.externalURL,
         )
-        return _Candidate(alert, record)
+        return _Candidate(record, dedup=not replay)
 
-    def _enqueue(self, candidates: list[_Candidate], resolved: list[Alert]) -> set[str]:
-        """Atomically mark new firing instances seen and store their records and jobs.
+    def _enqueue(
+        self, candidates: list[_Candidate], history: Callable[[set[str]], NotificationRecord] | None
+    ) -> set[str]:
+        """Atomically mark new instances seen, store their records and jobs (and the history record).
 
-        Returns the ids that were queued now; the others were seen before (duplicates). A
-        concurrent delivery touching the same instances makes the transaction retry, and
-        then sees them as duplicates.
+        Returns the ids queued now; the others were seen before (duplicates). A concurrent
+        delivery touching the same instances makes the transaction retry, and then sees them
+        as duplicates.
         """
-        if not candidates and not resolved:
-            return set()
-        keys = [c.dedup_key for c in candidates]
+        keys = [c.dedup_key for c in candidates if c.dedup]
         with self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     if keys:
                         pipe.watch(*keys)  # type: ignore[no-untyped-call]
-                    seen = pipe.mget(keys) if keys else []
-                    fresh = [c for c, value in zip(candidates, seen, strict=True) if value is None]
+                    seen = (
+                        set(k for k, v in zip(keys, pipe.mget(keys), strict=True) if v is not None) if keys else set()
+                    )
+                    fresh = [c for c in candidates if c.dedup_key not in seen]
                     pipe.multi()
                     for candidate in fresh:
-                        self._stage(pipe, candidate)
-                    for alert in resolved:
-                        pipe.lpush(RESOLVED_KEY, alert.model_dump_json())
-                    if resolved:
-                        pipe.ltrim(RESOLVED_KEY, 0, RESOLVED_KEEP - 1)
+                        if candidate.dedup:
+                            pipe.set(candidate.dedup_key, "1", ex=self._settings.dedup_retention_seconds)
+                        self._runs.add(candidate.record, pipe)
+                        self._enqueue_job(pipe, candidate.record)
+                    queued = {c.record.id for c in fresh}
+                    if history is not None:
+                        self._history.add(history(queued), pipe)
                     pipe.execute()
-                    return {c.record.id for c in fresh}
+                    return queued
                 except WatchError:
                     continue
 
-    def _stage(self, pipe: Pipeline, candidate: _Candidate) -> None:
+    def _enqueue_job(self, pipe: Pipeline, record: RunRecord) -> None:
         settings = self._settings
-        pipe.set(candidate.dedup_key, "1", ex=settings.dedup_retention_seconds)
-        self._runs.add(candidate.record, pipe)
         intervals = settings.job_retry_intervals
         self._queue.enqueue_call(
             JOB_FUNCTION,
-            args=(candidate.record.id,),
-            job_id=candidate.record.id,
+            args=(record.id,),
+            job_id=record.id,
             timeout=settings.job_timeout_seconds,
             result_ttl=settings.dedup_retention_seconds,
             failure_ttl=settings.dedup_retention_seconds,
             retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
             pipeline=pipe,
         )
-
-
-def _decision(alert: Alert, kind: DecisionKind, *, job_id: str | None = None, reason: str | None = None) -> Decision:
-    return Decision(
-        fingerprint=alert.fingerprint,
-        alertname=alert.alertname,
-        status=alert.status,
-        decision=kind,
-        job_id=job_id,
-        reason=reason,
-    )

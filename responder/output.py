@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from responder.freeze import FreezeEntry
+from responder.history import NotificationRecord
 from responder.playbooks.model import Playbook
 from responder.runs import RunRecord
 
@@ -68,4 +70,54 @@ def run_text(record: RunRecord) -> str:
             lines.append(f"             {step.url}")
         if step.error:
             lines.append(f"             error: {step.error}")
+    return "\n".join(lines)
+
+
+def notifications_table(records: Sequence[NotificationRecord]) -> str:
+    if not records:
+        return "no notifications received yet"
+    rows = []
+    for r in records:
+        counts = r.summary()["decisions"]
+        assert isinstance(counts, dict)
+        decided = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no alerts"
+        rows.append([r.id, _time(r.received_at), r.source, r.status, decided])
+    return table(["id", "received", "source", "status", "decisions"], rows)
+
+
+def notification_text(record: NotificationRecord) -> str:
+    lines = [
+        f"notification {record.id}: received {_time(record.received_at)} via {record.source}",
+        f"  group      {record.group_key or '-'} ({record.status}, receiver {record.receiver or '-'})",
+    ]
+    if record.truncated_alerts:
+        lines.append(f"  truncated  Alertmanager left out {record.truncated_alerts} alert(s)")
+    lines.append("  alerts:")
+    for a in record.alerts:
+        lines.append(
+            f"    {a.decision.upper():<9} {a.alertname} {a.status} model {a.model_id or '-'} fp {a.fingerprint}"
+        )
+        if a.reason:
+            lines.append(f"              why: {a.reason}")
+        if a.job_id:
+            lines.append(f"              run: responder jobs show {a.job_id}")
+    return "\n".join(lines)
+
+
+def freeze_text(variable: str, value: str | None, entry: FreezeEntry | None) -> str:
+    if value is None:
+        state = f"deploys are not frozen ({variable} is not set)"
+    elif value == "true":
+        state = f"deploys are FROZEN ({variable}=true)"
+    else:
+        state = f"deploys are not frozen ({variable}={value})"
+    lines = [state]
+    if entry is not None and (value == "true") == entry.frozen:
+        verb = "frozen" if entry.frozen else "lifted"
+        lines.append(f"  {verb} since {entry.since} by {entry.by}: {entry.reason} (run {entry.run_id})")
+    elif entry is not None:
+        lines.append(
+            f"  note: responder last recorded {'a freeze' if entry.frozen else 'a lift'} at {entry.since}; "
+            f"the variable was changed outside responder since"
+        )
     return "\n".join(lines)

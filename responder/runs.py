@@ -38,17 +38,19 @@ class StepRecord(BaseModel):
     url: str | None = None
     error: str | None = None
     outputs: dict[str, str] = Field(default_factory=dict)
+    blocked: bool = Field(False, description="Skipped only because an earlier step failed and stopped the run.")
 
     @property
     def done(self) -> bool:
         """A checkpoint: done steps are not run again by a retry of the same run."""
-        return self.status in ("ok", "planned", "skipped")
+        return self.status in ("ok", "planned") or (self.status == "skipped" and not self.blocked)
 
 
 class RunRecord(BaseModel):
     id: str
     playbook: str
     source: Source = "webhook"
+    requested_by: str | None = Field(None, description="Who triggered a manual run.")
     dry_run: bool = False
     status: RunStatus = "queued"
     alert: Alert

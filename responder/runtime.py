@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from redis import Redis
 
-from responder.errors import ConfigError
 from responder.integrations import github as gh
-from responder.integrations.base import GitHubGateway, Tracker
+from responder.integrations.base import GitHubGateway, Toggles, Tracker
 from responder.integrations.dryrun import DryRunGitHub, DryRunTracker
+from responder.integrations.jira import JiraTracker
+from responder.integrations.toggles import DryRunToggles, ToggleClient
 from responder.playbooks.catalog import Catalog, load_catalog
 from responder.runs import RunStore
 from responder.settings import Settings
@@ -23,11 +25,12 @@ def redis_client(settings: Settings) -> Redis:
 class Integrations:
     github: GitHubGateway
     tracker: Tracker
+    toggles: Toggles | None
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """Everything a worker needs to run playbooks; built once per worker process."""
+    """Everything a worker (or an inline CLI run) needs to run playbooks; built once per process."""
 
     settings: Settings
     redis: Redis
@@ -39,10 +42,11 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         settings.require_github()
-        if settings.tracker != "github":
-            raise ConfigError(f"RESPONDER_TRACKER={settings.tracker} is not supported yet: use github")
+        settings.require_jira()
         redis = redis_client(settings)
         live = None
+        github: GitHubGateway | None = None
+        tracker: Tracker | None = _jira(settings) if settings.tracker == "jira" and settings.jira_configured else None
         if settings.github_configured:
             assert settings.github_token is not None and settings.github_repo is not None
             repo = gh.connect(
@@ -51,14 +55,15 @@ class Runtime:
                 settings.github_repo,
                 timeout=settings.http_timeout_seconds,
             )
-            live = Integrations(gh.PyGithubGateway(repo, ref=settings.github_ref), gh.GitHubIssueTracker(repo))
+            github = gh.PyGithubGateway(repo, ref=settings.github_ref)
+            if settings.tracker == "github":
+                tracker = gh.GitHubIssueTracker(repo)
+        if github is not None and tracker is not None:
+            live = Integrations(github, tracker, _toggles(settings))
         dry = Integrations(
-            DryRunGitHub(
-                live.github if live else None,
-                manifest_file=settings.offline_manifest_file,
-                manifest_path=settings.manifest_path,
-            ),
-            DryRunTracker(live.tracker if live else None),
+            DryRunGitHub(github, manifest_file=settings.offline_manifest_file, manifest_path=settings.manifest_path),
+            DryRunTracker(tracker, name=settings.tracker),
+            DryRunToggles(**_toggle_templates(settings)),
         )
         return cls(
             settings=settings,
@@ -73,3 +78,30 @@ class Runtime:
         if dry_run or self.settings.dry_run or self.live is None:
             return self.dry
         return self.live
+
+
+def _jira(settings: Settings) -> JiraTracker:
+    assert settings.jira_url and settings.jira_project and settings.jira_token
+    return JiraTracker(
+        base_url=settings.jira_url,
+        project=settings.jira_project,
+        token=settings.jira_token.get_secret_value(),
+        user=settings.jira_user,
+        issue_type=settings.jira_issue_type,
+        search_path=settings.jira_search_path,
+        done_transition=settings.jira_done_transition,
+        timeout=settings.http_timeout_seconds,
+    )
+
+
+def _toggle_templates(settings: Settings) -> dict[str, Any]:
+    return {"method": settings.toggle_method, "path": settings.toggle_path, "body": settings.toggle_body}
+
+
+def _toggles(settings: Settings) -> Toggles | None:
+    if settings.toggle_url is None:
+        return None
+    token = settings.toggle_token.get_secret_value() if settings.toggle_token else None
+    return ToggleClient(
+        base_url=settings.toggle_url, token=token, timeout=settings.http_timeout_seconds, **_toggle_templates(settings)
+    )

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     dedup_retention_seconds: int = Field(
         7 * 24 * 3600, gt=0, description="How long a firing instance is remembered (dedup) and runs kept."
     )
+    history_keep: int = Field(1000, gt=0, description="How many received notifications the decision history keeps.")
+    history_retention_seconds: int = Field(7 * 24 * 3600, gt=0, description="How long decision history is kept.")
     job_timeout_seconds: int = Field(300, gt=0, description="A playbook run is killed after this long.")
     job_retry_intervals: list[int] = Field(
         [10, 60, 300], description="Backoff (seconds) between retries of a run after a transient failure."
@@ -51,9 +53,34 @@ class Settings(BaseSettings):
     freeze_variable: str = Field("DEPLOY_FREEZE", description="Actions variable that freezes deploys.")
     http_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of every outgoing HTTP call.")
 
-    # --- Trackers, toggles, runs ---
+    # --- Trackers ---
     tracker: Literal["github", "jira"] = Field("github", description="Where incident tickets go.")
-    toggle_url: str | None = Field(None, description="Feature-toggle service base URL (rollback re-tag).")
+    jira_url: str | None = Field(None, description="Jira base URL, e.g. https://acme.atlassian.net.")
+    jira_user: str | None = Field(None, description="Jira Cloud account e-mail (basic auth with the API token).")
+    jira_token: SecretStr | None = Field(None, description="Jira API token (Cloud) or personal access token (DC).")
+    jira_project: str | None = Field(None, description="Project key tickets are created in, e.g. MLOPS.")
+    jira_issue_type: str = Field("Task", description="Issue type of new tickets.")
+    jira_search_path: str | None = Field(
+        None,
+        description="JQL search endpoint; default /rest/api/3/search/jql with a user (Cloud), "
+        "/rest/api/2/search without (Server/Data Center).",
+    )
+    jira_done_transition: str = Field("Done", description="Transition used when a playbook closes a ticket.")
+
+    # --- Feature-toggle service (rollback re-tag) ---
+    toggle_url: str | None = Field(None, description="Feature-toggle service base URL.")
+    toggle_token: SecretStr | None = Field(None, description="Bearer token for the toggle service (optional).")
+    toggle_method: Literal["PUT", "POST", "PATCH"] = Field("PUT", description="HTTP method of the re-tag call.")
+    toggle_path: str = Field("/endpoints/{{ model_id }}", description="Path template of the re-tag call.")
+    toggle_body: dict[str, str] = Field(
+        {"model_id": "{{ model_id }}", "version": "{{ version }}", "reason": "{{ reason }}"},
+        description="JSON body of the re-tag call: each value a template over model_id, version, reason, endpoint.",
+    )
+
+    # --- Runs ---
+    retraining_cooldown_seconds: int = Field(
+        6 * 3600, ge=0, description="Default cooldown of retraining dispatches per model (0: none)."
+    )
     runbook_url: str | None = Field(None, description="Runbook link put in tickets when an alert has none.")
     dry_run: bool = Field(False, description="Record external writes as 'planned' instead of sending them.")
     offline_manifest_file: Path | None = Field(
@@ -74,7 +101,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
-    @field_validator("github_api_url", "toggle_url")
+    @field_validator("github_api_url", "toggle_url", "jira_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
@@ -117,6 +144,22 @@ class Settings(BaseSettings):
         for name, value in (("RESPONDER_GITHUB_TOKEN", self.github_token), ("RESPONDER_GITHUB_REPO", self.github_repo)):
             if not value:
                 raise ConfigError(f"{name} is not set: set it, or set RESPONDER_DRY_RUN=true to only plan actions")
+
+    def require_jira(self) -> None:
+        """With RESPONDER_TRACKER=jira, the URL, project and token must be set (unless dry-run)."""
+        if self.tracker != "jira" or self.dry_run:
+            return
+        for name, value in (
+            ("RESPONDER_JIRA_URL", self.jira_url),
+            ("RESPONDER_JIRA_PROJECT", self.jira_project),
+            ("RESPONDER_JIRA_TOKEN", self.jira_token),
+        ):
+            if not value:
+                raise ConfigError(f"{name} is not set: RESPONDER_TRACKER=jira needs it (or RESPONDER_DRY_RUN=true)")
+
+    @property
+    def jira_configured(self) -> bool:
+        return bool(self.jira_url and self.jira_project and self.jira_token)
 
     @property
     def github_configured(self) -> bool:

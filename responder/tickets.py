@@ -1,108 +1,178 @@
-"""Incident ticket text: titles and Markdown bodies built from untrusted alert text.
+"""What responder writes on incident tickets, as Documents (rendered per tracker).
 
-Every label and annotation value is escaped: it can neither format the ticket, nor link,
-nor mention people or teams.
+Alert text is untrusted: it only ever enters a Document as Text, Code or table cells,
+which the renderers escape.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
+from collections.abc import Sequence
+from datetime import datetime
 
 from responder.alerts import Alert
+from responder.document import Block, Bullets, Checklist, Code, Document, Heading, Link, Table, Text, para
 from responder.runs import RunRecord, StepRecord
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 TITLE_LIMIT = 250
 
 
-def escape_markdown(text: str) -> str:
-    """Escape Markdown and HTML so untrusted text renders as the literal characters."""
-    text = " ".join(text.split()) if "\n" in text else text
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _MD_SPECIAL.sub(r"\\\1", text)
-    # '@team' would notify; a zero-width joiner keeps it readable but inert.
-    return text.replace("@", "@\u200d")
-
-
-def title(alert: Alert, summary: str) -> str:
-    line = " ".join(summary.split()) or alert.alertname
-    text = f"[{alert.alertname}] {alert.model_id}: {line}"
+def title(alertname: str, model_id: str, summary: str) -> str:
+    line = " ".join(summary.split()) or alertname
+    text = f"[{alertname}] {model_id}: {line}"
     return text if len(text) <= TITLE_LIMIT else text[: TITLE_LIMIT - 1] + "…"
 
 
-def _table(rows: Iterable[tuple[str, str]], header: tuple[str, str]) -> list[str]:
-    lines = [f"| {header[0]} | {header[1]} |", "| --- | --- |"]
-    lines += [f"| {escape_markdown(k)} | {escape_markdown(v)} |" for k, v in rows]
-    return lines
+def _when(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def body(run: RunRecord, *, runbook_url: str | None, checklist: tuple[str, list[str]] | None) -> str:
-    """The Markdown body of a new incident ticket."""
+def duration(start: datetime, end: datetime) -> str:
+    """'1h 5m 3s' style; '0s' for nothing."""
+    seconds = max(0, int((end - start).total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = " ".join(
+        f"{value}{unit}" for value, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")) if value
+    )
+    return text or "0s"
+
+
+def step_table(steps: Sequence[StepRecord]) -> Table:
+    rows = tuple((s.name, s.status, (s.error or s.detail) + (f" {s.url}" if s.url else "")) for s in steps)
+    return Table(("step", "status", "result"), rows or (("(none)", "", ""),))
+
+
+def _run_ref(run: RunRecord) -> Code:
+    return Code(run.id)
+
+
+def incident(run: RunRecord, *, runbook_url: str | None, checklist: tuple[str, list[str]] | None) -> Document:
+    """The body of a new incident ticket."""
     alert = run.alert
-    lines = [
-        f"**{escape_markdown(alert.alertname)}** is firing for model "
-        f"`{alert.model_id}` since {alert.startsAt.isoformat()}.",
-        "",
-        "Opened by responder, playbook run `" + run.id + "`.",
-        "",
+    blocks: list[Block] = [
+        para(
+            Text(alert.alertname, strong=True),
+            " is firing for model ",
+            Code(alert.model_id or "?"),
+            f" since {_when(alert.startsAt)}.",
+        ),
+        para("Opened by responder, playbook run ", _run_ref(run), "."),
     ]
     digest = next((s for s in run.steps if s.kind == "verify_manifest_digest"), None)
     if digest is not None and digest.outputs:
-        lines += _digest_section(digest)
+        blocks += _digest(digest)
     if checklist is not None:
         heading, items = checklist
-        lines += [f"### {escape_markdown(heading)}", ""]
-        lines += [f"- [ ] {escape_markdown(item)}" for item in items]
-        lines += [""]
-    lines += ["### Labels", "", *_table(sorted(alert.labels.items()), ("label", "value")), ""]
+        blocks += [Heading(heading), Checklist(tuple(items))]
+    blocks += [Heading("Labels"), Table(("label", "value"), tuple(sorted(alert.labels.items())))]
     if alert.annotations:
-        lines += ["### Annotations", "", *_table(sorted(alert.annotations.items()), ("annotation", "value")), ""]
-    lines += ["### Links", ""]
+        blocks += [Heading("Annotations"), Table(("annotation", "value"), tuple(sorted(alert.annotations.items())))]
     links = [
         ("Source (generatorURL)", alert.generatorURL),
         ("Alertmanager", run.external_url),
         ("Runbook", alert.annotations.get("runbook_url") or runbook_url or ""),
     ]
-    lines += [f"- {name}: {_link(url)}" for name, url in links if url]
-    lines += ["", "### Playbook steps so far", "", *step_table(run.steps)]
-    return "\n".join(lines) + "\n"
+    blocks += [Heading("Links"), Bullets(tuple((Link(name, url),) for name, url in links if url))]
+    blocks += [Heading("Playbook steps so far"), step_table(run.steps)]
+    return Document(tuple(blocks))
 
 
-def _digest_section(step: StepRecord) -> list[str]:
+def _digest(step: StepRecord) -> list[Block]:
     out = step.outputs
     verdict = {
         "match": "✅ digests match",
         "mismatch": "❌ digests DO NOT match",
         "missing": "⚠️ a digest is missing",
-    }
+    }.get(out.get("result", ""), out.get("result", ""))
     return [
-        "### Artifact digest",
-        "",
-        f"**{verdict.get(out.get('result', ''), out.get('result', ''))}**",
-        "",
-        f"- deployed (alert `deployed_digest`): `{_code(out.get('deployed', '')) or 'missing'}`",
-        f"- manifest (`artifact.sha256`): `{_code(out.get('manifest', '')) or 'missing'}`",
-        "",
+        Heading("Artifact digest"),
+        para(Text(verdict, strong=True)),
+        Bullets(
+            (
+                (Text("deployed (alert deployed_digest): "), Code(out.get("deployed") or "missing")),
+                (Text("manifest (artifact.sha256): "), Code(out.get("manifest") or "missing")),
+            )
+        ),
     ]
 
 
-def step_table(steps: list[StepRecord]) -> list[str]:
-    if not steps:
-        return ["(none)"]
-    lines = ["| step | status | result |", "| --- | --- | --- |"]
-    for s in steps:
-        result = s.error or s.detail
-        link = f" ([link]({s.url}))" if s.url and s.url.startswith(("http://", "https://")) else ""
-        lines.append(f"| {escape_markdown(s.name)} | {s.status} | {escape_markdown(result)}{link} |")
-    return lines
+def refired(run: RunRecord, new_items: Sequence[str], checklist_title: str) -> Document:
+    """Comment for a new firing instance of an alert whose ticket is still open."""
+    alert = run.alert
+    blocks: list[Block] = [
+        para(
+            f"Fired again at {_when(alert.startsAt)} (fingerprint ",
+            Code(alert.fingerprint),
+            "), run ",
+            _run_ref(run),
+            ".",
+        ),
+    ]
+    if new_items:
+        blocks += [Heading(checklist_title), Checklist(tuple(new_items))]
+    blocks += [step_table(run.steps)]
+    return Document(tuple(blocks))
 
 
-def _link(url: str) -> str:
-    if url.startswith(("http://", "https://")) and not re.search(r"[\s<>()]", url):
-        return f"<{url}>"
-    return escape_markdown(url)
+def resolved(run: RunRecord) -> Document:
+    alert = run.alert
+    return Document.of(
+        para(
+            f"Resolved at {_when(alert.endsAt)}; fired at {_when(alert.startsAt)}; "
+            f"lasted {duration(alert.startsAt, alert.endsAt)} (fingerprint ",
+            Code(alert.fingerprint),
+            "). Run ",
+            _run_ref(run),
+            ".",
+        ),
+    )
 
 
-def _code(text: str) -> str:
-    return text.replace("`", "'")
+def rollback_note(run: RunRecord, *, model_id: str, from_version: str, to_version: str) -> Document:
+    return Document.of(
+        para(
+            "Rolled back ",
+            Code(model_id),
+            " from ",
+            Code(from_version),
+            " to ",
+            Code(to_version),
+            ". Run ",
+            _run_ref(run),
+            ".",
+        ),
+        step_table(run.steps),
+    )
+
+
+def rollback_ticket(run: RunRecord, *, model_id: str, from_version: str, to_version: str) -> Document:
+    reason = run.alert.annotations.get("reason", "")
+    blocks: list[Block] = [
+        para(
+            "Model ",
+            Code(model_id),
+            " was rolled back from ",
+            Code(from_version),
+            " to ",
+            Code(to_version),
+            " by responder (run ",
+            _run_ref(run),
+            ").",
+        ),
+    ]
+    if reason:
+        blocks += [para("Reason: ", reason)]
+    if run.requested_by:
+        blocks += [para("Requested by: ", run.requested_by)]
+    blocks += [Heading("Steps"), step_table(run.steps)]
+    return Document(tuple(blocks))
+
+
+def note(run: RunRecord, text: str) -> Document:
+    """A free-text note (already rendered from a playbook template) with the run reference."""
+    return Document.of(para(text, " (run ", _run_ref(run), ")"))
+
+
+def alert_line(alert: Alert) -> str:
+    return f"{alert.alertname} {alert.model_id or ''} {alert.fingerprint}".strip()

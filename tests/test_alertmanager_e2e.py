@@ -25,7 +25,6 @@ import requests
 import yaml
 from redis import Redis
 
-from responder.intake import RESOLVED_KEY
 from responder.runs import RunRecord, RunStore
 from tests.conftest import ROOT, WEBHOOK_TOKEN, free_port, load_example
 from tests.fakes.github import FakeGitHub
@@ -308,14 +307,14 @@ def test_critical_bias_alert_dispatches_governance_and_hotfix_and_engages_respon
     assert "responsible-ai" in issue.labels
 
 
-def test_drift_in_two_segments_retrains_per_alert_and_opens_one_ticket_listing_both(alertmanager, fake_github):
-    """Two drifting segments (one Alertmanager group) dispatch retraining per alert and open one checklist ticket."""
+def test_drift_in_two_segments_retrains_once_and_opens_one_ticket_listing_both(alertmanager, fake_github):
+    """Two drifting segments (one group) dispatch retraining once (cooldown) and open one checklist ticket."""
     alertmanager.post(am_alerts("drift-two-segments-firing.json"))
 
     runs = wait_until(lambda: alertmanager.responder.finished_runs(2), "both drift runs to end",
                       logs=alertmanager.logs)
     assert [r.status for r in runs] == ["succeeded", "succeeded"], [r.model_dump(mode="json") for r in runs]
-    assert [d.workflow for d in fake_github.dispatches] == ["model-retraining.yml", "model-retraining.yml"]
+    assert [d.workflow for d in fake_github.dispatches] == ["model-retraining.yml"]
     assert all(d.inputs["REASON"] == "model_drift_detected" for d in fake_github.dispatches)
     [issue] = [i for i in fake_github.issues if i.state == "open"]
     assert len(fake_github.issues) == 1
@@ -341,24 +340,23 @@ def test_alertmanager_resends_of_a_firing_alert_run_nothing_again(alertmanager, 
     assert len(variable_writes(fake_github)) == 1, variable_writes(fake_github)
 
 
-def test_resolved_alert_is_recorded_as_ignored_and_runs_nothing(alertmanager, fake_github):
-    """When the integrity alert resolves, the receiver records it as ignored and nothing new is dispatched."""
+def test_resolve_comments_on_the_ticket_and_keeps_the_freeze(alertmanager, fake_github):
+    """A resolved integrity alert comments on its ticket; nothing is dispatched and the freeze stays."""
     [firing] = am_alerts("integrity-firing.json")
     alertmanager.post([firing])
     wait_until(lambda: alertmanager.responder.finished_runs(1), "the integrity run to end", logs=alertmanager.logs)
     fingerprint = alertmanager.fingerprint("model_integrity_failed")
-    assert len(fake_github.dispatches) == 1
 
     alertmanager.post([{**firing, "endsAt": _now()}])
 
-    def resolved_decision() -> dict[str, Any] | None:
+    def resolve_queued() -> dict[str, Any] | None:
         return next((d for d in alertmanager.responder.decisions(fingerprint)
-                     if d["decision"] == "ignored" and str(d.get("reason", "")).startswith("resolved")), None)
+                     if d["decision"] == "queued" and d["status"] == "resolved"), None)
 
-    wait_until(resolved_decision, "the resolved notification to be logged as ignored", logs=alertmanager.logs)
-    # The alert.decision log line carries no status; the intake's record of resolved alerts does.
-    recorded = [json.loads(raw) for raw in alertmanager.responder.redis.lrange(RESOLVED_KEY, 0, -1)]
-    assert [(a["fingerprint"], a["status"]) for a in recorded] == [(fingerprint, "resolved")]
-    assert len(alertmanager.responder.runs()) == 1
+    wait_until(resolve_queued, "the resolved notification to be queued", logs=alertmanager.logs)
+    wait_until(lambda: alertmanager.responder.finished_runs(2), "the resolve run to end", logs=alertmanager.logs)
+    [issue] = fake_github.issues
+    assert len(issue.comments) == 1
+    assert issue.comments[0].startswith("Resolved at ")
     assert len(fake_github.dispatches) == 1
-    assert "queued" not in [d["decision"] for d in alertmanager.responder.decisions(fingerprint)][1:]
+    assert fake_github.variables == {"DEPLOY_FREEZE": "true"}

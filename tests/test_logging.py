@@ -173,7 +173,7 @@ async def test_decision_lines_carry_alertname_and_fingerprint(client: TestClient
 
     assert [(d.get("alertname"), d.get("fingerprint"), d.get("decision")) for d in decisions] == [
         ("model_drift_detected", "4f2588905e9e0230", "queued"),
-        ("model_drift_detected", "88b289594cc5a4bf", "ignored"),
+        ("model_drift_detected", "88b289594cc5a4bf", "queued"),
     ]
 
 

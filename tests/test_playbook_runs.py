@@ -106,9 +106,9 @@ def test_ticket_links_and_step_results(settings, redis, worker, fake_github):
     """The ticket links the source, Alertmanager and runbook, and lists the steps run before it."""
     run(settings, redis, worker, load_example("integrity-firing.json"))
     body = fake_github.issues[0].body
-    assert "<http://prometheus.example.internal:9090/graph?g0.expr=model_artifact_digest_match%3D%3D0>" in body
-    assert "<http://alertmanager.example.internal:9093>" in body
-    assert "<https://runbooks.example.internal/ml-operations#alert-response>" in body
+    assert "(http://prometheus.example.internal:9090/graph?g0.expr=model_artifact_digest_match%3D%3D0)" in body
+    assert "(http://alertmanager.example.internal:9093)" in body
+    assert "(https://runbooks.example.internal/ml-operations#alert-response)" in body
     assert "freeze\\-deploys | ok" in body
     assert "dispatch\\-governance | ok" in body
 
@@ -192,14 +192,16 @@ def test_drift_segment_arriving_later_is_added_to_open_ticket(settings, redis, w
 # --- behaviour shared by the playbooks ---
 
 
-def test_one_open_ticket_per_alertname_and_model(settings, redis, worker, fake_github):
-    """A new firing instance for a model with an open ticket opens no second ticket."""
+def test_refire_comments_on_the_open_ticket(settings, redis, worker, fake_github):
+    """A new firing instance while the ticket is open adds "fired again" to it instead of opening another."""
     payload = load_example("integrity-firing.json")
     run(settings, redis, worker, payload)
     payload["alerts"][0]["startsAt"] = "2026-11-26T15:00:00Z"
     [record] = run(settings, redis, worker, payload)
-    assert len(fake_github.issues) == 1
-    assert "already open" in record.step("open-incident").detail
+    [issue] = fake_github.issues
+    assert len(issue.comments) == 1
+    assert "Fired again at 2026\\-11\\-26 15:00:00 UTC" in issue.comments[0]
+    assert "noted the re-fire" in record.step("open-incident").detail
 
 
 def test_closed_ticket_lets_a_new_one_open(settings, redis, worker, fake_github):

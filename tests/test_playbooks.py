@@ -37,10 +37,15 @@ def problems_for(tmp_path: Path, text: str) -> list[str]:
 
 
 def test_shipped_playbooks_are_valid():
-    """The three playbooks in playbooks/ load, one per alertname."""
+    """The shipped playbooks load: one per alert, and the manual rollback and freeze playbooks."""
     catalog = load_catalog(ROOT / "playbooks")
-    assert {p.alertname for p in catalog.playbooks.values()} == {
-        "model_integrity_failed", "model_bias_alert", "model_drift_detected",
+    assert {name: p.alertname for name, p in catalog.playbooks.items()} == {
+        "model_integrity_failed": "model_integrity_failed",
+        "model_bias_alert": "model_bias_alert",
+        "model_drift_detected": "model_drift_detected",
+        "rollback": None,
+        "freeze-set": None,
+        "freeze-lift": None,
     }
 
 
@@ -133,7 +138,7 @@ def test_validate_command_accepts_shipped_playbooks():
     """`responder playbooks validate` exits 0 for the shipped playbooks."""
     result = responder_cli("playbooks", "validate", str(ROOT / "playbooks"))
     assert result.returncode == 0
-    assert "3 playbook(s) valid" in result.stdout
+    assert "6 playbook(s) valid" in result.stdout
 
 
 def test_list_command_shows_playbooks_and_steps():

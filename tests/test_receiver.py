@@ -20,7 +20,8 @@ from rq import Queue
 from rq.job import Job
 
 from responder.alerts import Notification
-from responder.intake import RESOLVED_KEY, Intake
+from responder.history import History
+from responder.intake import Intake
 from responder.playbooks.catalog import Catalog, load_catalog
 from responder.receiver import create_app
 from responder.runs import RunStore
@@ -372,24 +373,34 @@ async def test_unknown_alertname_is_ignored(client: TestClient, redis: Redis, dr
     assert queue_length(redis, dry_settings) == 0
 
 
-async def test_resolved_alert_is_ignored_and_recorded(client: TestClient, redis: Redis, dry_settings: Settings) -> None:
-    """A resolved alert is ignored (reason says resolved), queues nothing and is kept in responder:resolved."""
+async def test_resolved_alert_queues_its_resolve_run(client: TestClient, redis: Redis, dry_settings: Settings) -> None:
+    """A resolved alert (its own status) queues the playbook's resolve run under its own job id."""
     _, body = await post(client, load_example("drift-all-resolved.json"))
 
     decision = body["alerts"][0]
-    assert (decision["decision"], decision["status"]) == ("ignored", "resolved")
-    assert "resolved" in decision["reason"]
-    assert queue_length(redis, dry_settings) == 0
-    recorded = [json.loads(raw) for raw in redis.lrange(RESOLVED_KEY, 0, -1)]
-    assert [a["fingerprint"] for a in recorded] == ["4f2588905e9e0230"]
+    assert (decision["decision"], decision["status"]) == ("queued", "resolved")
+    assert "-resolved-" in decision["job_id"]
+    assert queue_length(redis, dry_settings) == 1
 
 
-async def test_each_resolved_delivery_is_recorded(client: TestClient, redis: Redis) -> None:
-    """Every delivery of a resolved alert adds to responder:resolved."""
+async def test_resent_resolve_is_a_duplicate(client: TestClient, redis: Redis, dry_settings: Settings) -> None:
+    """Alertmanager re-sending a resolved alert queues its resolve run once."""
+    await post(client, load_example("drift-all-resolved.json"))
+    _, body = await post(client, load_example("drift-all-resolved.json"))
+
+    assert body["alerts"][0]["decision"] == "duplicate"
+    assert queue_length(redis, dry_settings) == 1
+
+
+async def test_every_notification_is_in_the_decision_history(
+    client: TestClient, redis: Redis, dry_settings: Settings
+) -> None:
+    """Each accepted notification is recorded with each alert's decision and reason."""
     await post(client, load_example("drift-all-resolved.json"))
     await post(client, load_example("drift-all-resolved.json"))
 
-    assert redis.llen(RESOLVED_KEY) == 2
+    history = History(redis, keep=dry_settings.history_keep, retention_seconds=dry_settings.history_retention_seconds)
+    assert [[a.decision for a in n.alerts] for n in history.recent()] == [["duplicate"], ["queued"]]
 
 
 @pytest.mark.parametrize("model_id", ["../x", "a b", "x;rm -rf /", "a" * 129])
@@ -465,10 +476,9 @@ async def test_mixed_notification_gets_one_decision_per_alert_in_order(
         ("0000000000000001", "ignored"),
         ("4f2588905e9e0230", "queued"),
         ("0000000000000002", "rejected"),
-        ("88b289594cc5a4bf", "ignored"),
+        ("88b289594cc5a4bf", "queued"),
     ]
-    assert queue_length(redis, dry_settings) == 1
-    assert redis.llen(RESOLVED_KEY) == 1
+    assert queue_length(redis, dry_settings) == 2
 
 
 async def test_alertname_outside_rq_job_id_characters(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
+
+from responder.document import Document
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,15 @@ class Outcome:
     planned: bool = False
 
 
+@dataclass(frozen=True)
+class Revision:
+    """One commit that changed a file."""
+
+    sha: str
+    date: datetime | None
+    message: str = ""
+
+
 class GitHubGateway(Protocol):
     """The few GitHub operations playbooks need (repository Actions variables, workflows, files)."""
 
@@ -24,7 +36,13 @@ class GitHubGateway(Protocol):
 
     def dispatch_workflow(self, workflow: str, inputs: dict[str, str]) -> Outcome: ...
 
-    def read_file(self, path: str) -> str: ...
+    def read_file(self, path: str, ref: str | None = None) -> str:
+        """The file's text on ``ref`` (a branch or commit sha; default: the configured ref)."""
+        ...
+
+    def file_revisions(self, path: str, limit: int = 50) -> list[Revision]:
+        """Commits that changed ``path`` on the configured ref, newest first."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -39,16 +57,15 @@ class TicketKey:
 class TicketDraft:
     key: TicketKey
     title: str
-    body: str
-    labels: list[str] = field(default_factory=list)
+    body: Document
+    labels: tuple[str, ...] = ()  # added to the tracker's key labels
 
 
 @dataclass(frozen=True)
 class Ticket:
-    ref: str  # "#12" for GitHub, "OPS-12" for Jira
+    ref: str  # "#12" for GitHub, "OPS-12" for Jira, "(planned)" in dry-run
     url: str
     title: str
-    body: str = ""
     state: Literal["open", "closed", "planned"] = "open"
 
     @property
@@ -57,10 +74,34 @@ class Ticket:
 
 
 class Tracker(Protocol):
-    """Incident tickets: find the open one for a key, open one, comment on one."""
+    """Incident tickets. Implemented for GitHub issues and Jira, and by the dry-run recorder.
 
-    def find_open(self, key: TicketKey) -> Ticket | None: ...
+    A ticket's key is carried by labels: GitHub ``incident``, ``<alertname>``,
+    ``model:<model_id>``; Jira ``responder``, ``<alertname>``, ``model-<model_id>``.
+    """
+
+    name: str
+
+    def search_open(self, *, alertname: str | None = None, model_id: str | None = None) -> list[Ticket]:
+        """Open tickets made by responder, filtered by alertname and/or model, newest first."""
+        ...
+
+    def find_open(self, key: TicketKey) -> Ticket | None:
+        """The open ticket for ``key``, if any."""
+        ...
 
     def open(self, draft: TicketDraft) -> Ticket: ...
 
-    def comment(self, ticket: Ticket, body: str) -> Outcome: ...
+    def comment(self, ticket: Ticket, body: Document) -> Outcome: ...
+
+    def close(self, ticket: Ticket) -> Outcome:
+        """Close (GitHub) or transition to done (Jira)."""
+        ...
+
+
+class Toggles(Protocol):
+    """The feature-toggle service that routes a model's serving endpoint to a version."""
+
+    def retag(self, *, model_id: str, version: str, reason: str, endpoint: str | None) -> Outcome:
+        """Point ``model_id``'s serving endpoint at ``version``. Idempotent: the same call twice is one state."""
+        ...

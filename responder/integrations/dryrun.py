@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from responder.document import Document
 from responder.errors import PermanentError
-from responder.integrations.base import GitHubGateway, Outcome, Ticket, TicketDraft, TicketKey, Tracker
+from responder.integrations.base import GitHubGateway, Outcome, Revision, Ticket, TicketDraft, TicketKey, Tracker
 
 
 class DryRunGitHub:
@@ -30,9 +31,14 @@ class DryRunGitHub:
         args = ", ".join(f"{k}={v}" for k, v in inputs.items())
         return Outcome(f"would dispatch {workflow} ({args})", planned=True)
 
-    def read_file(self, path: str) -> str:
+    def file_revisions(self, path: str, limit: int = 50) -> list[Revision]:
         if self._reader is not None:
-            return self._reader.read_file(path)
+            return self._reader.file_revisions(path, limit)
+        return []  # the offline manifest has no history
+
+    def read_file(self, path: str, ref: str | None = None) -> str:
+        if self._reader is not None:
+            return self._reader.read_file(path, ref)
         if path == self._manifest_path and self._manifest_file is not None:
             try:
                 return self._manifest_file.read_text(encoding="utf-8")
@@ -46,16 +52,28 @@ class DryRunGitHub:
 
 
 class DryRunTracker:
-    """Tracker whose tickets and comments are planned; open tickets are looked up when possible."""
+    """Tracker whose tickets, comments and closes are planned; open tickets are looked up when possible."""
 
-    def __init__(self, reader: Tracker | None) -> None:
+    def __init__(self, reader: Tracker | None, *, name: str) -> None:
         self._reader = reader
+        self.name = name
+
+    def search_open(self, *, alertname: str | None = None, model_id: str | None = None) -> list[Ticket]:
+        return self._reader.search_open(alertname=alertname, model_id=model_id) if self._reader else []
 
     def find_open(self, key: TicketKey) -> Ticket | None:
         return self._reader.find_open(key) if self._reader else None
 
     def open(self, draft: TicketDraft) -> Ticket:
-        return Ticket(ref="(planned)", url="", title=draft.title, body=draft.body, state="planned")
+        return Ticket(ref="(planned)", url="", title=draft.title, state="planned")
 
-    def comment(self, ticket: Ticket, body: str) -> Outcome:
-        return Outcome(f"would comment on {ticket.ref}", url=ticket.url or None, planned=True)
+    def comment(self, ticket: Ticket, body: Document) -> Outcome:
+        return Outcome(f"would comment on {ticket.ref}: {_first_line(body)}", url=ticket.url or None, planned=True)
+
+    def close(self, ticket: Ticket) -> Outcome:
+        return Outcome(f"would close {ticket.ref}", url=ticket.url or None, planned=True)
+
+
+def _first_line(body: Document) -> str:
+    text = body.plain().strip().splitlines()
+    return text[0][:160] if text else ""

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import github
 import requests
 from github import Auth, Github, GithubException
+from github.Commit import Commit
 from github.Repository import Repository
 
+from responder.document import Document, render_markdown
 from responder.errors import IntegrationError, PermanentError, TransientError
-from responder.integrations.base import Outcome, Ticket, TicketDraft, TicketKey
+from responder.integrations.base import Outcome, Revision, Ticket, TicketDraft, TicketKey
 
 SYSTEM = "github"
 
@@ -113,16 +115,30 @@ class PyGithubGateway:
         url = getattr(run, "html_url", None) if not isinstance(run, bool) else None
         return Outcome(f"dispatched {workflow} on {self._ref} ({_inputs_text(inputs)})", url=url)
 
-    def read_file(self, path: str) -> str:
-        with translated_errors(f"read {path}@{self._ref}"):
-            content = self._repo.get_contents(path, ref=self._ref)
+    def read_file(self, path: str, ref: str | None = None) -> str:
+        ref = ref or self._ref
+        with translated_errors(f"read {path}@{ref}"):
+            content = self._repo.get_contents(path, ref=ref)
         if isinstance(content, list):
             raise PermanentError(f"{path} is a directory, expected a file", system=SYSTEM)
         return base64.b64decode(content.content).decode("utf-8")
 
+    def file_revisions(self, path: str, limit: int = 50) -> list[Revision]:
+        with translated_errors(f"list revisions of {path}"):
+            revisions = []
+            commits: Iterable[Commit] = self._repo.get_commits(sha=self._ref, path=path)[:limit]
+            for commit in commits:
+                author = commit.commit.author
+                revisions.append(
+                    Revision(sha=commit.sha, date=author.date if author else None, message=commit.commit.message)
+                )
+            return revisions
+
 
 class GitHubIssueTracker:
-    """Incident tickets as GitHub issues; the open one is found by its labels."""
+    """Incident tickets as GitHub issues; a ticket's key is carried by its labels."""
+
+    name = "github"
 
     def __init__(self, repo: Repository) -> None:
         self._repo = repo
@@ -131,24 +147,38 @@ class GitHubIssueTracker:
     def key_labels(key: TicketKey) -> list[str]:
         return ["incident", key.alertname, f"model:{key.model_id}"]
 
+    def search_open(self, *, alertname: str | None = None, model_id: str | None = None) -> list[Ticket]:
+        labels = ["incident", *([alertname] if alertname else []), *([f"model:{model_id}"] if model_id else [])]
+        with translated_errors(f"search open tickets labelled {', '.join(labels)}"):
+            return [
+                Ticket(ref=f"#{issue.number}", url=issue.html_url, title=issue.title)
+                for issue in self._repo.get_issues(state="open", labels=labels, sort="created", direction="desc")
+                if issue.pull_request is None
+            ]
+
     def find_open(self, key: TicketKey) -> Ticket | None:
-        with translated_errors(f"search open tickets for {key.alertname}/{key.model_id}"):
-            for issue in self._repo.get_issues(state="open", labels=self.key_labels(key)):
-                if issue.pull_request is None:
-                    return Ticket(ref=f"#{issue.number}", url=issue.html_url, title=issue.title, body=issue.body or "")
-        return None
+        found = self.search_open(alertname=key.alertname, model_id=key.model_id)
+        return found[0] if found else None
 
     def open(self, draft: TicketDraft) -> Ticket:
         labels = list(dict.fromkeys([*self.key_labels(draft.key), *draft.labels]))
         with translated_errors("open ticket"):
-            issue = self._repo.create_issue(title=draft.title, body=draft.body, labels=labels)
-        return Ticket(ref=f"#{issue.number}", url=issue.html_url, title=issue.title, body=draft.body)
+            issue = self._repo.create_issue(title=draft.title, body=render_markdown(draft.body), labels=labels)
+        return Ticket(ref=f"#{issue.number}", url=issue.html_url, title=issue.title)
 
-    def comment(self, ticket: Ticket, body: str) -> Outcome:
-        number = int(ticket.ref.lstrip("#"))
+    def comment(self, ticket: Ticket, body: Document) -> Outcome:
         with translated_errors(f"comment on {ticket.ref}"):
-            comment = self._repo.get_issue(number).create_comment(body)
+            comment = self._repo.get_issue(_number(ticket)).create_comment(render_markdown(body))
         return Outcome(f"commented on {ticket.ref}", url=comment.html_url)
+
+    def close(self, ticket: Ticket) -> Outcome:
+        with translated_errors(f"close {ticket.ref}"):
+            self._repo.get_issue(_number(ticket)).edit(state="closed", state_reason="completed")
+        return Outcome(f"closed {ticket.ref}", url=ticket.url)
+
+
+def _number(ticket: Ticket) -> int:
+    return int(ticket.ref.lstrip("#"))
 
 
 def _inputs_text(inputs: dict[str, str]) -> str:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from responder.errors import PlaybookError
 from responder.playbooks.model import Playbook
-from responder.playbooks.steps import STEP_KINDS
+from responder.playbooks.steps import STEP_KINDS, Include
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,42 @@ def _load(directory: Path) -> tuple[dict[str, Playbook], list[str]]:
         if playbook.alertname:
             alertnames[playbook.alertname] = path
         playbooks[playbook.name] = playbook
-    return playbooks, problems
+    expanded: dict[str, Playbook] = {}
+    for name, playbook in playbooks.items():
+        try:
+            expanded[name] = _expand_includes(playbook, playbooks)
+        except PlaybookError as exc:
+            problems.append(f"{directory / name}: {exc}")
+    return expanded, problems
+
+
+def _expand_includes(playbook: Playbook, playbooks: dict[str, Playbook]) -> Playbook:
+    """Replace each `include` step by the included playbook's steps, named `<include>.<step>`."""
+    if not playbook.includes():
+        return playbook
+
+    def expand(steps: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for step in steps:
+            if not isinstance(step, Include):
+                out.append(step)
+                continue
+            target = playbooks.get(step.params.playbook)
+            if target is None:
+                raise PlaybookError(f"step {step.name!r} includes unknown playbook {step.params.playbook!r}")
+            if target.includes():
+                raise PlaybookError(f"step {step.name!r} includes {target.name!r}, which includes others itself")
+            for inner in target.steps:
+                if step.when is not None and inner.when is not None:
+                    raise PlaybookError(f"step {step.name!r}: both it and {target.name}/{inner.name} have `when`")
+                out.append(
+                    inner.model_copy(update={"name": f"{step.name}.{inner.name}", "when": inner.when or step.when})
+                )
+        return out
+
+    return playbook.model_copy(
+        update={"steps": expand(playbook.steps), "on_resolved": expand(playbook.on_resolved or [])}
+    )
 
 
 def load_file(path: Path) -> Playbook:

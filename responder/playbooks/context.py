@@ -2,26 +2,67 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis import Redis
+from redis.exceptions import LockError
 
 from responder.alerts import Alert
-from responder.integrations.base import GitHubGateway, Tracker
-from responder.manifest import Manifest
+from responder.errors import PermanentError, TransientError
+from responder.integrations.base import GitHubGateway, Ticket, TicketKey, Toggles, Tracker
+from responder.log import get_logger
+from responder.manifest import Manifest, ModelEntry
 from responder.playbooks import templating
 from responder.runs import RunRecord
 from responder.settings import Settings
+
+if TYPE_CHECKING:
+    from responder.playbooks.model import Playbook
+
+log = get_logger(__name__)
+
+
+class TicketMemory:
+    """Which firing instances and checklist items a ticket already shows (Redis sets)."""
+
+    def __init__(self, redis: Redis, ticket_url: str, ttl: int) -> None:
+        self._redis = redis
+        self._instances = f"responder:ticket:{ticket_url}:instances"
+        self._items = f"responder:ticket:{ticket_url}:items"
+        self._ttl = ttl
+
+    def shows(self, instance_key: str) -> bool:
+        return bool(self._redis.sismember(self._instances, instance_key))
+
+    def new_items(self, items: list[str]) -> list[str]:
+        if not items:
+            return []
+        known = self._redis.smismember(self._items, items)
+        return [item for item, present in zip(items, known, strict=True) if not present]
+
+    def remember(self, instance_keys: list[str], items: list[str]) -> None:
+        with self._redis.pipeline() as pipe:
+            pipe.sadd(self._instances, *instance_keys)
+            pipe.expire(self._instances, self._ttl)
+            if items:
+                pipe.sadd(self._items, *items)
+                pipe.expire(self._items, self._ttl)
+            pipe.execute()
 
 
 @dataclass
 class StepContext:
     run: RunRecord
     settings: Settings
+    playbook: Playbook
     github: GitHubGateway
     tracker: Tracker
     redis: Redis
+    toggle_client: Toggles | None = None
+    current_step: str = ""
     _manifest: Manifest | None = field(default=None, repr=False)
 
     @property
@@ -30,17 +71,28 @@ class StepContext:
 
     @property
     def model_id(self) -> str:
-        # Checked by Alert.check_actionable before any run is queued.
-        return self.alert.labels["model_id"]
+        model_id = self.alert.labels.get("model_id")
+        if not model_id:
+            raise PermanentError(
+                f"playbook {self.playbook.name} needs a model_id label for this step", system="responder"
+            )
+        return model_id
+
+    def instance_keys(self) -> list[str]:
+        return [a.instance_key() for a in [self.alert, *self.run.related]]
 
     def template_vars(self) -> dict[str, Any]:
         s = self.settings
+        alert = self.alert
         return {
-            "alertname": self.alert.alertname,
-            "model_id": self.alert.model_id,
-            "labels": dict(self.alert.labels),
-            "annotations": dict(self.alert.annotations),
-            "starts_at": self.alert.startsAt.isoformat(),
+            "alertname": alert.alertname,
+            "model_id": alert.model_id,
+            "labels": dict(alert.labels),
+            "annotations": dict(alert.annotations),
+            "starts_at": alert.startsAt.isoformat(),
+            "ends_at": None if alert.still_open else alert.endsAt.isoformat(),
+            "requested_by": self.run.requested_by or "",
+            "steps": self._step_outputs(),
             "settings": {
                 "governance_workflow": s.governance_workflow,
                 "retraining_workflow": s.retraining_workflow,
@@ -49,6 +101,16 @@ class StepContext:
                 "github_repo": s.github_repo or "",
             },
         }
+
+    def _step_outputs(self) -> dict[str, dict[str, str]]:
+        """Outputs of finished steps by name; inside an included playbook also by the name it gave them."""
+        outputs = {s.name: dict(s.outputs) for s in self.run.steps}
+        prefix = self.current_step.rpartition(".")[0]
+        if prefix:
+            outputs |= {
+                name.removeprefix(prefix + "."): out for name, out in outputs.items() if name.startswith(prefix + ".")
+            }
+        return outputs
 
     def render(self, template: str) -> str:
         return templating.render(template, self.template_vars())
@@ -59,3 +121,39 @@ class StepContext:
             path = self.settings.manifest_path
             self._manifest = Manifest.parse(self.github.read_file(path), source=path)
         return self._manifest
+
+    def manifest_entry(self) -> ModelEntry:
+        manifest = self.manifest()
+        entry = manifest.find(self.model_id)
+        if entry is None:
+            known = ", ".join(m.modelId for m in manifest.models) or "none"
+            raise PermanentError(
+                f"model {self.model_id} is not in {self.settings.manifest_path} (known: {known})", system="github"
+            )
+        return entry
+
+    def toggles(self) -> Toggles:
+        if self.toggle_client is None:
+            raise PermanentError(
+                "RESPONDER_TOGGLE_URL is not set: cannot re-tag the serving endpoint", system="toggles"
+            )
+        return self.toggle_client
+
+    @contextmanager
+    def ticket_lock(self, key: TicketKey) -> Iterator[None]:
+        """Serialise find-then-create of one ticket across workers."""
+        lock = self.redis.lock(
+            f"responder:lock:ticket:{key.alertname}:{key.model_id}", timeout=120, blocking_timeout=60
+        )
+        if not lock.acquire():
+            raise TransientError(f"ticket lock for {key.alertname}/{key.model_id} is busy", system="responder")
+        try:
+            yield
+        finally:
+            try:
+                lock.release()
+            except LockError:
+                log.warning("ticket.lock_lost", alertname=key.alertname, model_id=key.model_id)
+
+    def ticket_memory(self, ticket: Ticket) -> TicketMemory:
+        return TicketMemory(self.redis, ticket.url, self.settings.dedup_retention_seconds)

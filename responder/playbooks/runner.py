@@ -20,7 +20,8 @@ def run_playbook(runtime: Runtime, run_id: str, *, final_attempt: bool) -> RunRe
 
     A transient failure raises TransientError (after recording it) so the job is retried,
     unless this is the final attempt. Any other failure is recorded on its step and the
-    remaining steps still run: on-call wants the ticket even when a dispatch failed.
+    remaining steps still run (on-call wants the ticket even when a dispatch failed), unless
+    the failed step has ``stop_on_failure``: then the rest is recorded as skipped.
     """
     record = runtime.runs.get(run_id)
     playbook = runtime.catalog.get(record.playbook)
@@ -28,19 +29,30 @@ def run_playbook(runtime: Runtime, run_id: str, *, final_attempt: bool) -> RunRe
     record.started_at = record.started_at or utcnow()
     runtime.runs.save(record)
     integrations = runtime.integrations(dry_run=record.dry_run)
-    ctx = StepContext(record, runtime.settings, integrations.github, integrations.tracker, runtime.redis)
+    ctx = StepContext(
+        run=record,
+        settings=runtime.settings,
+        playbook=playbook,
+        github=integrations.github,
+        tracker=integrations.tracker,
+        redis=runtime.redis,
+        toggle_client=integrations.toggles,
+    )
     with structlog.contextvars.bound_contextvars(
         job_id=record.id, alertname=record.alertname, fingerprint=record.alert.fingerprint, playbook=playbook.name
     ):
-        log.info("run.started", attempt=record.attempts, dry_run=record.dry_run)
-        for step in playbook.steps:
+        log.info("run.started", attempt=record.attempts, dry_run=record.dry_run, alert_status=record.alert.status)
+        stopped_by: str | None = None
+        for step in playbook.steps_for(record.alert):
             done = record.step(step.name)
             if done is not None and done.done:
                 continue
+            ctx.current_step = step.name
             with structlog.contextvars.bound_contextvars(step=step.name):
-                started = utcnow()
-                entry = StepRecord(name=step.name, kind=step.kind, status="ok", started_at=started)
-                if step.when is not None and not step.when.matches(record.alert):
+                entry = StepRecord(name=step.name, kind=step.kind, status="ok", started_at=utcnow())
+                if stopped_by is not None:
+                    entry.status, entry.blocked, entry.detail = "skipped", True, f"not run: {stopped_by} failed"
+                elif step.when is not None and not step.when.matches(record.alert):
                     entry.status, entry.detail = "skipped", f"condition not met: {step.when.describe()}"
                 else:
                     try:
@@ -63,6 +75,8 @@ def run_playbook(runtime: Runtime, run_id: str, *, final_attempt: bool) -> RunRe
                     except Exception as exc:  # a bug: keep the run going, record and log it
                         log.exception("step.crashed")
                         _fail(entry, exc, prefix="internal error: ")
+                    if entry.status == "failed" and step.stop_on_failure:
+                        stopped_by = step.name
                 _finish_step(runtime, record, entry)
                 log.info("step.finished", status=entry.status, detail=entry.detail, error=entry.error)
         failed = [s.name for s in record.steps if s.status == "failed"]
@@ -75,7 +89,7 @@ def run_playbook(runtime: Runtime, run_id: str, *, final_attempt: bool) -> RunRe
 
 
 def _apply(entry: StepRecord, result: StepResult) -> None:
-    entry.status = "planned" if result.planned else "ok"
+    entry.status = "skipped" if result.skipped else "planned" if result.planned else "ok"
     entry.detail, entry.url, entry.outputs = result.detail, result.url, result.outputs
 
 

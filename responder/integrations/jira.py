@@ -1,0 +1,358 @@
+"""Incident tickets in Jira, over the REST API with one ``requests.Session``.
+
+What is used, and why:
+
+* Writes go through REST API **v2** -- ``POST /rest/api/2/issue``, ``.../comment`` and
+  ``.../transitions`` -- with descriptions and comments in wiki markup (``render_jira``):
+  v2 takes wiki-markup strings on Jira Cloud and on Server/Data Center alike, whereas v3
+  wants Atlassian Document Format and does not exist on Data Center.
+* Searches are JQL. On Cloud (``user`` set: the account e-mail, Basic auth with an API
+  token) the enhanced search ``POST /rest/api/3/search/jql``, paged by ``nextPageToken``
+  (Cloud has removed the old ``/search``); on Server/Data Center (no ``user``: a personal
+  access token sent as ``Bearer``) ``POST /rest/api/2/search``, paged by ``startAt``/``total``.
+  ``search_path`` overrides the endpoint: a path ending in ``/search/jql`` is paged by
+  token, any other by offset.
+* A ticket's key is carried by labels: ``responder``, ``<alertname>``, ``model-<model_id>``.
+  Jira labels cannot hold whitespace, so whitespace becomes ``-`` in every label written
+  or searched for (the same function does both, so they always agree).
+
+Retry safety (nothing is retried here; runs are retried by RQ, where done steps are skipped):
+
+* searches are reads: always safe to retry;
+* ``close`` is safe: a ticket already in a done status is reported as such, not refused;
+* ``comment`` posts again on a retry: if Jira applied a comment but its answer was lost,
+  the comment appears twice (noise, no harm);
+* ``open`` (create) is not idempotent: callers ``find_open`` before they ``open``, so a
+  retried run finds the ticket its earlier attempt created instead of opening another.
+
+Errors are translated in one place (``JiraTracker._send``): 5xx, 429 (``Retry-After``
+honoured), connection errors and timeouts become ``TransientError``; any other 4xx a
+``PermanentError`` quoting Jira's ``errorMessages``/``errors`` and the status. The token
+and the ``Authorization`` header never appear in a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import re
+import urllib.parse
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from responder.document import Document, render_jira
+from responder.errors import IntegrationError, PermanentError, TransientError
+from responder.integrations.base import Outcome, Ticket, TicketDraft, TicketKey
+
+SYSTEM = "jira"
+KEY_LABEL = "responder"
+CLOUD_SEARCH_PATH = "/rest/api/3/search/jql"
+DATA_CENTER_SEARCH_PATH = "/rest/api/2/search"
+SUMMARY_MAX = 255  # Jira refuses longer summaries
+LABEL_MAX = 255  # and longer labels
+PAGE_SIZE = 50
+MAX_PAGES = 100  # a server that never says "last page" must not keep a worker forever
+SEARCH_FIELDS = ("summary",)
+
+_HINTS = {
+    401: "; check RESPONDER_JIRA_TOKEN, and RESPONDER_JIRA_USER (Cloud: account e-mail with an API token; "
+    "Data Center: no user, a personal access token)",
+    403: "; the Jira account lacks a permission this call needs in the project",
+    404: "; check RESPONDER_JIRA_URL, the project key and that the issue still exists",
+}
+
+
+def jira_label(text: str) -> str:
+    """``text`` as a Jira label: each run of whitespace becomes ``-`` (labels cannot hold spaces)."""
+    return re.sub(r"\s+", "-", text.strip())[:LABEL_MAX]
+
+
+def key_labels(key: TicketKey) -> list[str]:
+    """The labels that identify the ticket of ``key``."""
+    return [KEY_LABEL, jira_label(key.alertname), jira_label(f"model-{key.model_id}")]
+
+
+def jql_string(value: str) -> str:
+    """``value`` as a double-quoted JQL string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def open_tickets_jql(project: str, labels: Sequence[str]) -> str:
+    """JQL for the not-done issues of ``project`` carrying every one of ``labels``, newest first."""
+    clauses = [f"project = {jql_string(project)}", *(f"labels = {jql_string(label)}" for label in labels)]
+    return " AND ".join([*clauses, "statusCategory != Done"]) + " ORDER BY created DESC"
+
+
+def summary_text(title: str) -> str:
+    """``title`` on one line (Jira refuses newlines in summaries), cut to 255 characters with "…"."""
+    text = " ".join(title.split())
+    return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1] + "…"
+
+
+class JiraTracker:
+    """Tracker over Jira Cloud or Server/Data Center; the open ticket is found by its labels."""
+
+    name = "jira"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        project: str,
+        token: str,
+        user: str | None = None,
+        issue_type: str = "Task",
+        search_path: str | None = None,
+        done_transition: str = "Done",
+        timeout: float = 10.0,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._project = project
+        self._issue_type = issue_type
+        self._search_path = search_path or (CLOUD_SEARCH_PATH if user else DATA_CENTER_SEARCH_PATH)
+        self._token_paging = self._search_path.rstrip("/").endswith("/search/jql")
+        self._done_transition = done_transition
+        self._timeout = timeout
+        self._session = requests.Session()
+        self._session.headers["Accept"] = "application/json"
+        if user:
+            self._session.auth = (user, token)
+            basic = base64.b64encode(f"{user}:{token}".encode()).decode("ascii")
+            self._secrets = tuple(s for s in (token, basic) if s)
+        else:
+            self._session.headers["Authorization"] = f"Bearer {token}"
+            self._secrets = (token,) if token else ()
+
+    # ----------------------------------------------------------------- Tracker
+
+    def search_open(self, *, alertname: str | None = None, model_id: str | None = None) -> list[Ticket]:
+        labels = [KEY_LABEL]
+        if alertname is not None:
+            labels.append(jira_label(alertname))
+        if model_id is not None:
+            labels.append(jira_label(f"model-{model_id}"))
+        jql = open_tickets_jql(self._project, labels)
+        action = "search open tickets" + (f" labelled {', '.join(labels[1:])}" if labels[1:] else "")
+        issues = self._search_by_token(jql, action) if self._token_paging else self._search_by_offset(jql, action)
+        return [self._ticket_of(issue, action) for issue in issues]
+
+    def find_open(self, key: TicketKey) -> Ticket | None:
+        found = self.search_open(alertname=key.alertname, model_id=key.model_id)
+        return found[0] if found else None
+
+    def open(self, draft: TicketDraft) -> Ticket:
+        summary = summary_text(draft.title)
+        labels = [label for label in (*key_labels(draft.key), *map(jira_label, draft.labels)) if label]
+        fields = {
+            "project": {"key": self._project},
+            "summary": summary,
+            "description": render_jira(draft.body),
+            "issuetype": {"name": self._issue_type},
+            "labels": list(dict.fromkeys(labels)),
+        }
+        action = f"open ticket for {draft.key.alertname}/{draft.key.model_id}"
+        created = self._send("POST", "/rest/api/2/issue", action, json={"fields": fields})
+        key = created.get("key") if isinstance(created, dict) else None
+        if not isinstance(key, str) or not key:
+            raise PermanentError(f"{action}: Jira's answer names no issue key", system=SYSTEM)
+        return Ticket(ref=key, url=self._browse_url(key), title=summary)
+
+    def comment(self, ticket: Ticket, body: Document) -> Outcome:
+        action = f"comment on {ticket.ref}"
+        path = f"{self._issue_path(ticket.ref)}/comment"
+        created = self._send("POST", path, action, json={"body": render_jira(body)})
+        comment_id = created.get("id") if isinstance(created, dict) else None
+        url = self._browse_url(ticket.ref)
+        if comment_id:
+            url += f"?focusedCommentId={urllib.parse.quote(str(comment_id), safe='')}"
+        return Outcome(f"commented on {ticket.ref}", url=url)
+
+    def close(self, ticket: Ticket) -> Outcome:
+        """Apply the done transition; a ticket already in a done status is left as it is."""
+        action = f"close {ticket.ref}"
+        path = f"{self._issue_path(ticket.ref)}/transitions"
+        answer = self._send("GET", path, action)
+        listed = answer.get("transitions") if isinstance(answer, dict) else None
+        transitions = [t for t in listed if isinstance(t, dict)] if isinstance(listed, list) else []
+        wanted = self._done_transition.casefold()
+        chosen = next((t for t in transitions if str(t.get("name", "")).casefold() == wanted), None)
+        if chosen is None:
+            chosen = next((t for t in transitions if _category_key(t.get("to")) == "done"), None)
+        url = self._browse_url(ticket.ref)
+        if chosen is None:
+            status = self._done_status(ticket.ref, action)
+            if status is not None:
+                return Outcome(f"{ticket.ref} already {status}", url=url)
+            names = ", ".join(repr(str(t.get("name"))) for t in transitions) or "none"
+            raise PermanentError(
+                f"{action}: no transition named {self._done_transition!r} and none into a done status; "
+                f"available: {names}; set RESPONDER_JIRA_DONE_TRANSITION to the one that closes tickets",
+                system=SYSTEM,
+            )
+        self._send("POST", path, action, json={"transition": {"id": str(chosen.get("id"))}})
+        target = chosen.get("to")
+        status_name = target.get("name") if isinstance(target, dict) else None
+        return Outcome(f"transitioned {ticket.ref} to {status_name or chosen.get('name')}", url=url)
+
+    # ----------------------------------------------------------------- search paging
+
+    def _search_by_token(self, jql: str, action: str) -> list[dict[str, Any]]:
+        """Cloud enhanced search: follow ``nextPageToken`` until the last page."""
+        request: dict[str, Any] = {"jql": jql, "fields": list(SEARCH_FIELDS), "maxResults": PAGE_SIZE}
+        found: dict[str, dict[str, Any]] = {}
+        for _ in range(MAX_PAGES):
+            page = self._send("POST", self._search_path, action, json=request)
+            for issue in _issues_of(page, action):
+                found.setdefault(str(issue.get("key")), issue)
+            token = page.get("nextPageToken")
+            if not isinstance(token, str) or not token or page.get("isLast") is True:
+                return list(found.values())
+            request = {**request, "nextPageToken": token}
+        raise self._too_many_pages(action)
+
+    def _search_by_offset(self, jql: str, action: str) -> list[dict[str, Any]]:
+        """Server/Data Center search: advance ``startAt`` by what each page held until ``total``."""
+        found: dict[str, dict[str, Any]] = {}
+        start = 0
+        for _ in range(MAX_PAGES):
+            request = {"jql": jql, "startAt": start, "maxResults": PAGE_SIZE, "fields": list(SEARCH_FIELDS)}
+            page = self._send("POST", self._search_path, action, json=request)
+            batch = _issues_of(page, action)
+            for issue in batch:
+                found.setdefault(str(issue.get("key")), issue)
+            start += len(batch)
+            total = page.get("total")
+            if not batch or not isinstance(total, int) or start >= total:
+                return list(found.values())
+        raise self._too_many_pages(action)
+
+    def _too_many_pages(self, action: str) -> PermanentError:
+        return PermanentError(
+            f"{action}: more than {MAX_PAGES} pages of results from {self._search_path}; "
+            "check RESPONDER_JIRA_SEARCH_PATH and close stale responder tickets",
+            system=SYSTEM,
+        )
+
+    # ----------------------------------------------------------------- helpers
+
+    def _ticket_of(self, issue: dict[str, Any], action: str) -> Ticket:
+        key = issue.get("key")
+        if not isinstance(key, str) or not key:
+            raise PermanentError(f"{action}: a search result has no issue key", system=SYSTEM)
+        fields = issue.get("fields")
+        summary = fields.get("summary") if isinstance(fields, dict) else None
+        return Ticket(ref=key, url=self._browse_url(key), title=summary if isinstance(summary, str) else "")
+
+    def _done_status(self, key: str, action: str) -> str | None:
+        """The issue's status name when it is in the done category, else None."""
+        issue = self._send("GET", self._issue_path(key), action, params={"fields": "status"})
+        fields = issue.get("fields") if isinstance(issue, dict) else None
+        status = fields.get("status") if isinstance(fields, dict) else None
+        if isinstance(status, dict) and _category_key(status) == "done":
+            return str(status.get("name") or "done")
+        return None
+
+    def _browse_url(self, key: str) -> str:
+        return f"{self._base_url}/browse/{urllib.parse.quote(key, safe='')}"
+
+    @staticmethod
+    def _issue_path(key: str) -> str:
+        return f"/rest/api/2/issue/{urllib.parse.quote(key, safe='')}"
+
+    def _send(
+        self, method: str, path: str, action: str, *, json: Any = None, params: dict[str, str] | None = None
+    ) -> Any:
+        """One call to Jira; its parsed JSON answer (None when empty), or the translated error."""
+        try:
+            response = self._session.request(
+                method, self._base_url + path, json=json, params=params, timeout=self._timeout
+            )
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            raise TransientError(f"{action}: Jira unreachable ({type(exc).__name__})", system=SYSTEM) from None
+        except requests.RequestException as exc:
+            raise PermanentError(
+                f"{action}: request to Jira failed ({type(exc).__name__}); check RESPONDER_JIRA_URL", system=SYSTEM
+            ) from None
+        if response.status_code >= 400:
+            raise self._error(response, action)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise PermanentError(
+                f"{action}: Jira answered {response.status_code} with a body that is not JSON; "
+                "check that RESPONDER_JIRA_URL is the Jira base URL",
+                system=SYSTEM,
+                status=response.status_code,
+            ) from None
+
+    def _error(self, response: requests.Response, action: str) -> IntegrationError:
+        status = response.status_code
+        text = self._redact(f"{action}: Jira answered {status}: {_jira_message(response)}")
+        if status == 429 or status >= 500:
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+            return TransientError(text, system=SYSTEM, status=status, retry_after=retry_after)
+        return PermanentError(text + _HINTS.get(status, ""), system=SYSTEM, status=status)
+
+    def _redact(self, text: str) -> str:
+        """Jira (or a proxy) may echo request headers; credentials never reach a message."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _issues_of(page: Any, action: str) -> list[dict[str, Any]]:
+    issues = page.get("issues") if isinstance(page, dict) else None
+    if not isinstance(issues, list):
+        raise PermanentError(
+            f"{action}: the search answer has no 'issues' list; check RESPONDER_JIRA_SEARCH_PATH", system=SYSTEM
+        )
+    return [issue for issue in issues if isinstance(issue, dict)]
+
+
+def _category_key(status: Any) -> str | None:
+    """``statusCategory.key`` of a status (or transition target) object."""
+    category = status.get("statusCategory") if isinstance(status, dict) else None
+    key = category.get("key") if isinstance(category, dict) else None
+    return key if isinstance(key, str) else None
+
+
+def _jira_message(response: requests.Response) -> str:
+    """Jira's ``errorMessages`` and ``errors`` on one line, or the start of a non-JSON body."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    parts: list[str] = []
+    if isinstance(data, dict):
+        messages = data.get("errorMessages")
+        if isinstance(messages, list):
+            parts += [str(m) for m in messages if m]
+        errors = data.get("errors")
+        if isinstance(errors, dict):
+            parts += [f"{field}: {message}" for field, message in errors.items()]
+        if not parts and data.get("message"):
+            parts.append(str(data["message"]))
+    text = "; ".join(parts) if parts else response.text[:200]
+    return " ".join(text.split()) or response.reason or "no message"
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

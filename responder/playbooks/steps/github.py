@@ -1,0 +1,144 @@
+"""Steps that act on the ML platform repository: deploy freeze, digest check, workflow dispatch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Literal, cast
+
+from pydantic import Field
+
+from responder.alerts import IDENTIFIER
+from responder.errors import AlertError, PermanentError
+from responder.freeze import FreezeLedger
+from responder.manifest import is_sha256, normalise_digest
+from responder.playbooks.context import StepContext
+from responder.playbooks.steps.base import Duration, Params, StepBase, StepResult
+
+
+class FreezeParams(Params):
+    variable: str = "{{ settings.freeze_variable }}"
+    value: str = "true"
+    reason: str = "{{ alertname }} on {{ model_id }}"
+
+
+class FreezeDeploys(StepBase):
+    """Set the repository Actions variable that CI reads to block (or, with "false", allow) deploys.
+
+    Retry-safe: the variable is read first; already at the value is success. Who set it,
+    when and why are kept in Redis for `responder freeze status`.
+    """
+
+    kind: Literal["freeze_deploys"]
+    params: FreezeParams = Field(default_factory=FreezeParams, alias="with")
+
+    def run(self, ctx: StepContext) -> StepResult:
+        variable, value = ctx.render(self.params.variable), ctx.render(self.params.value)
+        outcome = ctx.github.set_variable(variable, value)
+        if not outcome.planned:
+            FreezeLedger(ctx.redis).record(
+                frozen=value == "true",
+                reason=ctx.render(self.params.reason),
+                run_id=ctx.run.id,
+                by=ctx.run.requested_by or "responder",
+            )
+        return StepResult(
+            detail=outcome.detail, planned=outcome.planned, outputs={"variable": variable, "value": value}
+        )
+
+
+class VerifyParams(Params):
+    annotation: str = "deployed_digest"
+
+
+class VerifyManifestDigest(StepBase):
+    """Compare the manifest's artifact sha256 with the digest the alert reports. Read-only."""
+
+    kind: Literal["verify_manifest_digest"]
+    params: VerifyParams = Field(default_factory=VerifyParams, alias="with")
+
+    def run(self, ctx: StepContext) -> StepResult:
+        entry = ctx.manifest_entry()
+        manifest = normalise_digest(entry.artifact.sha256 if entry.artifact else "")
+        deployed = normalise_digest(ctx.alert.annotations.get(self.params.annotation, ""))
+        result = "missing" if not manifest or not deployed else ("match" if manifest == deployed else "mismatch")
+        outputs = {
+            "result": result,
+            "manifest": manifest if is_sha256(manifest) else manifest[:80],
+            "deployed": deployed if is_sha256(deployed) else deployed[:80],
+        }
+        detail = {
+            "match": "deployed digest matches the manifest",
+            "mismatch": f"digest mismatch: deployed {deployed[:12]}…, manifest {manifest[:12]}…",
+            "missing": "digest missing: " + ("manifest has none" if not manifest else f"no {self.params.annotation}"),
+        }[result]
+        return StepResult(detail=detail, outputs=outputs)
+
+
+class DispatchParams(Params):
+    workflow: str
+    reason: str
+    model_version: str | None = None
+    cooldown: Duration | None = Field(
+        None,
+        description="At most one dispatch of this workflow per model in this window (default: the "
+        "playbook's retraining_cooldown for the retraining workflow, none otherwise).",
+    )
+
+
+class DispatchWorkflow(StepBase):
+    """workflow_dispatch with exactly MODEL_ID, MODEL_VERSION and REASON.
+
+    Not idempotent on GitHub's side: it is sent once per attempt of this step, and a run
+    retried after this step completed does not send it again. A cooldown (Redis key per
+    workflow and model, taken before the dispatch and given back if it fails) keeps
+    re-fires from dispatching again within the window.
+    """
+
+    kind: Literal["dispatch_workflow"]
+    params: DispatchParams = Field(alias="with")
+
+    def run(self, ctx: StepContext) -> StepResult:
+        workflow = ctx.render(self.params.workflow)
+        version = self._model_version(ctx)
+        inputs = {"MODEL_ID": ctx.model_id, "MODEL_VERSION": version, "REASON": ctx.render(self.params.reason)}
+        cooldown = self._cooldown(ctx, workflow)
+        key = f"responder:cooldown:{workflow}:{ctx.model_id}"
+        if cooldown:
+            until = datetime.now(UTC) + timedelta(seconds=cooldown)
+            if not ctx.redis.set(key, until.isoformat(), nx=True, ex=cooldown):
+                held = cast(bytes | None, ctx.redis.get(key))
+                when = held.decode() if held else "shortly"
+                return StepResult(
+                    detail=f"cooldown until {when}: {workflow} already dispatched for {ctx.model_id}", skipped=True
+                )
+        try:
+            outcome = ctx.github.dispatch_workflow(workflow, inputs)
+        except Exception:
+            if cooldown:
+                ctx.redis.delete(key)
+            raise
+        if cooldown and outcome.planned:
+            ctx.redis.delete(key)  # a dry run must not hold back a real dispatch
+        return StepResult(detail=outcome.detail, url=outcome.url, planned=outcome.planned, outputs=inputs)
+
+    def _cooldown(self, ctx: StepContext, workflow: str) -> int:
+        if self.params.cooldown is not None:
+            return self.params.cooldown
+        if workflow == ctx.settings.retraining_workflow:
+            configured = ctx.playbook.retraining_cooldown
+            return configured if configured is not None else ctx.settings.retraining_cooldown_seconds
+        return 0
+
+    def _model_version(self, ctx: StepContext) -> str:
+        if self.params.model_version:
+            version = ctx.render(self.params.model_version)
+        elif ctx.alert.labels.get("model_version"):
+            version = ctx.alert.labels["model_version"]
+        else:
+            try:
+                version = ctx.manifest_entry().current_version
+            except PermanentError as exc:
+                raise PermanentError(f"no model_version label and {exc}", system="github") from None
+        if not IDENTIFIER.fullmatch(version):
+            raise AlertError(f"model version {version[:40]!r} is not a valid identifier")
+        return version

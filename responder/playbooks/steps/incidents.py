@@ -1,0 +1,192 @@
+"""Steps on incident tickets (GitHub issues or Jira, behind the Tracker interface)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from responder import tickets
+from responder.integrations.base import Ticket, TicketDraft, TicketKey
+from responder.playbooks.context import StepContext
+from responder.playbooks.steps.base import Params, StepBase, StepResult
+
+
+class IncidentParams(Params):
+    summary: str = "{{ annotations.summary | default(alertname) }}"
+    labels: list[str] = Field(default_factory=list, description="Labels added to the standard ones.")
+    checklist_label: str | None = Field(None, description="List this label's values (across the group).")
+    checklist_title: str = "Affected"
+
+
+class OpenIncident(StepBase):
+    """Open the incident ticket for (alertname, model_id), or note a re-fire on the open one.
+
+    Retry-safe: under a Redis lock, the open ticket is looked up by its labels before one is
+    created, so concurrent runs and retries find the ticket instead of opening another. Which
+    firing instances a ticket already shows is kept in Redis, so a sibling alert of the same
+    notification is not reported as a re-fire.
+    """
+
+    kind: Literal["open_incident"]
+    params: IncidentParams = Field(default_factory=IncidentParams, alias="with")
+
+    def run(self, ctx: StepContext) -> StepResult:
+        alert = ctx.alert
+        key = TicketKey(alertname=alert.alertname, model_id=ctx.model_id)
+        items = self._checklist_items(ctx)
+        with ctx.ticket_lock(key):
+            existing = ctx.tracker.find_open(key)
+            if existing is not None:
+                return self._refire(ctx, existing, items)
+            labels = [*self.params.labels, f"severity:{alert.labels.get('severity', 'none')}"]
+            draft = TicketDraft(
+                key=key,
+                title=tickets.title(alert.alertname, ctx.model_id, ctx.render(self.params.summary)),
+                body=tickets.incident(
+                    ctx.run,
+                    runbook_url=ctx.settings.runbook_url,
+                    checklist=(self.params.checklist_title, items) if items else None,
+                ),
+                labels=tuple(ctx.render(label) for label in labels),
+            )
+            ticket = ctx.tracker.open(draft)
+            if ticket.planned:
+                return StepResult(detail=f"would open ticket: {draft.title}", planned=True)
+            ctx.ticket_memory(ticket).remember(ctx.instance_keys(), items)
+        return StepResult(detail=f"opened {ticket.ref}", url=ticket.url, outputs={"ticket": ticket.ref})
+
+    def _checklist_items(self, ctx: StepContext) -> list[str]:
+        label = self.params.checklist_label
+        if label is None:
+            return []
+        values = [a.labels.get(label, "") for a in [ctx.alert, *ctx.run.related]]
+        return sorted({v for v in values if v})
+
+    def _refire(self, ctx: StepContext, ticket: Ticket, items: list[str]) -> StepResult:
+        memory = ctx.ticket_memory(ticket)
+        if memory.shows(ctx.alert.instance_key()):
+            return StepResult(
+                detail=f"{ticket.ref} already shows this alert", url=ticket.url, outputs={"ticket": ticket.ref}
+            )
+        new_items = memory.new_items(items)
+        outcome = ctx.tracker.comment(ticket, tickets.refired(ctx.run, new_items, self.params.checklist_title))
+        if not outcome.planned:
+            memory.remember(ctx.instance_keys(), new_items)
+        added = f"; added {', '.join(new_items)}" if new_items else ""
+        return StepResult(
+            detail=f"{ticket.ref} still open: noted the re-fire{added}",
+            url=ticket.url,
+            planned=outcome.planned,
+            outputs={"ticket": ticket.ref},
+        )
+
+
+class CommentParams(Params):
+    text: str | None = Field(None, description="Template; default: the resolve note (resolved at, fired at, lasted).")
+
+
+class CommentIncident(StepBase):
+    """Comment on the open ticket of this alert's (alertname, model_id); skipped when none is open.
+
+    Not idempotent, but a run's completed steps are not repeated.
+    """
+
+    kind: Literal["comment_incident"]
+    params: CommentParams = Field(default_factory=CommentParams, alias="with")
+
+    def run(self, ctx: StepContext) -> StepResult:
+        key = TicketKey(alertname=ctx.alert.alertname, model_id=ctx.model_id)
+        ticket = ctx.tracker.find_open(key)
+        if ticket is None:
+            return StepResult(detail=f"no open ticket for {key.alertname} {key.model_id}", skipped=True)
+        body = (
+            tickets.resolved(ctx.run)
+            if self.params.text is None
+            else tickets.note(ctx.run, ctx.render(self.params.text))
+        )
+        outcome = ctx.tracker.comment(ticket, body)
+        return StepResult(
+            detail=outcome.detail,
+            url=outcome.url or ticket.url,
+            planned=outcome.planned,
+            outputs={"ticket": ticket.ref},
+        )
+
+
+class CloseIncident(StepBase):
+    """Close the open ticket of (alertname, model_id) (Jira: transition to done); skipped when none."""
+
+    kind: Literal["close_incident"]
+
+    def run(self, ctx: StepContext) -> StepResult:
+        key = TicketKey(alertname=ctx.alert.alertname, model_id=ctx.model_id)
+        ticket = ctx.tracker.find_open(key)
+        if ticket is None:
+            return StepResult(detail=f"no open ticket for {key.alertname} {key.model_id}", skipped=True)
+        outcome = ctx.tracker.close(ticket)
+        return StepResult(detail=outcome.detail, url=ticket.url, planned=outcome.planned)
+
+
+class CommentIncidentsParams(Params):
+    alertname: str
+    text: str
+
+
+class CommentIncidents(StepBase):
+    """Comment on every open ticket of an alertname (e.g. freeze changes on integrity tickets)."""
+
+    kind: Literal["comment_incidents"]
+    params: CommentIncidentsParams = Field(alias="with")
+
+    def run(self, ctx: StepContext) -> StepResult:
+        alertname = ctx.render(self.params.alertname)
+        found = ctx.tracker.search_open(alertname=alertname)
+        if not found:
+            return StepResult(detail=f"no open {alertname} tickets", skipped=True)
+        body = tickets.note(ctx.run, ctx.render(self.params.text))
+        planned = False
+        for ticket in found:
+            planned |= ctx.tracker.comment(ticket, body).planned
+        refs = ", ".join(t.ref for t in found)
+        return StepResult(detail=("would comment on " if planned else "commented on ") + refs, planned=planned)
+
+
+class NoteParams(Params):
+    from_version: str
+    to_version: str
+
+
+class NoteRollback(StepBase):
+    """Note a rollback on the model's open incident tickets, or open a `[rollback]` ticket when none is open."""
+
+    kind: Literal["note_rollback"]
+    params: NoteParams = Field(alias="with")
+
+    def run(self, ctx: StepContext) -> StepResult:
+        versions = {
+            "from_version": ctx.render(self.params.from_version),
+            "to_version": ctx.render(self.params.to_version),
+        }
+        key = TicketKey(alertname="rollback", model_id=ctx.model_id)
+        with ctx.ticket_lock(key):
+            found = ctx.tracker.search_open(model_id=ctx.model_id)
+            if found:
+                body = tickets.rollback_note(ctx.run, model_id=ctx.model_id, **versions)
+                planned = False
+                for ticket in found:
+                    planned |= ctx.tracker.comment(ticket, body).planned
+                refs = ", ".join(t.ref for t in found)
+                return StepResult(
+                    detail=("would note on " if planned else "noted on ") + refs, url=found[0].url, planned=planned
+                )
+            summary = f"rolled back from {versions['from_version']} to {versions['to_version']}"
+            draft = TicketDraft(
+                key=key,
+                title=tickets.title("rollback", ctx.model_id, summary),
+                body=tickets.rollback_ticket(ctx.run, model_id=ctx.model_id, **versions),
+            )
+            ticket = ctx.tracker.open(draft)
+        if ticket.planned:
+            return StepResult(detail=f"would open ticket: {draft.title}", planned=True)
+        return StepResult(detail=f"opened {ticket.ref}", url=ticket.url, outputs={"ticket": ticket.ref})
