@@ -161,6 +161,7 @@ class Intake:
     def requeue(self, record: RunRecord) -> None:
         """Queue an existing run again (``responder jobs retry``); its done steps stay done."""
         with self._redis.pipeline(transaction=True) as pipe:
+            pipe.multi()  # RQ expects to be handed a pipeline already in MULTI mode
             record.status = "queued"
             self._runs.add(record, pipe)
             self._enqueue_job(pipe, record)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from responder import jobs
 from responder.runtime import Runtime
 from responder.settings import Settings
 from tests.fakes.github import FakeGitHub
+from tests.fakes.jira import FakeJira
+from tests.fakes.toggles import FakeToggles
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT.parent / "shared" / "examples"
@@ -135,3 +138,47 @@ def worker(settings: Settings) -> Iterator[Worker]:
 
 def load_example(name: str) -> dict[str, Any]:
     return json.loads((SAMPLES / name).read_text())
+
+
+@pytest.fixture
+def fake_toggles() -> Iterator[FakeToggles]:
+    with FakeToggles() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_jira() -> Iterator[FakeJira]:
+    with FakeJira() as fake:
+        yield fake
+
+
+def integration_settings(
+    redis_url: str, tracker: str, github: FakeGitHub, toggles: FakeToggles, jira: FakeJira, **values: Any
+) -> Settings:
+    """Live settings against the fakes, with tickets in GitHub issues or in Jira."""
+    extra: dict[str, Any] = {}
+    if tracker == "jira":
+        extra = {"tracker": "jira", "jira_url": jira.url, "jira_user": jira.user, "jira_token": jira.token,
+                 "jira_project": jira.project}
+    return make_settings(
+        redis_url, github_api_url=github.url, github_token=github.token, github_repo=github.full_name,
+        toggle_url=toggles.url, toggle_token=toggles.token, **extra, **values,
+    )
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """A ticket as either tracker holds it, for tests that run on both."""
+
+    title: str
+    body: str
+    labels: list[str]
+    is_open: bool
+    comments: list[str]
+
+
+def tickets_of(tracker: str, github: FakeGitHub, jira: FakeJira) -> list[TicketView]:
+    if tracker == "jira":
+        return [TicketView(i.summary, i.description or "", i.labels, i.status_category != "done", i.comments)
+                for i in jira.issues]
+    return [TicketView(i.title, i.body or "", i.labels, i.state == "open", i.comments) for i in github.issues]
