@@ -48,10 +48,12 @@ def run_text(record: RunRecord) -> str:
     alert = record.alert
     lines = [
         f"run {record.id}: {record.status.upper()}" + (" (dry-run)" if record.dry_run else ""),
-        f"  playbook   {record.playbook} ({record.source})",
-        f"  alert      {alert.alertname} {alert.status}, model {alert.model_id or '-'}",
-        f"  fingerprint {alert.fingerprint}",
-        f"  fired at   {alert.startsAt.isoformat()}",
+        f"  playbook   {record.playbook} ({record.source}"
+        + (f", by {record.requested_by}" if record.requested_by else "")
+        + ")",
+        f"  alert      {alert.alertname} {alert.status}, model {alert.model_id or '-'}, fp {alert.fingerprint}",
+        f"  fired at   {alert.startsAt.isoformat()}"
+        + ("" if alert.still_open else f", resolved at {alert.endsAt.isoformat()}"),
         f"  enqueued   {_time(record.enqueued_at)}   ended {_time(record.ended_at)}   attempts {record.attempts}",
     ]
     if record.error:
