@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from responder import tickets
+from responder.document import Document
 from responder.integrations.base import Ticket, TicketDraft, TicketKey
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps.base import Params, StepBase, StepResult
@@ -144,12 +145,7 @@ class CommentIncidents(StepBase):
         found = ctx.tracker.search_open(alertname=alertname)
         if not found:
             return StepResult(detail=f"no open {alertname} tickets", skipped=True)
-        body = tickets.note(ctx.run, ctx.render(self.params.text))
-        planned = False
-        for ticket in found:
-            planned |= ctx.tracker.comment(ticket, body).planned
-        refs = ", ".join(t.ref for t in found)
-        return StepResult(detail=("would comment on " if planned else "commented on ") + refs, planned=planned)
+        return _comment_all(ctx, found, tickets.note(ctx.run, ctx.render(self.params.text)))
 
 
 class NoteParams(Params):
@@ -173,13 +169,7 @@ class NoteRollback(StepBase):
             found = ctx.tracker.search_open(model_id=ctx.model_id)
             if found:
                 body = tickets.rollback_note(ctx.run, model_id=ctx.model_id, **versions)
-                planned = False
-                for ticket in found:
-                    planned |= ctx.tracker.comment(ticket, body).planned
-                refs = ", ".join(t.ref for t in found)
-                return StepResult(
-                    detail=("would note on " if planned else "noted on ") + refs, url=found[0].url, planned=planned
-                )
+                return _comment_all(ctx, found, body)
             summary = f"rolled back from {versions['from_version']} to {versions['to_version']}"
             draft = TicketDraft(
                 key=key,
@@ -190,3 +180,14 @@ class NoteRollback(StepBase):
         if ticket.planned:
             return StepResult(detail=f"would open ticket: {draft.title}", planned=True)
         return StepResult(detail=f"opened {ticket.ref}", url=ticket.url, outputs={"ticket": ticket.ref})
+
+
+def _comment_all(ctx: StepContext, found: list[Ticket], body: Document) -> StepResult:
+    """Comment on each ticket; not idempotent, but a run's completed steps are not repeated."""
+    planned = False
+    for ticket in found:
+        planned |= ctx.tracker.comment(ticket, body).planned
+    refs = ", ".join(t.ref for t in found)
+    return StepResult(
+        detail=("would comment on " if planned else "commented on ") + refs, url=found[0].url, planned=planned
+    )
