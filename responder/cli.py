@@ -44,7 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         settings = load_settings(args.config)
-        configure_logging(settings.log_level, settings.log_format, _secrets(settings))
+        service = args.command in ("serve", "worker")
+        configure_logging(
+            settings.log_level, settings.log_format, _secrets(settings), stream=sys.stdout if service else sys.stderr
+        )
         return handler(args, settings)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         _error(f"cannot reach Redis ({_one_line(exc)}): start it or fix RESPONDER_REDIS_URL")

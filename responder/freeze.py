@@ -28,10 +28,11 @@ class FreezeLedger:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
-    def record(self, *, frozen: bool, reason: str, run_id: str, by: str) -> None:
-        """Note a change; a repeated freeze keeps the original since-when and reason."""
+    def record(self, *, frozen: bool, reason: str, run_id: str, by: str, changed: bool) -> None:
+        """Note a change of the variable. When it was already in that state (``changed`` false),
+        an entry that agrees is kept, so a repeated freeze keeps the original since-when and reason."""
         current = self.current()
-        if current is not None and current.frozen == frozen:
+        if not changed and current is not None and current.frozen == frozen:
             return
         self._redis.hset(
             KEY,

@@ -10,7 +10,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -61,10 +61,16 @@ def _mask(match: re.Match[str]) -> str:
     return REDACTED
 
 
-def configure_logging(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = ()) -> Redactor:
-    """Configure structlog (and stdlib logging of libraries) once per process."""
+def configure_logging(
+    level: str = "info", fmt: str = "auto", secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> Redactor:
+    """Configure structlog (and stdlib logging of libraries) once per process.
+
+    Services log to stdout; CLI commands pass ``sys.stderr`` so their stdout holds only output.
+    """
+    stream = stream or sys.stdout
     redactor = Redactor(secrets)
-    use_console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
+    use_console = fmt == "console" or (fmt == "auto" and stream.isatty())
     renderer: Any = structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -76,11 +82,11 @@ def configure_logging(level: str = "info", fmt: str = "auto", secrets: Iterable[
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
     # Libraries (rq, aiohttp, urllib3) log through stdlib logging: render them the same way.
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

@@ -16,6 +16,7 @@ class Outcome:
     detail: str
     url: str | None = None
     planned: bool = False
+    changed: bool = True  # False when the system already was in the wanted state
 
 
 @dataclass(frozen=True)

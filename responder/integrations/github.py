@@ -12,6 +12,7 @@ import base64
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from urllib.parse import quote
 
 import github
 import requests
@@ -103,8 +104,13 @@ class PyGithubGateway:
                 self._repo.create_variable(name, value)
                 return Outcome(f"{name}={value} (created)")
             if current == value:
-                return Outcome(f"{name}={value} (already set)")
-            self._repo.get_variable(name).edit(value)
+                return Outcome(f"{name}={value} (already set)", changed=False)
+            # Variable.edit() swallows HTTP errors (it returns False): send the PATCH checked.
+            self._repo.requester.requestJsonAndCheck(
+                "PATCH",
+                f"{self._repo.url}/actions/variables/{quote(name, safe='')}",
+                input={"name": name, "value": value},
+            )
             return Outcome(f"{name}={value} (was {current})")
 
     def dispatch_workflow(self, workflow: str, inputs: dict[str, str]) -> Outcome:

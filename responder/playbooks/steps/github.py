@@ -40,6 +40,7 @@ class FreezeDeploys(StepBase):
                 reason=ctx.render(self.params.reason),
                 run_id=ctx.run.id,
                 by=ctx.run.requested_by or "responder",
+                changed=outcome.changed,
             )
         return StepResult(
             detail=outcome.detail, planned=outcome.planned, outputs={"variable": variable, "value": value}

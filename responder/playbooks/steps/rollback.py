@@ -65,7 +65,7 @@ class FindPreviousVersion(StepBase):
 class RetagParams(Params):
     version: str
     reason: str = "rollback"
-    endpoint: str = "{{ steps['find-previous-version'].endpoint | default('') }}"
+    endpoint: str = "{{ (steps['find-previous-version'] | default({})).endpoint | default('') }}"
 
 
 class RetagEndpoint(StepBase):
