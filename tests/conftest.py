@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -182,3 +183,43 @@ def tickets_of(tracker: str, github: FakeGitHub, jira: FakeJira) -> list[TicketV
         return [TicketView(i.summary, i.description or "", i.labels, i.status_category != "done", i.comments)
                 for i in jira.issues]
     return [TicketView(i.title, i.body or "", i.labels, i.state == "open", i.comments) for i in github.issues]
+
+
+@pytest.fixture
+def cli_env(redis, redis_url: str, fake_github: FakeGitHub, fake_toggles: FakeToggles) -> dict[str, str]:
+    """Environment for `responder` processes: the test Redis, GitHub and toggle fakes, GitHub issues."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
+    env.update({
+        "RESPONDER_REDIS_URL": redis_url,
+        "RESPONDER_QUEUE": "responder-test",
+        "RESPONDER_GITHUB_API_URL": fake_github.url,
+        "RESPONDER_GITHUB_TOKEN": fake_github.token,
+        "RESPONDER_GITHUB_REPO": fake_github.full_name,
+        "RESPONDER_TOGGLE_URL": fake_toggles.url,
+        "RESPONDER_TOGGLE_TOKEN": str(fake_toggles.token),
+        "RESPONDER_PLAYBOOKS_DIR": str(ROOT / "playbooks"),
+        "RESPONDER_JOB_RETRY_INTERVALS": "[]",
+        "RESPONDER_LOG_FORMAT": "json",
+        "RESPONDER_REQUESTED_BY": "alice",
+    })
+    return env
+
+
+@pytest.fixture
+def worker_process(cli_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `responder worker` process on the test queue."""
+    with (tmp_path / "worker.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "responder.cli", "worker"], env=cli_env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        yield proc
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """Run `responder ARGS` as a process and capture its output."""
+    return subprocess.run([sys.executable, "-m", "responder.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)

@@ -3,55 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 
-import pytest
-
-from tests.conftest import ROOT
-from tests.fakes.github import FakeGitHub
-
-
-@pytest.fixture
-def cli_env(redis, redis_url: str, fake_github: FakeGitHub) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
-    env.update({
-        "RESPONDER_REDIS_URL": redis_url,
-        "RESPONDER_QUEUE": "responder-cli-test",
-        "RESPONDER_GITHUB_API_URL": fake_github.url,
-        "RESPONDER_GITHUB_TOKEN": fake_github.token,
-        "RESPONDER_GITHUB_REPO": fake_github.full_name,
-        "RESPONDER_PLAYBOOKS_DIR": str(ROOT / "playbooks"),
-        "RESPONDER_JOB_RETRY_INTERVALS": "[]",
-        "RESPONDER_LOG_FORMAT": "json",
-    })
-    return env
-
-
-@pytest.fixture
-def worker_process(cli_env: dict[str, str], tmp_path) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `responder worker` process."""
-    log = (tmp_path / "worker.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "responder.cli", "worker"], env=cli_env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-def responder(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "responder.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+from tests.conftest import run_cli
 
 
 def test_run_wait_prints_record_and_exits_0(cli_env, worker_process, fake_github):
     """`run --wait` queues a manual run, waits for a worker, prints the record, exits 0."""
-    result = responder(cli_env, "run", "model_drift_detected", "--label", "model_id=fraud-scorer",
+    result = run_cli(cli_env, "run", "model_drift_detected", "--label", "model_id=fraud-scorer",
                        "--label", "segment=apac", "--wait", "--timeout", "60")
     assert result.returncode == 0, result.stderr
     job_id = result.stdout.splitlines()[0]
@@ -65,7 +23,7 @@ def test_run_wait_prints_record_and_exits_0(cli_env, worker_process, fake_github
 def test_run_wait_exits_1_when_the_run_fails(cli_env, worker_process, fake_github):
     """`run --wait` exits 1 when a step fails, and the record says why."""
     fake_github.fail_next("POST", r"/dispatches", status=422, body={"message": "Unexpected inputs provided"})
-    result = responder(cli_env, "run", "model_drift_detected", "--label", "model_id=fraud-scorer", "--wait")
+    result = run_cli(cli_env, "run", "model_drift_detected", "--label", "model_id=fraud-scorer", "--wait")
     assert result.returncode == 1
     assert "FAILED" in result.stdout
     assert "Unexpected inputs provided" in result.stdout
@@ -73,7 +31,7 @@ def test_run_wait_exits_1_when_the_run_fails(cli_env, worker_process, fake_githu
 
 def test_run_dry_run_plans_without_writing(cli_env, worker_process, fake_github):
     """`run --dry-run` records planned steps and writes nothing to GitHub."""
-    result = responder(cli_env, "run", "model_integrity_failed", "--label", "model_id=fraud-scorer",
+    result = run_cli(cli_env, "run", "model_integrity_failed", "--label", "model_id=fraud-scorer",
                        "--annotation", "deployed_digest=sha256:abc", "--dry-run", "--wait")
     assert result.returncode == 0, result.stderr
     assert "PLANNED  freeze-deploys" in result.stdout
@@ -82,14 +40,14 @@ def test_run_dry_run_plans_without_writing(cli_env, worker_process, fake_github)
 
 def test_run_without_wait_prints_only_the_job_id(cli_env):
     """Without --wait, `run` prints the job id and returns at once."""
-    result = responder(cli_env, "run", "model_bias_alert", "--label", "model_id=credit-limit")
+    result = run_cli(cli_env, "run", "model_bias_alert", "--label", "model_id=credit-limit")
     assert result.returncode == 0
     assert len(result.stdout.split()) == 1
 
 
 def test_run_rejects_unsafe_model_id(cli_env):
     """A model_id that is not a safe identifier is refused with one line and exit 1."""
-    result = responder(cli_env, "run", "model_bias_alert", "--label", "model_id=../../etc")
+    result = run_cli(cli_env, "run", "model_bias_alert", "--label", "model_id=../../etc")
     assert result.returncode == 1
     assert result.stderr.startswith("responder: error: label model_id is not a valid identifier")
     assert "Traceback" not in result.stderr
@@ -97,7 +55,7 @@ def test_run_rejects_unsafe_model_id(cli_env):
 
 def test_run_unknown_playbook_names_the_known_ones(cli_env):
     """An unknown playbook exits 1 and lists the known playbooks."""
-    result = responder(cli_env, "run", "nope", "--label", "model_id=x")
+    result = run_cli(cli_env, "run", "nope", "--label", "model_id=x")
     assert result.returncode == 1
     assert "no playbook named 'nope'" in result.stderr
     assert "model_bias_alert" in result.stderr
@@ -105,7 +63,7 @@ def test_run_unknown_playbook_names_the_known_ones(cli_env):
 
 def test_usage_error_exits_2(cli_env):
     """A malformed --label is a usage error: exit 2, no traceback."""
-    result = responder(cli_env, "run", "model_bias_alert", "--label", "no-equals-sign")
+    result = run_cli(cli_env, "run", "model_bias_alert", "--label", "no-equals-sign")
     assert result.returncode == 2
     assert "expected key=value" in result.stderr
     assert "Traceback" not in result.stderr
@@ -113,8 +71,8 @@ def test_usage_error_exits_2(cli_env):
 
 def test_jobs_list_json_has_the_contract_fields(cli_env, worker_process):
     """`jobs list --json` gives id, playbook, alertname, model_id, status, enqueued_at, ended_at."""
-    responder(cli_env, "run", "model_drift_detected", "--label", "model_id=fraud-scorer", "--wait")
-    result = responder(cli_env, "jobs", "list", "--json")
+    run_cli(cli_env, "run", "model_drift_detected", "--label", "model_id=fraud-scorer", "--wait")
+    result = run_cli(cli_env, "jobs", "list", "--json")
     assert result.returncode == 0
     [row] = json.loads(result.stdout)
     assert {"id", "playbook", "alertname", "model_id", "status", "enqueued_at", "ended_at"} <= set(row)
@@ -125,26 +83,26 @@ def test_jobs_list_json_has_the_contract_fields(cli_env, worker_process):
 
 def test_jobs_list_filters_by_status(cli_env):
     """`jobs list --status queued` shows queued runs only."""
-    responder(cli_env, "run", "model_drift_detected", "--label", "model_id=fraud-scorer")
-    queued = json.loads(responder(cli_env, "jobs", "list", "--status", "queued", "--json").stdout)
-    failed = json.loads(responder(cli_env, "jobs", "list", "--status", "failed", "--json").stdout)
+    run_cli(cli_env, "run", "model_drift_detected", "--label", "model_id=fraud-scorer")
+    queued = json.loads(run_cli(cli_env, "jobs", "list", "--status", "queued", "--json").stdout)
+    failed = json.loads(run_cli(cli_env, "jobs", "list", "--status", "failed", "--json").stdout)
     assert [r["status"] for r in queued] == ["queued"]
     assert failed == []
 
 
 def test_jobs_list_table_is_readable(cli_env):
     """`jobs list` prints a table with a header and one row per run."""
-    job_id = responder(cli_env, "run", "model_bias_alert", "--label", "model_id=credit-limit").stdout.strip()
-    lines = responder(cli_env, "jobs", "list").stdout.splitlines()
+    job_id = run_cli(cli_env, "run", "model_bias_alert", "--label", "model_id=credit-limit").stdout.strip()
+    lines = run_cli(cli_env, "jobs", "list").stdout.splitlines()
     assert lines[0].split() == ["ID", "PLAYBOOK", "MODEL", "STATUS", "ENQUEUED", "ENDED"]
     assert lines[1].startswith(job_id)
 
 
 def test_jobs_show_json_has_steps(cli_env, worker_process):
     """`jobs show --json` gives the run with its alert and each step's fields."""
-    job_id = responder(cli_env, "run", "model_drift_detected", "--label", "model_id=fraud-scorer",
+    job_id = run_cli(cli_env, "run", "model_drift_detected", "--label", "model_id=fraud-scorer",
                        "--wait").stdout.splitlines()[0]
-    record = json.loads(responder(cli_env, "jobs", "show", job_id, "--json").stdout)
+    record = json.loads(run_cli(cli_env, "jobs", "show", job_id, "--json").stdout)
     assert {"id", "playbook", "status", "alert", "steps"} <= set(record)
     assert [s["name"] for s in record["steps"]] == ["dispatch-retraining", "open-incident"]
     assert {"name", "kind", "status", "started_at", "ended_at", "detail", "error"} <= set(record["steps"][0])
@@ -153,7 +111,7 @@ def test_jobs_show_json_has_steps(cli_env, worker_process):
 
 def test_jobs_show_unknown_id_exits_1_with_one_line(cli_env):
     """An unknown job id exits 1 with one readable line."""
-    result = responder(cli_env, "jobs", "show", "does-not-exist")
+    result = run_cli(cli_env, "jobs", "show", "does-not-exist")
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert "no run with id 'does-not-exist'" in result.stderr
@@ -162,7 +120,7 @@ def test_jobs_show_unknown_id_exits_1_with_one_line(cli_env):
 def test_redis_down_is_one_line_exit_3(cli_env):
     """With Redis unreachable the CLI says so in one line and exits 3."""
     env = {**cli_env, "RESPONDER_REDIS_URL": "redis://127.0.0.1:1/0"}
-    result = responder(env, "jobs", "list")
+    result = run_cli(env, "jobs", "list")
     assert result.returncode == 3
     assert result.stderr.startswith("responder: error: cannot reach Redis")
     assert "Traceback" not in result.stderr
@@ -170,6 +128,6 @@ def test_redis_down_is_one_line_exit_3(cli_env):
 
 def test_version_flag(cli_env):
     """`responder --version` prints the version."""
-    result = responder(cli_env, "--version")
+    result = run_cli(cli_env, "--version")
     assert result.returncode == 0
     assert result.stdout.startswith("responder ")

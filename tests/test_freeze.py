@@ -4,10 +4,8 @@ against a real Redis and the GitHub fake, next to integrity alerts run by a real
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,33 +16,11 @@ from responder.alerts import Notification
 from responder.intake import Intake
 from responder.playbooks.catalog import load_catalog
 from responder.settings import Settings
-from tests.conftest import ROOT, Worker, github_repo, load_example
+from tests.conftest import Worker, github_repo, load_example, run_cli
 from tests.fakes.github import FakeGitHub
 
 LIFTED = "Deploy freeze lifted by alice: digests verified"
 RUN_LINE = re.compile(r"^run (?P<id>manual-[0-9a-f]+): (?P<status>[A-Z]+)(?P<dry> \(dry-run\))?$", re.MULTILINE)
-
-
-@pytest.fixture
-def cli_env(redis, redis_url: str, fake_github: FakeGitHub) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
-    env.update({
-        "RESPONDER_REDIS_URL": redis_url,
-        "RESPONDER_QUEUE": "responder-freeze-cli-test",
-        "RESPONDER_GITHUB_API_URL": fake_github.url,
-        "RESPONDER_GITHUB_TOKEN": fake_github.token,
-        "RESPONDER_GITHUB_REPO": fake_github.full_name,
-        "RESPONDER_PLAYBOOKS_DIR": str(ROOT / "playbooks"),
-        "RESPONDER_JOB_RETRY_INTERVALS": "[]",
-        "RESPONDER_LOG_FORMAT": "json",
-        "RESPONDER_REQUESTED_BY": "alice",
-    })
-    return env
-
-
-def responder(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "responder.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def deliver(settings: Settings, redis: Redis, worker: Worker, payload: dict[str, Any]) -> list[str]:
@@ -85,7 +61,7 @@ def comments_of(fake: FakeGitHub) -> dict[int, list[str]]:
 
 def test_status_without_the_variable_says_not_frozen(cli_env):
     """`freeze status` with no DEPLOY_FREEZE variable says deploys are not frozen and exits 0."""
-    result = responder(cli_env, "freeze", "status")
+    result = run_cli(cli_env, "freeze", "status")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "deploys are not frozen (DEPLOY_FREEZE is not set)"
 
@@ -94,7 +70,7 @@ def test_status_after_an_integrity_alert_says_frozen_since_why_and_which_run(cli
     """After an integrity alert, status says FROZEN, since when, why and by which run."""
     before = datetime.now(UTC).replace(microsecond=0)
     job_id = integrity_alert(settings, redis, worker)
-    result = responder(cli_env, "freeze", "status")
+    result = run_cli(cli_env, "freeze", "status")
     assert result.returncode == 0, result.stderr
     state, detail = result.stdout.strip().splitlines()
     assert state == "deploys are FROZEN (DEPLOY_FREEZE=true)"
@@ -107,7 +83,7 @@ def test_status_notices_a_variable_changed_outside_responder(cli_env, settings, 
     """When the variable no longer matches what responder recorded, status says it was changed elsewhere."""
     integrity_alert(settings, redis, worker)
     github_repo(fake_github).get_variable("DEPLOY_FREEZE").edit("false")
-    result = responder(cli_env, "freeze", "status")
+    result = run_cli(cli_env, "freeze", "status")
     assert result.stdout.splitlines()[0] == "deploys are not frozen (DEPLOY_FREEZE=false)"
     assert "the variable was changed outside responder since" in result.stdout
 
@@ -120,7 +96,7 @@ def test_status_after_a_refreeze_names_the_run_that_froze_again(cli_env, setting
     payload["alerts"][0]["startsAt"] = "2026-11-26T15:00:00Z"
     [second] = deliver(settings, redis, worker, payload)
     assert fake_github.variables == {"DEPLOY_FREEZE": "true"}
-    result = responder(cli_env, "freeze", "status")
+    result = run_cli(cli_env, "freeze", "status")
     assert result.stdout.splitlines()[0] == "deploys are FROZEN (DEPLOY_FREEZE=true)"
     assert f"(run {second})" in result.stdout
 
@@ -131,7 +107,7 @@ def test_status_after_a_refreeze_names_the_run_that_froze_again(cli_env, setting
 def test_lift_sets_the_variable_false_and_prints_the_run(cli_env, settings, redis, worker, fake_github):
     """`freeze lift --reason` sets DEPLOY_FREEZE to "false", prints the run record and exits 0."""
     integrity_alert(settings, redis, worker)
-    result = responder(cli_env, "freeze", "lift", "--reason", "digests verified")
+    result = run_cli(cli_env, "freeze", "lift", "--reason", "digests verified")
     assert result.returncode == 0, result.stdout + result.stderr
     assert fake_github.variables == {"DEPLOY_FREEZE": "false"}
     assert printed_run(result)["status"] == "SUCCEEDED"
@@ -142,7 +118,7 @@ def test_lift_sets_the_variable_false_and_prints_the_run(cli_env, settings, redi
 
 def test_lift_prints_only_the_run_record_on_stdout(cli_env, fake_github):
     """What `freeze lift` prints on stdout is the run record, first line first; logs do not go in between."""
-    result = responder(cli_env, "freeze", "lift", "--reason", "digests verified")
+    result = run_cli(cli_env, "freeze", "lift", "--reason", "digests verified")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("run manual-"), result.stdout
     assert '"event": "run.started"' not in result.stdout
@@ -151,8 +127,8 @@ def test_lift_prints_only_the_run_record_on_stdout(cli_env, fake_github):
 def test_status_after_lift_says_lifted_by_whom_and_why(cli_env, settings, redis, worker):
     """After a lift, status says not frozen and "lifted ... by alice: digests verified"."""
     integrity_alert(settings, redis, worker)
-    run_id = printed_run(responder(cli_env, "freeze", "lift", "--reason", "digests verified"))["id"]
-    result = responder(cli_env, "freeze", "status")
+    run_id = printed_run(run_cli(cli_env, "freeze", "lift", "--reason", "digests verified"))["id"]
+    result = run_cli(cli_env, "freeze", "status")
     state, detail = result.stdout.strip().splitlines()
     assert state == "deploys are not frozen (DEPLOY_FREEZE=false)"
     assert detail.startswith("  lifted since ")
@@ -166,7 +142,7 @@ def test_lift_comments_on_every_open_integrity_ticket_only(cli_env, fake_github)
     closed = open_issue(fake_github, "model_integrity_failed", "churn")
     github_repo(fake_github).get_issue(closed).edit(state="closed")
     drift = open_issue(fake_github, "model_drift_detected", "fraud-scorer")
-    result = responder(cli_env, "freeze", "lift", "--reason", "digests verified")
+    result = run_cli(cli_env, "freeze", "lift", "--reason", "digests verified")
     assert result.returncode == 0, result.stdout + result.stderr
     comments = comments_of(fake_github)
     for number in (fraud, credit):
@@ -178,7 +154,7 @@ def test_lift_comments_on_every_open_integrity_ticket_only(cli_env, fake_github)
 
 def test_lift_without_integrity_tickets_skips_the_note(cli_env, fake_github):
     """With no open integrity ticket the note step is skipped and the lift still succeeds."""
-    result = responder(cli_env, "freeze", "lift", "--reason", "digests verified")
+    result = run_cli(cli_env, "freeze", "lift", "--reason", "digests verified")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SKIPPED  note-integrity-tickets" in result.stdout
     assert "no open model_integrity_failed tickets" in result.stdout
@@ -186,8 +162,8 @@ def test_lift_without_integrity_tickets_skips_the_note(cli_env, fake_github):
 
 def test_lift_is_listed_in_jobs_with_its_playbook(cli_env):
     """The lift's run appears in `jobs list --json` as a succeeded freeze-lift run."""
-    run_id = printed_run(responder(cli_env, "freeze", "lift", "--reason", "digests verified"))["id"]
-    [row] = json.loads(responder(cli_env, "jobs", "list", "--json").stdout)
+    run_id = printed_run(run_cli(cli_env, "freeze", "lift", "--reason", "digests verified"))["id"]
+    [row] = json.loads(run_cli(cli_env, "jobs", "list", "--json").stdout)
     assert (row["id"], row["playbook"], row["status"], row["source"]) == (run_id, "freeze-lift", "succeeded", "manual")
 
 
@@ -196,7 +172,7 @@ def test_lift_dry_run_writes_nothing(cli_env, fake_github):
     github_repo(fake_github).create_variable("DEPLOY_FREEZE", "true")
     open_issue(fake_github, "model_integrity_failed", "fraud-scorer")
     before = len(fake_github.requests)
-    result = responder(cli_env, "freeze", "lift", "--reason", "digests verified", "--dry-run")
+    result = run_cli(cli_env, "freeze", "lift", "--reason", "digests verified", "--dry-run")
     assert result.returncode == 0, result.stdout + result.stderr
     assert printed_run(result)["dry"]
     assert "PLANNED  lift-freeze" in result.stdout
@@ -209,8 +185,8 @@ def test_lift_dry_run_writes_nothing(cli_env, fake_github):
 def test_dry_run_lift_leaves_status_frozen(cli_env, settings, redis, worker):
     """A dry-run lift does not change what `freeze status` reports."""
     job_id = integrity_alert(settings, redis, worker)
-    responder(cli_env, "freeze", "lift", "--reason", "digests verified", "--dry-run")
-    result = responder(cli_env, "freeze", "status")
+    run_cli(cli_env, "freeze", "lift", "--reason", "digests verified", "--dry-run")
+    result = run_cli(cli_env, "freeze", "status")
     assert result.stdout.splitlines()[0] == "deploys are FROZEN (DEPLOY_FREEZE=true)"
     assert f"(run {job_id})" in result.stdout
 
@@ -224,7 +200,7 @@ def test_github_refusing_to_create_the_variable_fails_the_lift(cli_env, fake_git
     """A 403 on creating DEPLOY_FREEZE fails the lift: exit 1, GitHub's message printed, no ticket noted."""
     refused(fake_github, "POST")
     open_issue(fake_github, "model_integrity_failed", "fraud-scorer")
-    result = responder(cli_env, "freeze", "lift", "--reason", "digests verified")
+    result = run_cli(cli_env, "freeze", "lift", "--reason", "digests verified")
     assert result.returncode == 1, result.stdout + result.stderr
     assert printed_run(result)["status"] == "FAILED"
     assert "GitHub answered 403: Resource not accessible by integration" in result.stdout
@@ -237,7 +213,7 @@ def test_github_refusing_to_update_the_variable_fails_the_lift(cli_env, fake_git
     """A 403 on updating an existing DEPLOY_FREEZE fails the lift: exit 1 and GitHub's message, not "was true"."""
     github_repo(fake_github).create_variable("DEPLOY_FREEZE", "true")
     refused(fake_github, "PATCH")
-    result = responder(cli_env, "freeze", "lift", "--reason", "digests verified")
+    result = run_cli(cli_env, "freeze", "lift", "--reason", "digests verified")
     assert fake_github.variables == {"DEPLOY_FREEZE": "true"}
     assert result.returncode == 1, result.stdout + result.stderr
     assert "GitHub answered 403: Resource not accessible by integration" in result.stdout
@@ -250,7 +226,7 @@ def test_set_sets_the_variable_true_and_notes_integrity_tickets(cli_env, fake_gi
     """`freeze set --reason` sets DEPLOY_FREEZE to "true" and notes it on open integrity tickets."""
     number = open_issue(fake_github, "model_integrity_failed", "fraud-scorer")
     drift = open_issue(fake_github, "model_drift_detected", "fraud-scorer")
-    result = responder(cli_env, "freeze", "set", "--reason", "release window")
+    result = run_cli(cli_env, "freeze", "set", "--reason", "release window")
     assert result.returncode == 0, result.stdout + result.stderr
     assert fake_github.variables == {"DEPLOY_FREEZE": "true"}
     [comment] = comments_of(fake_github)[number]
@@ -260,8 +236,8 @@ def test_set_sets_the_variable_true_and_notes_integrity_tickets(cli_env, fake_gi
 
 def test_status_after_set_says_frozen_by_whom_and_why(cli_env):
     """After `freeze set`, status says FROZEN by alice with the reason."""
-    responder(cli_env, "freeze", "set", "--reason", "release window")
-    result = responder(cli_env, "freeze", "status")
+    run_cli(cli_env, "freeze", "set", "--reason", "release window")
+    result = run_cli(cli_env, "freeze", "status")
     state, detail = result.stdout.strip().splitlines()
     assert state == "deploys are FROZEN (DEPLOY_FREEZE=true)"
     assert "by alice: release window (run manual-" in detail
@@ -269,8 +245,8 @@ def test_status_after_set_says_frozen_by_whom_and_why(cli_env):
 
 def test_set_is_listed_in_jobs_with_its_playbook(cli_env):
     """The set's run appears in `jobs list --json` as a freeze-set run."""
-    responder(cli_env, "freeze", "set", "--reason", "release window")
-    [row] = json.loads(responder(cli_env, "jobs", "list", "--json").stdout)
+    run_cli(cli_env, "freeze", "set", "--reason", "release window")
+    [row] = json.loads(run_cli(cli_env, "jobs", "list", "--json").stdout)
     assert (row["playbook"], row["alertname"], row["status"]) == ("freeze-set", "freeze-set", "succeeded")
 
 
@@ -280,7 +256,7 @@ def test_set_is_listed_in_jobs_with_its_playbook(cli_env):
 @pytest.mark.parametrize("action", ["set", "lift"])
 def test_reason_is_required(cli_env, action, fake_github):
     """`freeze set|lift` without --reason is a usage error (exit 2) and changes nothing."""
-    result = responder(cli_env, "freeze", action)
+    result = run_cli(cli_env, "freeze", action)
     assert result.returncode == 2
     assert "--reason" in result.stderr
     assert fake_github.variables == {}
@@ -289,7 +265,7 @@ def test_reason_is_required(cli_env, action, fake_github):
 @pytest.mark.parametrize("reason", ["", "   "], ids=["empty", "blank"])
 def test_an_empty_reason_is_refused_in_one_line(cli_env, reason, fake_github):
     """An empty or blank reason is refused with one line and exit 2; nothing is written."""
-    result = responder(cli_env, "freeze", "lift", "--reason", reason)
+    result = run_cli(cli_env, "freeze", "lift", "--reason", reason)
     assert result.returncode == 2
     assert result.stderr.strip() == "responder: error: --reason must not be empty"
     assert result.stdout == ""
@@ -311,4 +287,4 @@ def test_resolved_integrity_alert_does_not_lift_the_freeze(cli_env, settings, re
     assert job_id.startswith("model_integrity_failed-resolved-")
     assert fake_github.variables == {"DEPLOY_FREEZE": "true"}
     assert len(fake_github.issues[0].comments) == 1
-    assert responder(cli_env, "freeze", "status").stdout.splitlines()[0] == "deploys are FROZEN (DEPLOY_FREEZE=true)"
+    assert run_cli(cli_env, "freeze", "status").stdout.splitlines()[0] == "deploys are FROZEN (DEPLOY_FREEZE=true)"

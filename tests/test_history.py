@@ -3,40 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from responder.alerts import Notification
 from responder.intake import Intake
 from responder.playbooks.catalog import load_catalog
 from responder.runs import RunStore
-from tests.conftest import ROOT, SAMPLES, Worker, load_example
-
-
-@pytest.fixture
-def cli_env(redis, redis_url, fake_github) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
-    env.update({
-        "RESPONDER_REDIS_URL": redis_url,
-        "RESPONDER_QUEUE": "responder-test",
-        "RESPONDER_GITHUB_API_URL": fake_github.url,
-        "RESPONDER_GITHUB_TOKEN": fake_github.token,
-        "RESPONDER_GITHUB_REPO": fake_github.full_name,
-        "RESPONDER_PLAYBOOKS_DIR": str(ROOT / "playbooks"),
-        "RESPONDER_JOB_RETRY_INTERVALS": "[]",
-        "RESPONDER_LOG_FORMAT": "json",
-    })
-    return env
-
-
-def responder(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "responder.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=60)
+from tests.conftest import SAMPLES, Worker, load_example, run_cli
 
 
 def accept(settings: Any, redis: Any, payload: dict[str, Any]) -> None:
@@ -47,7 +21,7 @@ def test_alerts_list_shows_each_notification_with_its_decisions(cli_env, setting
     """`alerts list --json` lists notifications newest first with counts per decision."""
     accept(settings, redis, load_example("drift-two-segments-firing.json"))
     accept(settings, redis, load_example("drift-one-resolved-one-firing.json"))
-    rows = json.loads(responder(cli_env, "alerts", "list", "--json").stdout)
+    rows = json.loads(run_cli(cli_env, "alerts", "list", "--json").stdout)
     assert [r["decisions"] for r in rows] == [{"duplicate": 1, "queued": 1}, {"queued": 2}]
 
 
@@ -56,8 +30,8 @@ def test_alerts_show_answers_why_an_alert_did_not_run(cli_env, settings, redis):
     payload = load_example("drift-two-segments-firing.json")
     accept(settings, redis, payload)
     accept(settings, redis, payload)
-    newest = json.loads(responder(cli_env, "alerts", "list", "--json").stdout)[0]["id"]
-    text = responder(cli_env, "alerts", "show", newest).stdout
+    newest = json.loads(run_cli(cli_env, "alerts", "list", "--json").stdout)[0]["id"]
+    text = run_cli(cli_env, "alerts", "show", newest).stdout
     assert "DUPLICATE" in text
     assert "why: this firing instance was already queued" in text
     assert "run: responder jobs show model_drift_detected-" in text
@@ -68,8 +42,8 @@ def test_alerts_show_json_has_reasons(cli_env, settings, redis):
     payload = load_example("bias-firing.json")
     payload["alerts"][0]["labels"]["model_id"] = "bad model"
     accept(settings, redis, payload)
-    newest = json.loads(responder(cli_env, "alerts", "list", "--json").stdout)[0]["id"]
-    record = json.loads(responder(cli_env, "alerts", "show", newest, "--json").stdout)
+    newest = json.loads(run_cli(cli_env, "alerts", "list", "--json").stdout)[0]["id"]
+    record = json.loads(run_cli(cli_env, "alerts", "show", newest, "--json").stdout)
     [alert] = record["alerts"]
     assert (alert["decision"], alert["reason"]) == (
         "rejected", "label model_id is not a valid identifier (letters, digits, '.', '_', '-')"
@@ -78,7 +52,7 @@ def test_alerts_show_json_has_reasons(cli_env, settings, redis):
 
 def test_alerts_show_unknown_id_exits_1(cli_env):
     """An unknown notification id is one line and exit 1."""
-    result = responder(cli_env, "alerts", "show", "n-nope")
+    result = run_cli(cli_env, "alerts", "show", "n-nope")
     assert result.returncode == 1
     assert result.stderr.startswith("responder: error: no notification with id 'n-nope'")
 
@@ -94,7 +68,7 @@ def test_history_is_bounded(settings, redis):
 def test_replay_queues_even_an_already_handled_payload(cli_env, settings, redis, fake_github):
     """`replay FILE` runs the decision path on a stored payload even when the webhook already handled it."""
     accept(settings, redis, load_example("bias-firing.json"))
-    result = responder(cli_env, "replay", str(SAMPLES / "bias-firing.json"))
+    result = run_cli(cli_env, "replay", str(SAMPLES / "bias-firing.json"))
     assert result.returncode == 0, result.stderr
     assert "model_bias_alert firing 04fa4bc67593cbd7: queued -> replay-" in result.stdout
     assert "(replay: not de-duplicated)" in result.stdout
@@ -102,7 +76,7 @@ def test_replay_queues_even_an_already_handled_payload(cli_env, settings, redis,
 
 def test_replay_dry_run_plans_only(cli_env, settings, redis, fake_github):
     """`replay FILE --dry-run` queues a dry run: the worker plans and writes nothing."""
-    responder(cli_env, "replay", str(SAMPLES / "integrity-firing.json"), "--dry-run")
+    run_cli(cli_env, "replay", str(SAMPLES / "integrity-firing.json"), "--dry-run")
     Worker(settings).drain()
     [record] = RunStore(redis, retention_seconds=settings.dedup_retention_seconds).recent()
     assert (record.source, record.dry_run, record.status) == ("replay", True, "succeeded")
@@ -113,14 +87,14 @@ def test_replay_of_a_file_that_is_not_a_payload_exits_1(cli_env, tmp_path: Path)
     """A file that is not an Alertmanager payload is refused with the field named."""
     bad = tmp_path / "bad.json"
     bad.write_text('{"version": "4"}')
-    result = responder(cli_env, "replay", str(bad))
+    result = run_cli(cli_env, "replay", str(bad))
     assert result.returncode == 1
     assert "is not an Alertmanager webhook payload: groupKey: Field required" in result.stderr
 
 
 def test_replay_of_a_missing_file_exits_1(cli_env, tmp_path: Path):
     """A missing file is one readable line."""
-    result = responder(cli_env, "replay", str(tmp_path / "nope.json"))
+    result = run_cli(cli_env, "replay", str(tmp_path / "nope.json"))
     assert result.returncode == 1
     assert "cannot read" in result.stderr
     assert "Traceback" not in result.stderr
@@ -136,7 +110,7 @@ def test_jobs_retry_requeues_a_failed_run_without_repeating_done_steps(cli_env, 
     [failed] = store.recent()
     assert failed.status == "failed"
 
-    result = responder(cli_env, "jobs", "retry", failed.id)
+    result = run_cli(cli_env, "jobs", "retry", failed.id)
     worker.drain()
 
     assert result.returncode == 0, result.stderr
@@ -151,6 +125,6 @@ def test_jobs_retry_refuses_a_run_that_did_not_fail(cli_env, settings, redis):
     """Only failed runs can be retried: exit 1 with the run's status."""
     accept(settings, redis, load_example("bias-firing.json"))
     [record] = RunStore(redis, retention_seconds=settings.dedup_retention_seconds).recent()
-    result = responder(cli_env, "jobs", "retry", record.id)
+    result = run_cli(cli_env, "jobs", "retry", record.id)
     assert result.returncode == 1
     assert "is queued; only failed runs can be retried" in result.stderr

@@ -6,15 +6,11 @@ feature-toggle service and Jira."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +22,7 @@ from responder.intake import Intake
 from responder.playbooks.catalog import load_catalog
 from responder.runs import RunRecord, RunStore, StepRecord
 from responder.settings import Settings
-from tests.conftest import MANIFEST, ROOT, Worker, github_repo, integration_settings, make_settings, tickets_of
+from tests.conftest import MANIFEST, ROOT, Worker, github_repo, integration_settings, make_settings, run_cli, tickets_of
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jira import FakeJira
 from tests.fakes.toggles import FakeToggles
@@ -488,49 +484,10 @@ def test_retag_step_works_without_a_find_previous_version_step(tmp_path, redis, 
 # --------------------------------------------------------------------------- the command
 
 
-@pytest.fixture
-def cli_env(redis, redis_url: str, fake_github: FakeGitHub, fake_toggles: FakeToggles) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
-    env.update({
-        "RESPONDER_REDIS_URL": redis_url,
-        "RESPONDER_QUEUE": "responder-rollback-cli-test",
-        "RESPONDER_GITHUB_API_URL": fake_github.url,
-        "RESPONDER_GITHUB_TOKEN": fake_github.token,
-        "RESPONDER_GITHUB_REPO": fake_github.full_name,
-        "RESPONDER_TOGGLE_URL": fake_toggles.url,
-        "RESPONDER_TOGGLE_TOKEN": str(fake_toggles.token),
-        "RESPONDER_PLAYBOOKS_DIR": str(ROOT / "playbooks"),
-        "RESPONDER_JOB_RETRY_INTERVALS": "[]",
-        "RESPONDER_LOG_FORMAT": "json",
-        "RESPONDER_REQUESTED_BY": "alice",
-    })
-    return env
-
-
-@pytest.fixture
-def worker_process(cli_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `responder worker` process."""
-    log = (tmp_path / "worker.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "responder.cli", "worker"], env=cli_env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-
-
-def responder(env: dict[str, str], *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "responder.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
 def test_cli_rollback_waits_and_exits_0(cli_env, worker_process, fake_github, fake_toggles):
     """`run rollback --label model_id=X --wait` rolls back, prints the record and exits 0."""
     arrange_history(fake_github)
-    result = responder(cli_env, "run", "rollback", "--label", "model_id=fraud-scorer", "--wait", "--timeout", "60")
+    result = run_cli(cli_env, "run", "rollback", "--label", "model_id=fraud-scorer", "--wait", "--timeout", "60")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCEEDED" in result.stdout
     assert "fraud-scorer: 2026.11.1 -> 2026.10.3" in result.stdout
@@ -539,7 +496,7 @@ def test_cli_rollback_waits_and_exits_0(cli_env, worker_process, fake_github, fa
 
 def test_cli_rollback_of_unknown_model_exits_1_with_the_reason(cli_env, worker_process, fake_github, fake_toggles):
     """`run rollback --label model_id=ghost --wait` exits 1 and prints why."""
-    result = responder(cli_env, "run", "rollback", "--label", "model_id=ghost", "--wait", "--timeout", "60")
+    result = run_cli(cli_env, "run", "rollback", "--label", "model_id=ghost", "--wait", "--timeout", "60")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAILED" in result.stdout
     assert "model ghost is not in artifacts/ml/model-manifest.json" in result.stdout
