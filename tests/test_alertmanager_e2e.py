@@ -197,8 +197,7 @@ def _require(binary: str) -> str:
     return path
 
 
-@pytest.fixture
-def alertmanager_config(responder: Responder, tmp_path: Path) -> Path:
+def write_alertmanager_config(webhook_url: str, tmp_path: Path) -> Path:
     """An Alertmanager config routing every alert to responder's webhook, checked with amtool."""
     token_file = tmp_path / "webhook-token"
     token_file.write_text(WEBHOOK_TOKEN)
@@ -215,7 +214,7 @@ def alertmanager_config(responder: Responder, tmp_path: Path) -> Path:
         "receivers": [{
             "name": "responder",
             "webhook_configs": [{
-                "url": responder.webhook_url,
+                "url": webhook_url,
                 "send_resolved": True,
                 # authorization.type defaults to Bearer.
                 "http_config": {"authorization": {"credentials_file": str(token_file)}},
@@ -227,6 +226,11 @@ def alertmanager_config(responder: Responder, tmp_path: Path) -> Path:
     check = subprocess.run([_require(AMTOOL), "check-config", str(path)], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, f"amtool check-config failed:\n{check.stdout}{check.stderr}"
     return path
+
+
+@pytest.fixture
+def alertmanager_config(responder: Responder, tmp_path: Path) -> Path:
+    return write_alertmanager_config(responder.webhook_url, tmp_path)
 
 
 @pytest.fixture

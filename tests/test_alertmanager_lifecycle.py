@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from redis import Redis
 
 from responder.runs import RunRecord
@@ -31,7 +30,6 @@ from tests.fakes.jira import FakeJira
 from tests.fakes.toggles import FakeToggles
 from tests.test_alertmanager_e2e import (
     ALERTMANAGER,
-    AMTOOL,
     Alertmanager,
     Responder,
     _now,
@@ -42,6 +40,7 @@ from tests.test_alertmanager_e2e import (
     am_alerts,
     variable_writes,
     wait_until,
+    write_alertmanager_config,
 )
 
 TRACKERS = ("github", "jira")
@@ -142,34 +141,6 @@ def _environment(tracker: str, redis_url: str, github: FakeGitHub, toggles: Fake
     return env
 
 
-def _alertmanager_config(webhook_url: str, tmp_path: Path) -> Path:
-    """Every alert to responder's webhook (Bearer token from a file), re-sent every few seconds; amtool-checked."""
-    token_file = tmp_path / "webhook-token"
-    token_file.write_text(WEBHOOK_TOKEN)
-    config = {
-        "route": {
-            "receiver": "responder",
-            "group_by": ["alertname", "model_id"],
-            "group_wait": "1s",
-            "group_interval": "2s",
-            "repeat_interval": "4s",
-        },
-        "receivers": [{
-            "name": "responder",
-            "webhook_configs": [{
-                "url": webhook_url,
-                "send_resolved": True,
-                "http_config": {"authorization": {"credentials_file": str(token_file)}},
-            }],
-        }],
-    }
-    path = tmp_path / "alertmanager.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    check = subprocess.run([_require(AMTOOL), "check-config", str(path)], capture_output=True, text=True, timeout=30)
-    assert check.returncode == 0, f"amtool check-config failed:\n{check.stdout}{check.stderr}"
-    return path
-
-
 @pytest.fixture
 def stack(tracker: str, redis: Redis, redis_url: str, fake_github: FakeGitHub, fake_toggles: FakeToggles,
           fake_jira: FakeJira, tmp_path: Path) -> Iterator[Stack]:
@@ -191,7 +162,7 @@ def stack(tracker: str, redis: Redis, redis_url: str, fake_github: FakeGitHub, f
     try:
         procs.append(_start([*cli, "worker"], state.worker_log, env))
         _wait_ready(procs[0], f"http://127.0.0.1:{port}/readyz", state.log)
-        config = _alertmanager_config(state.webhook_url, tmp_path)
+        config = write_alertmanager_config(state.webhook_url, tmp_path)
         storage = tmp_path / "alertmanager-data"
         storage.mkdir()
         url = f"http://127.0.0.1:{free_port()}"
