@@ -182,16 +182,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from rq import Queue, Worker
+    from responder.worker import run_worker
 
-    from responder.jobs import install_runtime
-    from responder.runtime import Runtime
-
-    runtime = Runtime.build(settings)
-    runtime.redis.ping()
-    install_runtime(runtime)
-    queue = Queue(settings.queue, connection=runtime.redis)
-    Worker([queue], connection=runtime.redis).work(burst=args.burst, with_scheduler=True)
+    run_worker(settings, burst=args.burst)
     return EXIT_OK
 
 
