@@ -16,17 +16,17 @@ from typing import Literal
 from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import WatchError
-from rq import Queue, Retry
+from rq import Queue
 
 from responder.alerts import Alert, Notification
 from responder.errors import AlertError
 from responder.history import AlertDecision, History, NotificationRecord
 from responder.playbooks.catalog import Catalog
+from responder.queueing import enqueue_run
 from responder.runs import RunRecord, RunStore, Source
 from responder.settings import Settings
 
 DecisionKind = Literal["queued", "duplicate", "ignored", "rejected"]
-JOB_FUNCTION = "responder.jobs.run_playbook_job"
 
 
 @dataclass(frozen=True)
@@ -237,15 +237,4 @@ class Intake:
                     continue
 
     def _enqueue_job(self, pipe: Pipeline, record: RunRecord) -> None:
-        settings = self._settings
-        intervals = settings.job_retry_intervals
-        self._queue.enqueue_call(
-            JOB_FUNCTION,
-            args=(record.id,),
-            job_id=record.id,
-            timeout=settings.job_timeout_seconds,
-            result_ttl=settings.dedup_retention_seconds,
-            failure_ttl=settings.dedup_retention_seconds,
-            retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-            pipeline=pipe,
-        )
+        enqueue_run(self._queue, self._settings, record.id, pipeline=pipe)

@@ -7,12 +7,16 @@ environment by a plain ``rq worker``.
 
 from __future__ import annotations
 
-from rq import get_current_job
+from rq import Queue
 
+from responder.errors import TransientError
+from responder.log import get_logger
 from responder.playbooks.runner import run_playbook
+from responder.queueing import enqueue_run, retry_delay
 from responder.runtime import Runtime
 from responder.settings import load_settings
 
+log = get_logger(__name__)
 _runtime: Runtime | None = None
 
 
@@ -29,7 +33,20 @@ def current_runtime() -> Runtime:
 
 
 def run_playbook_job(run_id: str) -> str:
-    """Run one playbook run; returns its final status. Transient failures raise (RQ retries)."""
-    job = get_current_job()
-    final_attempt = job is None or not job.retries_left
-    return run_playbook(current_runtime(), run_id, final_attempt=final_attempt).status
+    """Run one attempt of a playbook run; returns the run's status.
+
+    A transient failure (recorded on its step) schedules the next attempt after a backoff
+    that honours the server's Retry-After, up to ``len(job_retry_intervals)`` retries; the
+    last attempt records it as a failure instead. Completed steps are never run again.
+    """
+    runtime = current_runtime()
+    intervals = runtime.settings.job_retry_intervals
+    attempts = runtime.runs.get(run_id).attempts
+    try:
+        return run_playbook(runtime, run_id, final_attempt=attempts >= len(intervals)).status
+    except TransientError as exc:
+        delay = retry_delay(intervals, attempts + 1, exc.retry_after)
+        queue = Queue(runtime.settings.queue, connection=runtime.redis)
+        enqueue_run(queue, runtime.settings, run_id, job_id=f"{run_id}-retry{attempts + 1}", delay=delay)
+        log.info("run.retry_scheduled", job_id=run_id, attempt=attempts + 2, delay_seconds=round(delay, 1))
+        return "retrying"

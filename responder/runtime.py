@@ -12,6 +12,7 @@ from responder.integrations.base import GitHubGateway, Toggles, Tracker
 from responder.integrations.dryrun import DryRunGitHub, DryRunTracker
 from responder.integrations.jira import JiraTracker
 from responder.integrations.toggles import DryRunToggles, ToggleClient
+from responder.pacing import WritePacer
 from responder.playbooks.catalog import Catalog, load_catalog
 from responder.runs import RunStore
 from responder.settings import Settings
@@ -55,9 +56,10 @@ class Runtime:
                 settings.github_repo,
                 timeout=settings.http_timeout_seconds,
             )
-            github = gh.PyGithubGateway(repo, ref=settings.github_ref)
+            pace = WritePacer(redis, settings.github_writes_per_second).wait
+            github = gh.PyGithubGateway(repo, ref=settings.github_ref, pace=pace)
             if settings.tracker == "github":
-                tracker = gh.GitHubIssueTracker(repo)
+                tracker = gh.GitHubIssueTracker(repo, pace=pace)
         if github is not None and tracker is not None:
             live = Integrations(github, tracker, _toggles(settings))
         dry = Integrations(

@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     history_retention_seconds: int = Field(7 * 24 * 3600, gt=0, description="How long decision history is kept.")
     job_timeout_seconds: int = Field(300, gt=0, description="A playbook run is killed after this long.")
     job_retry_intervals: list[int] = Field(
-        [10, 60, 300], description="Backoff (seconds) between retries of a run after a transient failure."
+        [10, 60, 300],
+        description="Backoff (seconds) before each retry of a run after a transient failure (jittered ±25 %, "
+        "never sooner than the server's Retry-After); its length is the number of retries.",
     )
 
     # --- The receiver ---
@@ -52,6 +54,9 @@ class Settings(BaseSettings):
     retraining_workflow: str = Field("model-retraining.yml", description="Retraining workflow file name.")
     freeze_variable: str = Field("DEPLOY_FREEZE", description="Actions variable that freezes deploys.")
     http_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of every outgoing HTTP call.")
+    github_writes_per_second: float = Field(
+        1.0, ge=0, description="GitHub writes across all workers, paced through Redis (0: no pacing)."
+    )
 
     # --- Trackers ---
     tracker: Literal["github", "jira"] = Field("github", description="Where incident tickets go.")

@@ -102,6 +102,7 @@ def make_settings(redis_url: str, **values: Any) -> Settings:
         "webhook_token": WEBHOOK_TOKEN,
         "playbooks_dir": ROOT / "playbooks",
         "job_retry_intervals": [],
+        "github_writes_per_second": 0,
         "log_format": "json",
     }
     return Settings(**{**base, **values})
@@ -199,6 +200,7 @@ def cli_env(redis, redis_url: str, fake_github: FakeGitHub, fake_toggles: FakeTo
         "RESPONDER_TOGGLE_TOKEN": str(fake_toggles.token),
         "RESPONDER_PLAYBOOKS_DIR": str(ROOT / "playbooks"),
         "RESPONDER_JOB_RETRY_INTERVALS": "[]",
+        "RESPONDER_GITHUB_WRITES_PER_SECOND": "0",
         "RESPONDER_LOG_FORMAT": "json",
         "RESPONDER_REQUESTED_BY": "alice",
     })

@@ -151,6 +151,7 @@ def responder(redis: Redis, redis_url: str, fake_github: FakeGitHub, tmp_path: P
         "RESPONDER_PLAYBOOKS_DIR": str(ROOT / "playbooks"),
         "RESPONDER_LOG_FORMAT": "json",
         "RESPONDER_JOB_RETRY_INTERVALS": "[]",
+        "RESPONDER_GITHUB_WRITES_PER_SECOND": "0",
     })
     port = free_port()
     state = Responder(port=port, log=tmp_path / "receiver.log", worker_log=tmp_path / "worker.log", redis=redis)

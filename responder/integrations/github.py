@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
 
@@ -64,11 +65,20 @@ def classify(exc: GithubException, action: str) -> IntegrationError:
         status == 403 and ("rate limit" in message.lower() or headers.get("x-ratelimit-remaining") == "0")
     )
     if status >= 500 or rate_limited:
-        retry_after = headers.get("retry-after")
-        return TransientError(
-            text, system=SYSTEM, status=status, retry_after=float(retry_after) if retry_after else None
-        )
+        return TransientError(text, system=SYSTEM, status=status, retry_after=_retry_after(headers))
     return PermanentError(text, system=SYSTEM, status=status)
+
+
+def _retry_after(headers: dict[str, str]) -> float | None:
+    """Seconds GitHub asks us to wait: Retry-After, or until x-ratelimit-reset when none are left."""
+    try:
+        if "retry-after" in headers:
+            return max(0.0, float(headers["retry-after"]))
+        if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
+            return max(0.0, float(headers["x-ratelimit-reset"]) - time.time())
+    except ValueError:
+        return None
+    return None
 
 
 def _api_message(exc: GithubException) -> str:
@@ -82,12 +92,20 @@ def _api_message(exc: GithubException) -> str:
     return str(data)[:200] if data else "no message"
 
 
-class PyGithubGateway:
-    """GitHubGateway over a PyGithub Repository."""
+Pace = Callable[[], object]
 
-    def __init__(self, repo: Repository, *, ref: str) -> None:
+
+def _no_pacing() -> None:
+    return None
+
+
+class PyGithubGateway:
+    """GitHubGateway over a PyGithub Repository; ``pace`` is called before every write."""
+
+    def __init__(self, repo: Repository, *, ref: str, pace: Pace = _no_pacing) -> None:
         self._repo = repo
         self._ref = ref
+        self._pace = pace
 
     def get_variable(self, name: str) -> str | None:
         with translated_errors(f"read variable {name}"):
@@ -101,11 +119,13 @@ class PyGithubGateway:
         current = self.get_variable(name)
         with translated_errors(f"set variable {name}"):
             if current is None:
+                self._pace()
                 self._repo.create_variable(name, value)
                 return Outcome(f"{name}={value} (created)")
             if current == value:
                 return Outcome(f"{name}={value} (already set)", changed=False)
             # Variable.edit() swallows HTTP errors (it returns False): send the PATCH checked.
+            self._pace()
             self._repo.requester.requestJsonAndCheck(
                 "PATCH",
                 f"{self._repo.url}/actions/variables/{quote(name, safe='')}",
@@ -117,6 +137,7 @@ class PyGithubGateway:
         action = f"dispatch {workflow}"
         with translated_errors(action):
             handle = self._repo.get_workflow(workflow)
+            self._pace()
             run = handle.create_dispatch(self._ref, inputs, throw=True, return_run_details=True)
         url = getattr(run, "html_url", None) if not isinstance(run, bool) else None
         return Outcome(f"dispatched {workflow} on {self._ref} ({_inputs_text(inputs)})", url=url)
@@ -146,8 +167,9 @@ class GitHubIssueTracker:
 
     name = "github"
 
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Repository, *, pace: Pace = _no_pacing) -> None:
         self._repo = repo
+        self._pace = pace
 
     @staticmethod
     def key_labels(key: TicketKey) -> list[str]:
@@ -169,17 +191,22 @@ class GitHubIssueTracker:
     def open(self, draft: TicketDraft) -> Ticket:
         labels = list(dict.fromkeys([*self.key_labels(draft.key), *draft.labels]))
         with translated_errors("open ticket"):
+            self._pace()
             issue = self._repo.create_issue(title=draft.title, body=render_markdown(draft.body), labels=labels)
         return Ticket(ref=f"#{issue.number}", url=issue.html_url, title=issue.title)
 
     def comment(self, ticket: Ticket, body: Document) -> Outcome:
         with translated_errors(f"comment on {ticket.ref}"):
-            comment = self._repo.get_issue(_number(ticket)).create_comment(render_markdown(body))
+            issue = self._repo.get_issue(_number(ticket))
+            self._pace()
+            comment = issue.create_comment(render_markdown(body))
         return Outcome(f"commented on {ticket.ref}", url=comment.html_url)
 
     def close(self, ticket: Ticket) -> Outcome:
         with translated_errors(f"close {ticket.ref}"):
-            self._repo.get_issue(_number(ticket)).edit(state="closed", state_reason="completed")
+            issue = self._repo.get_issue(_number(ticket))
+            self._pace()
+            issue.edit(state="closed", state_reason="completed")
         return Outcome(f"closed {ticket.ref}", url=ticket.url)
 
 

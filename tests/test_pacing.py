@@ -1,0 +1,49 @@
+"""GitHub writes are paced across workers through one Redis key."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from responder.pacing import KEY, WritePacer
+from tests.conftest import Worker, load_example, make_settings
+from tests.test_playbook_runs import run
+
+
+def test_writes_from_two_workers_are_spaced_by_the_interval(redis):
+    """Two pacers (two workers) sharing Redis let writes through at most 10 per second, in turn."""
+    pacers = [WritePacer(redis, 10), WritePacer(redis, 10)]
+    passed: list[float] = []
+    lock = threading.Lock()
+
+    def writer(pacer: WritePacer) -> None:
+        for _ in range(3):
+            pacer.wait()
+            with lock:
+                passed.append(time.monotonic())
+
+    threads = [threading.Thread(target=writer, args=(p,)) for p in pacers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    passed.sort()
+    gaps = [b - a for a, b in zip(passed, passed[1:], strict=False)]
+    assert len(passed) == 6
+    assert min(gaps) >= 0.095
+
+
+def test_zero_turns_pacing_off(redis):
+    """At 0 writes per second, waiting costs nothing and touches no Redis key."""
+    pacer = WritePacer(redis, 0)
+    assert [pacer.wait() for _ in range(5)] == [0.0] * 5
+    assert redis.exists(KEY) == 0
+
+
+def test_playbook_writes_go_through_the_pacer(redis, redis_url, fake_github):
+    """With pacing on, a playbook's GitHub writes book slots in the shared Redis key."""
+    settings = make_settings(redis_url, github_api_url=fake_github.url, github_token=fake_github.token,
+                             github_repo=fake_github.full_name, github_writes_per_second=50)
+    [record] = run(settings, redis, Worker(settings), load_example("integrity-firing.json"))
+    assert record.status == "succeeded"
+    assert redis.exists(KEY) == 1
