@@ -303,3 +303,21 @@ def test_github_enterprise_server_url_works(redis, redis_url):
         [record] = run(settings, redis, Worker(settings), load_example("bias-firing.json"))
         assert record.status == "succeeded"
         assert len(fake.dispatches) == 2
+
+
+def test_a_read_that_fails_once_is_retried_in_the_call(settings, redis, worker, fake_github):
+    """A 502 on a GET (the manifest read) is retried at once; the run needs no second attempt."""
+    fake_github.fail_next("GET", r"/contents/", status=502)
+    payload = load_example("bias-firing.json")
+    del payload["alerts"][0]["labels"]["model_version"]
+    [record] = run(settings, redis, worker, payload)
+    assert (record.status, record.attempts) == ("succeeded", 1)
+
+
+def test_a_write_that_fails_is_not_resent_by_the_client(settings, redis, worker, fake_github):
+    """A 502 on the issue POST is not re-sent by the HTTP client (that could open a second issue)."""
+    fake_github.fail_next("POST", r"/issues$", status=502, after_write=True)
+    run(settings, redis, worker, load_example("integrity-firing.json"))
+    posts = [r for r in fake_github.requests if r.method == "POST" and r.path.endswith("/issues")]
+    assert len(posts) == 1
+    assert len(fake_github.issues) == 1

@@ -1,9 +1,7 @@
 """GitHub through PyGithub: Actions variables, workflow dispatch, repository files, issues.
 
 Works against api.github.com, a GitHub Enterprise Server (``https://ghe.example/api/v3``) or
-any compatible ``http://`` server. PyGithub's own retry is off: a retried POST could dispatch
-a workflow or open an issue twice, so retries happen at the run level (RQ), where completed
-steps are not repeated and tickets are found before they are created.
+any compatible ``http://`` server. See READ_RETRY for what is retried where.
 """
 
 from __future__ import annotations
@@ -20,12 +18,25 @@ import requests
 from github import Auth, Github, GithubException
 from github.Commit import Commit
 from github.Repository import Repository
+from urllib3.util.retry import Retry
 
 from responder.document import Document, render_markdown
 from responder.errors import IntegrationError, PermanentError, TransientError
 from responder.integrations.base import Outcome, Revision, Ticket, TicketDraft, TicketKey
 
 SYSTEM = "github"
+
+# Reads are idempotent, so a 5xx on a GET is retried in the call. Writes are not retried here:
+# PyGithub's default retry would re-send a POST after a 502 that may have created the issue or
+# dispatched the workflow. They are retried per run instead, after the step looked again
+# (tickets are found by their labels, variables read first) so nothing is done twice.
+READ_RETRY = Retry(
+    total=3,
+    backoff_factor=0.5,
+    status_forcelist=(500, 502, 503, 504),
+    allowed_methods=frozenset({"GET"}),
+    raise_on_status=False,
+)
 
 
 def connect(api_url: str, token: str, repo: str, *, timeout: float) -> Repository:
@@ -36,7 +47,7 @@ def connect(api_url: str, token: str, repo: str, *, timeout: float) -> Repositor
         base_url=api_url,
         auth=Auth.Token(token),
         timeout=max(1, math.ceil(timeout)),
-        retry=None,
+        retry=READ_RETRY,
         per_page=50,
         seconds_between_requests=None,
         seconds_between_writes=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from redis import Redis
 from redis.exceptions import LockError
@@ -155,5 +155,19 @@ class StepContext:
             except LockError:
                 log.warning("ticket.lock_lost", alertname=key.alertname, model_id=key.model_id)
 
+    def claim_ticket(self, key: TicketKey) -> None:
+        """Note, before creating it, that this run is opening the ticket for ``key``."""
+        self.redis.set(_claim_key(key), self.run.id, ex=self.settings.dedup_retention_seconds)
+
+    def opened_by_this_run(self, key: TicketKey) -> bool:
+        """True when this run claimed ``key``'s ticket: a create whose answer was lost (a 502 or a
+        timeout after the tracker created it) is then found, not reported as a re-fire."""
+        claimant = cast(bytes | None, self.redis.get(_claim_key(key)))
+        return claimant is not None and claimant.decode() == self.run.id
+
     def ticket_memory(self, ticket: Ticket) -> TicketMemory:
         return TicketMemory(self.redis, ticket.url, self.settings.dedup_retention_seconds)
+
+
+def _claim_key(key: TicketKey) -> str:
+    return f"responder:ticket-claim:{key.alertname}:{key.model_id}"

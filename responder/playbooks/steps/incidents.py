@@ -38,6 +38,13 @@ class OpenIncident(StepBase):
         items = self._checklist_items(ctx)
         with ctx.ticket_lock(key):
             existing = ctx.tracker.find_open(key)
+            if existing is not None and ctx.opened_by_this_run(key):
+                ctx.ticket_memory(existing).remember(ctx.instance_keys(), items)
+                return StepResult(
+                    detail=f"opened {existing.ref} (found again after a lost answer)",
+                    url=existing.url,
+                    outputs={"ticket": existing.ref},
+                )
             if existing is not None:
                 return self._refire(ctx, existing, items)
             labels = [*self.params.labels, f"severity:{alert.labels.get('severity', 'none')}"]
@@ -51,6 +58,7 @@ class OpenIncident(StepBase):
                 ),
                 labels=tuple(ctx.render(label) for label in labels),
             )
+            ctx.claim_ticket(key)
             ticket = ctx.tracker.open(draft)
             if ticket.planned:
                 return StepResult(detail=f"would open ticket: {draft.title}", planned=True)
@@ -167,6 +175,8 @@ class NoteRollback(StepBase):
         key = TicketKey(alertname="rollback", model_id=ctx.model_id)
         with ctx.ticket_lock(key):
             found = ctx.tracker.search_open(model_id=ctx.model_id)
+            if found and ctx.opened_by_this_run(key):
+                return StepResult(detail=f"opened {found[0].ref} (found again after a lost answer)", url=found[0].url)
             if found:
                 body = tickets.rollback_note(ctx.run, model_id=ctx.model_id, **versions)
                 return _comment_all(ctx, found, body)
@@ -176,6 +186,7 @@ class NoteRollback(StepBase):
                 title=tickets.title("rollback", ctx.model_id, summary),
                 body=tickets.rollback_ticket(ctx.run, model_id=ctx.model_id, **versions),
             )
+            ctx.claim_ticket(key)
             ticket = ctx.tracker.open(draft)
         if ticket.planned:
             return StepResult(detail=f"would open ticket: {draft.title}", planned=True)

@@ -1,0 +1,51 @@
+"""Exactly-once side effects per firing instance under retries and ambiguous failures
+(the write happened, the answer was lost)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Worker, integration_settings, load_example, tickets_of
+from tests.test_lifecycle import deliver
+
+
+@pytest.fixture(params=["github", "jira"])
+def env(request, redis, redis_url, fake_github, fake_toggles, fake_jira):
+    settings = integration_settings(redis_url, request.param, fake_github, fake_toggles, fake_jira,
+                                    job_retry_intervals=[0, 0])
+    return {"settings": settings, "redis": redis, "worker": Worker(settings), "tracker": request.param,
+            "github": fake_github, "jira": fake_jira}
+
+
+def fail_ticket_create_after_write(env) -> None:
+    if env["tracker"] == "jira":
+        env["jira"].fail_next("POST", r"/rest/api/2/issue$", status=502, after_write=True)
+    else:
+        env["github"].fail_next("POST", r"/issues$", status=502, after_write=True)
+
+
+def test_lost_answer_to_ticket_create_opens_one_ticket(env):
+    """A 502 after the tracker created the ticket: the retry finds it; one ticket, no "fired again"."""
+    fail_ticket_create_after_write(env)
+    [run] = deliver(env, load_example("integrity-firing.json"))
+    [ticket] = tickets_of(env["tracker"], env["github"], env["jira"])
+    assert ticket.comments == []
+    assert run.status == "succeeded"
+    assert "found again after a lost answer" in run.step("open-incident").detail
+
+
+def test_retry_after_lost_ticket_answer_repeats_no_done_step(env):
+    """The retry of that run dispatches and sets the variable no second time."""
+    fail_ticket_create_after_write(env)
+    deliver(env, load_example("integrity-firing.json"))
+    variable_writes = [r for r in env["github"].requests if "/actions/variables" in r.path and r.method != "GET"]
+    assert len(env["github"].dispatches) == 1
+    assert len(variable_writes) == 1
+
+
+def test_lost_answer_to_variable_create_is_found_on_retry(env):
+    """A 502 after GitHub created DEPLOY_FREEZE: the retry reads it back as already set."""
+    env["github"].fail_next("POST", r"/actions/variables$", status=502, after_write=True)
+    [run] = deliver(env, load_example("integrity-firing.json"))
+    assert run.step("freeze-deploys").detail == "DEPLOY_FREEZE=true (already set)"
+    assert env["github"].variables == {"DEPLOY_FREEZE": "true"}
