@@ -42,7 +42,8 @@ Endpoints (relative to ``prefix``; ``{o}/{r}`` is the one repository)::
     GET    /repos/{o}/{r}/issues/{n}/comments
     POST   /repos/{o}/{r}/issues/{n}/comments
 
-Stdlib only; state is guarded by one lock, the server runs in a daemon thread.
+Stdlib only; the server, the request pipeline, request recording and fault injection
+come from :mod:`tests.fakes.server`.
 """
 
 from __future__ import annotations
@@ -53,17 +54,15 @@ import hashlib
 import itertools
 import json
 import re
-import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
+
+from tests.fakes.server import ApiError, FakeServer, Request, Response, route
+from tests.fakes.server import Recorded as Recorded  # re-exported: one request the fake received
 
 HTML_BASE = "http://github.fake"
 RAW_BASE = "http://raw.github.fake"
@@ -108,17 +107,6 @@ class Issue:
     html_url: str
 
 
-@dataclass(frozen=True)
-class Recorded:
-    """One HTTP request the fake received (whatever its outcome)."""
-
-    method: str
-    path: str  # without the prefix, with the query string
-    headers: dict[str, str]
-    body: Any  # parsed JSON, or None when the request had no body
-    status: int  # status code the fake answered with
-
-
 # --------------------------------------------------------------------------- internals
 
 
@@ -136,60 +124,20 @@ def _base64_lines(content: bytes) -> str:
     return "".join(encoded[i : i + 60] + "\n" for i in range(0, len(encoded), 60))
 
 
-@dataclass
-class _Response:
-    status: int
-    body: Any = None  # JSON-serialisable; None means "no body" (e.g. 204)
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class _ApiError(Exception):
+class _GitHubError(ApiError):
     """Raised by handlers; becomes a GitHub-style JSON error response."""
 
     def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.response = _Response(status, {"message": message, **extra, "documentation_url": DOCS_URL})
+        super().__init__(status, {"message": message, **extra, "documentation_url": DOCS_URL})
 
 
-def _not_found(message: str = "Not Found") -> _ApiError:
-    return _ApiError(404, message)
+def _not_found(message: str = "Not Found") -> _GitHubError:
+    return _GitHubError(404, message)
 
 
-def _validation_failed(resource: str, field_name: str, code: str = "missing_field") -> _ApiError:
+def _validation_failed(resource: str, field_name: str, code: str = "missing_field") -> _GitHubError:
     error = {"resource": resource, "field": field_name, "code": code}
-    return _ApiError(422, "Validation Failed", errors=[error])
-
-
-@dataclass
-class _Request:
-    method: str
-    path: str  # without prefix and query string
-    query: dict[str, str]  # first value of each query parameter
-    body: Any
-
-
-@dataclass
-class _Fault:
-    method: str
-    pattern: re.Pattern[str]
-    status: int | None
-    body: dict[str, Any] | None
-    headers: dict[str, str]
-    remaining: int
-    after_write: bool
-    delay: float
-
-    def matches(self, method: str, path: str) -> bool:
-        return self.remaining > 0 and self.method in ("*", method) and self.pattern.search(path) is not None
-
-    def response(self) -> _Response:
-        assert self.status is not None
-        try:
-            phrase = HTTPStatus(self.status).phrase
-        except ValueError:
-            phrase = "Error"
-        body = self.body if self.body is not None else {"message": phrase}
-        return _Response(self.status, body, dict(self.headers))
+    return _GitHubError(422, "Validation Failed", errors=[error])
 
 
 @dataclass
@@ -233,24 +181,14 @@ class _StoredIssue:
     comments: list[_Comment] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Route:
-    method: str
-    pattern: re.Pattern[str]
-    handler: Callable[..., _Response]
-
-
-def _route(method: str, pattern: str, handler: Callable[..., _Response]) -> _Route:
-    return _Route(method, re.compile(pattern), handler)
-
-
-_REPO = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
+_REPO = r"/repos/[^/]+/[^/]+"
+_REPO_PATH = re.compile(r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)(?:/|$)")
 
 
 # --------------------------------------------------------------------------- the fake
 
 
-class FakeGitHub:
+class FakeGitHub(FakeServer):
     """A single-repository GitHub REST API served on 127.0.0.1; see the module docstring."""
 
     login = "responder[bot]"  # the identity the token belongs to (author of issues/comments)
@@ -275,63 +213,25 @@ class FakeGitHub:
             name: frozenset(inputs) for name, inputs in (workflows or DEFAULT_WORKFLOWS).items()
         }
         self._workflow_ids = {name: 71_000_001 + i for i, name in enumerate(self.workflows)}
-        self._lock = threading.RLock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.reset()
-
-    # ----------------------------------------------------------------- lifecycle
-
-    def start(self) -> FakeGitHub:
-        if self._server is not None:
-            return self
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-github", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        super().__init__()
 
     @property
     def url(self) -> str:
         """API base URL to pass to ``Github(base_url=...)`` (includes the prefix)."""
-        if self._server is None:
-            raise RuntimeError("FakeGitHub is not started")
-        return f"http://127.0.0.1:{self._server.server_port}{self.prefix}"
+        return super().url + self.prefix
 
     @property
     def full_name(self) -> str:
         return f"{self.owner}/{self.repo}"
 
     def reset(self) -> None:
-        """Forget everything the repository holds and every request/fault; keep the server running."""
+        """Forget everything the repository holds and every request and fault; keep the server running."""
         with self._lock:
+            super().reset()
             self._variables: dict[str, _Variable] = {}
             self._dispatches: list[Dispatch] = []
             self._issues: list[_StoredIssue] = []
             self._labels: dict[str, tuple[int, str]] = {}  # lower-case name -> (id, name)
-            self._requests: list[Recorded] = []
-            self._faults: list[_Fault] = []
             self._commits: list[_Commit] = []  # oldest first; all on DEFAULT_BRANCH
             self._ids = itertools.count(1001)
             self._run_ids = itertools.count(9_000_000_001)
@@ -366,11 +266,6 @@ class FakeGitHub:
                 for i in self._issues
             ]
 
-    @property
-    def requests(self) -> list[Recorded]:
-        with self._lock:
-            return copy.deepcopy(self._requests)
-
     # ----------------------------------------------------------------- arranging state
 
     def set_file(self, path: str, content: bytes | str, message: str = "update") -> str:
@@ -388,99 +283,44 @@ class FakeGitHub:
         """Commit a new revision of the model manifest; returns the commit sha."""
         return self.set_file(MANIFEST_PATH, json.dumps(manifest, indent=2), message="update model manifest")
 
-    def fail_next(
-        self,
-        method: str,
-        path_regex: str,
-        *,
-        status: int | None = 502,
-        body: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        times: int = 1,
-        after_write: bool = False,
-        delay: float = 0.0,
-    ) -> None:
-        """Make the next ``times`` requests matching ``method`` and ``path_regex`` fail.
+    # ----------------------------------------------------------------- request pipeline hooks
 
-        ``path_regex`` is ``re.search``-ed against the path without prefix and query string;
-        ``method`` may be ``"*"``. The failure answers ``status`` with ``body`` (default
-        ``{"message": <reason phrase>}``) and extra ``headers`` (e.g. ``Retry-After``).
-        With ``after_write=True`` the request is applied to the state first, then the error
-        is returned (the ambiguous "did it happen?" failure). ``delay`` seconds are slept
-        before answering; ``status=None`` with a delay gives a slow but normal answer.
-        """
-        with self._lock:
-            self._faults.append(
-                _Fault(
-                    method=method.upper(),
-                    pattern=re.compile(path_regex),
-                    status=status,
-                    body=body,
-                    headers=dict(headers or {}),
-                    remaining=times,
-                    after_write=after_write,
-                    delay=delay,
-                )
-            )
+    def _local_path(self, path: str) -> str:
+        """The path without the prefix (paths outside it are refused by _admit)."""
+        if self._has_prefix(path):
+            return path[len(self.prefix) :] or "/"
+        return path
 
-    # ----------------------------------------------------------------- request pipeline
+    def _admit(self, request: Request) -> None:
+        """Refuse malformed JSON (400), bad credentials (401) and paths outside the prefix (404), before faults."""
+        if not request.body_is_json:
+            raise _GitHubError(400, "Problems parsing JSON")
+        if not self._authorized(request.headers.get("Authorization", "")):
+            raise _GitHubError(401, "Bad credentials")
+        self._rate_remaining = max(0, self._rate_remaining - 1)
+        if not self._has_prefix(urllib.parse.urlsplit(request.target).path):
+            raise _not_found()
 
-    def _handle(self, method: str, target: str, headers: dict[str, str], raw_body: bytes) -> tuple[_Response, float]:
-        """Answer one HTTP request; returns the response and how long to sleep before sending it."""
-        split = urllib.parse.urlsplit(target)
-        path = split.path
-        has_prefix = path == self.prefix or path.startswith(self.prefix + "/")
-        if has_prefix:
-            path = path[len(self.prefix) :] or "/"
-        recorded_path = path + (f"?{split.query}" if split.query else "")
-        query = {k: v[0] for k, v in urllib.parse.parse_qs(split.query, keep_blank_values=True).items()}
+    def _no_route(self, request: Request, path_known: bool) -> ApiError:
+        return _not_found()
 
-        body: Any = None
-        delay = 0.0
-        with self._lock:
-            try:
-                if raw_body.strip():
-                    try:
-                        body = json.loads(raw_body)
-                    except ValueError:
-                        body = raw_body.decode("utf-8", "replace")
-                        raise _ApiError(400, "Problems parsing JSON") from None
-                if not self._authorized(headers.get("Authorization", "")):
-                    raise _ApiError(401, "Bad credentials")
-                self._rate_remaining = max(0, self._rate_remaining - 1)
-                if not has_prefix:
-                    raise _not_found()
-                request = _Request(method, path, query, body)
-                fault = next((f for f in self._faults if f.matches(method, path)), None)
-                if fault is not None:
-                    fault.remaining -= 1
-                    delay = fault.delay
-                if fault is None or fault.status is None:
-                    response = self._apply(request)
-                else:
-                    if fault.after_write:
-                        self._apply(request)  # the write happens; the client never learns of it
-                    response = fault.response()
-            except _ApiError as error:
-                response = error.response
-            except Exception as error:  # a bug in the fake: say so instead of dropping the connection
-                response = _Response(500, {"message": f"FakeGitHub internal error: {error!r}"})
-            recorded = Recorded(method, recorded_path, dict(headers), copy.deepcopy(body), response.status)
-            self._requests.append(recorded)
-            response.headers = {**self._standard_headers(), **response.headers}
-        return response, delay
+    def _dispatch(self, request: Request) -> Response:
+        """Route the request; any owner/repo but the one repository is 404."""
+        repository = _REPO_PATH.match(request.path)
+        if repository is not None:
+            owner, repo = (urllib.parse.unquote(part).lower() for part in repository.group("owner", "repo"))
+            if (owner, repo) != (self.owner.lower(), self.repo.lower()):
+                raise _not_found()
+        return super()._dispatch(request)
 
-    def _apply(self, req: _Request) -> _Response:
-        try:
-            return self._call_route(req)
-        except _ApiError as error:
-            return error.response
+    def _has_prefix(self, path: str) -> bool:
+        return path == self.prefix or path.startswith(self.prefix + "/")
 
     def _authorized(self, authorization: str) -> bool:
         scheme, _, credential = authorization.partition(" ")
         return scheme.lower() in ("token", "bearer") and credential.strip() == self.token
 
-    def _standard_headers(self) -> dict[str, str]:
+    def _extra_headers(self) -> dict[str, str]:
         return {
             "X-RateLimit-Limit": str(RATE_LIMIT),
             "X-RateLimit-Remaining": str(self._rate_remaining),
@@ -489,18 +329,6 @@ class FakeGitHub:
             "X-RateLimit-Resource": "core",
             "X-GitHub-Request-Id": uuid.uuid4().hex[:16].upper(),
         }
-
-    def _call_route(self, req: _Request) -> _Response:
-        for route in self._ROUTES:
-            match = route.pattern.fullmatch(req.path)
-            if match is None or route.method != req.method:
-                continue
-            params = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
-            owner, repo = params.pop("owner"), params.pop("repo")
-            if (owner.lower(), repo.lower()) != (self.owner.lower(), self.repo.lower()):
-                raise _not_found()
-            return route.handler(self, req, **params)
-        raise _not_found()
 
     # ----------------------------------------------------------------- URL and JSON builders
 
@@ -525,21 +353,21 @@ class FakeGitHub:
             "html_url": f"{HTML_BASE}/{urllib.parse.quote(login)}",
         }
 
-    def _paginate(self, req: _Request, items: list[Any], *, wrap: str | None = None) -> _Response:
+    def _paginate(self, req: Request, items: list[Any], *, wrap: str | None = None) -> Response:
         """One page of ``items`` per ``per_page``/``page``, with a GitHub-style Link header."""
         try:
-            per_page = min(max(int(req.query.get("per_page", DEFAULT_PER_PAGE)), 1), MAX_PER_PAGE)
+            per_page = min(max(int(req.params.get("per_page", DEFAULT_PER_PAGE)), 1), MAX_PER_PAGE)
         except ValueError:
             per_page = DEFAULT_PER_PAGE
         try:
-            page = max(int(req.query.get("page", 1)), 1)
+            page = max(int(req.params.get("page", 1)), 1)
         except ValueError:
             page = 1
         last = max((len(items) + per_page - 1) // per_page, 1)
         chunk = items[(page - 1) * per_page : page * per_page]
 
         def link(to_page: int, rel: str) -> str:
-            query = urllib.parse.urlencode({**req.query, "page": to_page})
+            query = urllib.parse.urlencode({**req.params, "page": to_page})
             return f'<{self.url}{req.path}?{query}>; rel="{rel}"'
 
         links = []
@@ -550,12 +378,12 @@ class FakeGitHub:
         if page > 1:
             links += [link(1, "first")]
         body: Any = {"total_count": len(items), wrap: chunk} if wrap else chunk
-        return _Response(200, body, {"Link": ", ".join(links)} if links else {})
+        return Response(200, body, {"Link": ", ".join(links)} if links else {})
 
     @staticmethod
-    def _body_dict(req: _Request) -> dict[str, Any]:
+    def _body_dict(req: Request) -> dict[str, Any]:
         if not isinstance(req.body, dict):
-            raise _ApiError(400, "Problems parsing JSON")
+            raise _GitHubError(400, "Problems parsing JSON")
         return req.body
 
     # ----------------------------------------------------------------- repository
@@ -587,8 +415,8 @@ class FakeGitHub:
             "pushed_at": self._commits[-1].date if self._commits else "2024-01-01T00:00:00Z",
         }
 
-    def _get_repository(self, req: _Request) -> _Response:
-        return _Response(200, self._repository_json())
+    def _get_repository(self, req: Request) -> Response:
+        return Response(200, self._repository_json())
 
     # ----------------------------------------------------------------- actions variables
 
@@ -610,14 +438,14 @@ class FakeGitHub:
     def _valid_variable_name(name: str) -> bool:
         return VARIABLE_NAME.fullmatch(name) is not None and not name.upper().startswith("GITHUB_")
 
-    def _list_variables(self, req: _Request) -> _Response:
+    def _list_variables(self, req: Request) -> Response:
         variables = [self._variable_json(v) for _, v in sorted(self._variables.items())]
         return self._paginate(req, variables, wrap="variables")
 
-    def _get_variable(self, req: _Request, name: str) -> _Response:
-        return _Response(200, self._variable_json(self._find_variable(name)))
+    def _get_variable(self, req: Request, name: str) -> Response:
+        return Response(200, self._variable_json(self._find_variable(name)))
 
-    def _create_variable(self, req: _Request) -> _Response:
+    def _create_variable(self, req: Request) -> Response:
         body = self._body_dict(req)
         name, value = body.get("name"), body.get("value")
         if not isinstance(name, str) or not self._valid_variable_name(name):
@@ -625,12 +453,12 @@ class FakeGitHub:
         if not isinstance(value, str):
             raise _validation_failed("Variable", "value")
         if name.upper() in self._variables:
-            raise _ApiError(409, "Already exists - Variable already exists")
+            raise _GitHubError(409, "Already exists - Variable already exists")
         now = _now()
         self._variables[name.upper()] = _Variable(name.upper(), value, now, now)
-        return _Response(201, {})
+        return Response(201, {})
 
-    def _update_variable(self, req: _Request, name: str) -> _Response:
+    def _update_variable(self, req: Request, name: str) -> Response:
         variable = self._find_variable(name)
         body = self._body_dict(req)
         value = body.get("value", variable.value)
@@ -640,15 +468,15 @@ class FakeGitHub:
         if not isinstance(new_name, str) or not self._valid_variable_name(new_name):
             raise _validation_failed("Variable", "name", "invalid")
         if new_name.upper() != variable.name and new_name.upper() in self._variables:
-            raise _ApiError(409, "Already exists - Variable already exists")
+            raise _GitHubError(409, "Already exists - Variable already exists")
         del self._variables[variable.name]
         variable.name, variable.value, variable.updated_at = new_name.upper(), value, _now()
         self._variables[variable.name] = variable
-        return _Response(204)
+        return Response(204)
 
-    def _delete_variable(self, req: _Request, name: str) -> _Response:
+    def _delete_variable(self, req: Request, name: str) -> Response:
         del self._variables[self._find_variable(name).name]
-        return _Response(204)
+        return Response(204)
 
     # ----------------------------------------------------------------- workflows
 
@@ -674,51 +502,51 @@ class FakeGitHub:
             "badge_url": f"{self._html_repo}/workflows/{name}/badge.svg",
         }
 
-    def _get_workflow(self, req: _Request, workflow: str) -> _Response:
-        return _Response(200, self._workflow_json(self._find_workflow(workflow)))
+    def _get_workflow(self, req: Request, workflow: str) -> Response:
+        return Response(200, self._workflow_json(self._find_workflow(workflow)))
 
-    def _dispatch_workflow(self, req: _Request, workflow: str) -> _Response:
+    def _dispatch_workflow(self, req: Request, workflow: str) -> Response:
         name = self._find_workflow(workflow)
         body = self._body_dict(req)
         ref = body.get("ref")
         if not isinstance(ref, str) or not ref:
-            raise _ApiError(422, 'Invalid request.\n\n"ref" wasn\'t supplied.')
+            raise _GitHubError(422, 'Invalid request.\n\n"ref" wasn\'t supplied.')
         if ref.removeprefix("refs/heads/") != DEFAULT_BRANCH:
-            raise _ApiError(422, f"No ref found for: {ref}")
+            raise _GitHubError(422, f"No ref found for: {ref}")
         inputs = body.get("inputs") or {}
         if not isinstance(inputs, dict):
-            raise _ApiError(422, "Invalid request.\n\nFor 'properties/inputs', is not an object.")
+            raise _GitHubError(422, "Invalid request.\n\nFor 'properties/inputs', is not an object.")
         unexpected = sorted(set(inputs) - self.workflows[name])
         if unexpected:
-            raise _ApiError(422, f"Unexpected inputs provided: {json.dumps(unexpected)}")
+            raise _GitHubError(422, f"Unexpected inputs provided: {json.dumps(unexpected)}")
         run_id = next(self._run_ids)
         html_url = f"{self._html_repo}/actions/runs/{run_id}"
         self._dispatches.append(Dispatch(name, ref, copy.deepcopy(inputs), run_id, html_url))
         if body.get("return_run_details") is True:
             run_url = f"{self._api_repo}/actions/runs/{run_id}"
-            return _Response(200, {"workflow_run_id": run_id, "run_url": run_url, "html_url": html_url})
-        return _Response(204)
+            return Response(200, {"workflow_run_id": run_id, "run_url": run_url, "html_url": html_url})
+        return Response(204)
 
     # ----------------------------------------------------------------- contents and commits
 
     def _resolve_ref(self, ref: str | None) -> int:
         """Index into ``_commits`` of the commit ``ref`` names (a branch or a commit sha)."""
         if not self._commits:
-            raise _ApiError(409, "Git Repository is empty.")
+            raise _GitHubError(409, "Git Repository is empty.")
         if ref is None or ref.removeprefix("refs/heads/") == DEFAULT_BRANCH:
             return len(self._commits) - 1
         if len(ref) >= 7:
             for index, commit in enumerate(self._commits):
                 if commit.sha.startswith(ref):
                     return index
-        raise _ApiError(404, f"No commit found for SHA: {ref}")
+        raise _GitHubError(404, f"No commit found for SHA: {ref}")
 
-    def _get_contents(self, req: _Request, path: str) -> _Response:
+    def _get_contents(self, req: Request, path: str) -> Response:
         path = path.strip("/")
-        ref = req.query.get("ref") or None
+        ref = req.params.get("ref") or None
         try:
             head = self._resolve_ref(ref)
-        except _ApiError as error:
+        except _GitHubError as error:
             if error.response.status == 409:
                 raise _not_found("This repository is empty.") from None
             raise _not_found(f"No commit found for the ref {ref}") from None
@@ -730,7 +558,7 @@ class FakeGitHub:
         api_url = f"{self._api_repo}/contents/{urllib.parse.quote(path)}?ref={urllib.parse.quote(shown_ref)}"
         git_url = f"{self._api_repo}/git/blobs/{blob_sha}"
         html_url = f"{self._html_repo}/blob/{shown_ref}/{path}"
-        return _Response(
+        return Response(
             200,
             {
                 "type": "file",
@@ -776,9 +604,9 @@ class FakeGitHub:
             "parents": parents,
         }
 
-    def _list_commits(self, req: _Request) -> _Response:
-        head = self._resolve_ref(req.query.get("sha") or None)
-        path = (req.query.get("path") or "").strip("/")
+    def _list_commits(self, req: Request) -> Response:
+        head = self._resolve_ref(req.params.get("sha") or None)
+        path = (req.params.get("path") or "").strip("/")
         history = [
             self._commit_json(commit)
             for commit in reversed(self._commits[: head + 1])
@@ -865,11 +693,11 @@ class FakeGitHub:
                 return issue
         raise _not_found()
 
-    def _list_issues(self, req: _Request) -> _Response:
-        state = req.query.get("state") or "open"
+    def _list_issues(self, req: Request) -> Response:
+        state = req.params.get("state") or "open"
         if state not in ("open", "closed", "all"):
             raise _validation_failed("Issue", "state", "invalid")
-        wanted = {name.strip().lower() for name in (req.query.get("labels") or "").split(",") if name.strip()}
+        wanted = {name.strip().lower() for name in (req.params.get("labels") or "").split(",") if name.strip()}
         matching = [
             self._issue_json(issue)
             for issue in sorted(self._issues, key=lambda i: i.number, reverse=True)  # newest first
@@ -877,7 +705,7 @@ class FakeGitHub:
         ]
         return self._paginate(req, matching)
 
-    def _create_issue(self, req: _Request) -> _Response:
+    def _create_issue(self, req: Request) -> Response:
         body = self._body_dict(req)
         title = body.get("title")
         if not isinstance(title, str) or not title.strip():
@@ -889,12 +717,12 @@ class FakeGitHub:
         now = _now()
         issue = _StoredIssue(next(self._ids), len(self._issues) + 1, title, text, labels, now, now)
         self._issues.append(issue)
-        return _Response(201, self._issue_json(issue))
+        return Response(201, self._issue_json(issue))
 
-    def _get_issue(self, req: _Request, number: str) -> _Response:
-        return _Response(200, self._issue_json(self._find_issue(number)))
+    def _get_issue(self, req: Request, number: str) -> Response:
+        return Response(200, self._issue_json(self._find_issue(number)))
 
-    def _update_issue(self, req: _Request, number: str) -> _Response:
+    def _update_issue(self, req: Request, number: str) -> Response:
         issue = self._find_issue(number)
         body = self._body_dict(req)
         # validate everything first: GitHub applies an edit entirely or not at all
@@ -918,13 +746,13 @@ class FakeGitHub:
         elif "state_reason" in body and issue.state == "closed":
             issue.state_reason = body["state_reason"]
         issue.updated_at = _now()
-        return _Response(200, self._issue_json(issue))
+        return Response(200, self._issue_json(issue))
 
-    def _list_comments(self, req: _Request, number: str) -> _Response:
+    def _list_comments(self, req: Request, number: str) -> Response:
         issue = self._find_issue(number)
         return self._paginate(req, [self._comment_json(issue, c) for c in issue.comments])
 
-    def _create_comment(self, req: _Request, number: str) -> _Response:
+    def _create_comment(self, req: Request, number: str) -> Response:
         issue = self._find_issue(number)
         text = self._body_dict(req).get("body")
         if not isinstance(text, str) or not text:
@@ -933,63 +761,25 @@ class FakeGitHub:
         comment = _Comment(next(self._ids), text, now, now)
         issue.comments.append(comment)
         issue.updated_at = now
-        return _Response(201, self._comment_json(issue, comment))
+        return Response(201, self._comment_json(issue, comment))
 
     # ----------------------------------------------------------------- routing table
 
-    _ROUTES = (
-        _route("GET", _REPO, _get_repository),
-        _route("GET", _REPO + r"/actions/variables", _list_variables),
-        _route("POST", _REPO + r"/actions/variables", _create_variable),
-        _route("GET", _REPO + r"/actions/variables/(?P<name>[^/]+)", _get_variable),
-        _route("PATCH", _REPO + r"/actions/variables/(?P<name>[^/]+)", _update_variable),
-        _route("DELETE", _REPO + r"/actions/variables/(?P<name>[^/]+)", _delete_variable),
-        _route("GET", _REPO + r"/actions/workflows/(?P<workflow>[^/]+)", _get_workflow),
-        _route("POST", _REPO + r"/actions/workflows/(?P<workflow>[^/]+)/dispatches", _dispatch_workflow),
-        _route("GET", _REPO + r"/contents/(?P<path>.+)", _get_contents),
-        _route("GET", _REPO + r"/commits", _list_commits),
-        _route("GET", _REPO + r"/issues", _list_issues),
-        _route("POST", _REPO + r"/issues", _create_issue),
-        _route("GET", _REPO + r"/issues/(?P<number>\d+)", _get_issue),
-        _route("PATCH", _REPO + r"/issues/(?P<number>\d+)", _update_issue),
-        _route("GET", _REPO + r"/issues/(?P<number>\d+)/comments", _list_comments),
-        _route("POST", _REPO + r"/issues/(?P<number>\d+)/comments", _create_comment),
+    ROUTES = (
+        route("GET", _REPO, _get_repository),
+        route("GET", _REPO + r"/actions/variables", _list_variables),
+        route("POST", _REPO + r"/actions/variables", _create_variable),
+        route("GET", _REPO + r"/actions/variables/(?P<name>[^/]+)", _get_variable),
+        route("PATCH", _REPO + r"/actions/variables/(?P<name>[^/]+)", _update_variable),
+        route("DELETE", _REPO + r"/actions/variables/(?P<name>[^/]+)", _delete_variable),
+        route("GET", _REPO + r"/actions/workflows/(?P<workflow>[^/]+)", _get_workflow),
+        route("POST", _REPO + r"/actions/workflows/(?P<workflow>[^/]+)/dispatches", _dispatch_workflow),
+        route("GET", _REPO + r"/contents/(?P<path>.+)", _get_contents),
+        route("GET", _REPO + r"/commits", _list_commits),
+        route("GET", _REPO + r"/issues", _list_issues),
+        route("POST", _REPO + r"/issues", _create_issue),
+        route("GET", _REPO + r"/issues/(?P<number>\d+)", _get_issue),
+        route("PATCH", _REPO + r"/issues/(?P<number>\d+)", _update_issue),
+        route("GET", _REPO + r"/issues/(?P<number>\d+)/comments", _list_comments),
+        route("POST", _REPO + r"/issues/(?P<number>\d+)/comments", _create_comment),
     )
-
-
-# --------------------------------------------------------------------------- HTTP plumbing
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeGitHub
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw_body = self.rfile.read(length) if length else b""
-        headers = dict(self.headers.items())
-        response, delay = self.server.fake._handle(self.command, self.path, headers, raw_body)
-        if delay:
-            time.sleep(delay)
-        payload = b"" if response.body is None else json.dumps(response.body).encode("utf-8")
-        try:
-            self.send_response(response.status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            if response.status != 204:
-                self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if payload:
-                self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (e.g. it timed out during an injected delay)
-
-    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass

@@ -45,27 +45,23 @@ Endpoints::
     GET  /rest/api/3/search/jql      POST /rest/api/3/search/jql   (Cloud enhanced search)
     GET  /rest/api/2/search          POST /rest/api/2/search       (Server / Data Center)
 
-Stdlib only; state is guarded by one lock, the server runs in a daemon thread.
+Stdlib only; the server, the request pipeline, request recording and fault injection
+come from :mod:`tests.fakes.server`.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import itertools
 import json
 import re
-import threading
-import time
-import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
+
+from tests.fakes.server import ApiError, FakeServer, Request, Response, route
+from tests.fakes.server import Recorded as Recorded  # re-exported: one request the fake received
 
 ISSUE_TYPES = ("Task", "Bug", "Story", "Incident")
 # status name -> (category key, category name, category id), as in a default Jira workflow
@@ -132,17 +128,6 @@ class JiraIssue:
     comments: list[str]  # comment bodies, oldest first
 
 
-@dataclass(frozen=True)
-class Recorded:
-    """One HTTP request the fake received (whatever its outcome)."""
-
-    method: str
-    path: str  # with the query string
-    headers: dict[str, str]
-    body: Any  # parsed JSON, or None when the request had no body
-    status: int  # status code the fake answered with
-
-
 # --------------------------------------------------------------------------- internals
 
 
@@ -150,59 +135,15 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
-@dataclass
-class _Response:
-    status: int
-    body: Any = None  # JSON-serialisable; None means "no body" (e.g. 204)
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class _ApiError(Exception):
+class _JiraError(ApiError):
     """Raised by handlers; becomes a Jira-style JSON error response."""
 
     def __init__(self, status: int, *messages: str, errors: dict[str, str] | None = None) -> None:
-        super().__init__("; ".join(messages) or str(errors))
-        self.response = _Response(status, {"errorMessages": list(messages), "errors": dict(errors or {})})
+        super().__init__(status, {"errorMessages": list(messages), "errors": dict(errors or {})})
 
 
 class _JqlError(Exception):
     pass
-
-
-@dataclass
-class _Request:
-    method: str
-    path: str  # without query string
-    query: dict[str, list[str]]
-    body: Any
-
-    def param(self, name: str) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else None
-
-
-@dataclass
-class _Fault:
-    method: str
-    pattern: re.Pattern[str]
-    status: int | None
-    body: dict[str, Any] | None
-    headers: dict[str, str]
-    remaining: int
-    after_write: bool
-    delay: float
-
-    def matches(self, method: str, path: str) -> bool:
-        return self.remaining > 0 and self.method in ("*", method) and self.pattern.search(path) is not None
-
-    def response(self) -> _Response:
-        assert self.status is not None
-        try:
-            phrase = HTTPStatus(self.status).phrase
-        except ValueError:
-            phrase = "Error"
-        body = self.body if self.body is not None else {"errorMessages": [phrase], "errors": {}}
-        return _Response(self.status, body, dict(self.headers))
 
 
 @dataclass
@@ -226,17 +167,6 @@ class _StoredIssue:
     status: str = "To Do"
     status_category: str = "new"
     comments: list[_Comment] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Route:
-    method: str
-    pattern: re.Pattern[str]
-    handler: Callable[..., _Response]
-
-
-def _route(method: str, pattern: str, handler: Callable[..., _Response]) -> _Route:
-    return _Route(method, re.compile(pattern), handler)
 
 
 _ISSUE = r"/rest/api/2/issue/(?P<key>[^/]+)"
@@ -346,8 +276,10 @@ def _holds(clause: _Clause, issue: _StoredIssue) -> bool:
 # --------------------------------------------------------------------------- the fake
 
 
-class FakeJira:
+class FakeJira(FakeServer):
     """A single-project Jira REST API served on 127.0.0.1; see the module docstring."""
+
+    CONTENT_TYPE = "application/json;charset=UTF-8"
 
     def __init__(
         self, *, project: str = "MLOPS", user: str | None = "bot@example.com", token: str = "jira-test-token"
@@ -355,56 +287,13 @@ class FakeJira:
         self.project = project
         self.user = user
         self.token = token
-        self._lock = threading.RLock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.reset()
-
-    # ----------------------------------------------------------------- lifecycle
-
-    def start(self) -> FakeJira:
-        if self._server is not None:
-            return self
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-jira", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeJira:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """Jira base URL to give the client (no trailing slash)."""
-        if self._server is None:
-            raise RuntimeError("FakeJira is not started")
-        return f"http://127.0.0.1:{self._server.server_port}"
+        super().__init__()
 
     def reset(self) -> None:
         """Forget every issue, request, fault and setting; keep the server running."""
         with self._lock:
+            super().reset()
             self._issues: list[_StoredIssue] = []
-            self._requests: list[Recorded] = []
-            self._faults: list[_Fault] = []
             self._issue_ids = itertools.count(10001)
             self._comment_ids = itertools.count(10100)
             self._seq = itertools.count(1)
@@ -437,11 +326,6 @@ class FakeJira:
             raise KeyError(key)
         return found
 
-    @property
-    def requests(self) -> list[Recorded]:
-        with self._lock:
-            return copy.deepcopy(self._requests)
-
     # ----------------------------------------------------------------- arranging state
 
     def set_status(self, key: str, status: str) -> None:
@@ -458,88 +342,23 @@ class FakeJira:
         with self._lock:
             self.transitions = list(transitions)
 
-    def fail_next(
-        self,
-        method: str,
-        path_regex: str,
-        *,
-        status: int | None = 502,
-        body: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        times: int = 1,
-        after_write: bool = False,
-        delay: float = 0.0,
-    ) -> None:
-        """Make the next ``times`` requests matching ``method`` and ``path_regex`` fail.
+    # ----------------------------------------------------------------- request pipeline hooks
 
-        ``path_regex`` is ``re.search``-ed against the path without query string; ``method``
-        may be ``"*"``. The failure answers ``status`` with ``body`` (default
-        ``{"errorMessages": [<reason phrase>], "errors": {}}``) and extra ``headers`` (e.g.
-        ``Retry-After``). With ``after_write=True`` the request is applied to the state
-        first, then the error is returned (the ambiguous "did it happen?" failure).
-        ``delay`` seconds are slept before answering; ``status=None`` with a delay gives a
-        slow but normal answer.
-        """
-        with self._lock:
-            self._faults.append(
-                _Fault(
-                    method=method.upper(),
-                    pattern=re.compile(path_regex),
-                    status=status,
-                    body=body,
-                    headers=dict(headers or {}),
-                    remaining=times,
-                    after_write=after_write,
-                    delay=delay,
-                )
-            )
+    def _error_body(self, message: str) -> dict[str, Any]:
+        return {"errorMessages": [message], "errors": {}}
 
-    # ----------------------------------------------------------------- request pipeline
+    def _admit(self, request: Request) -> None:
+        """Refuse malformed JSON (400) and bad credentials (401), before faults."""
+        if not request.body_is_json:
+            raise _JiraError(400, "Unexpected character: the request body is not JSON.")
+        if not self._authorized(request.headers.get("Authorization", "")):
+            raise _JiraError(401, "You are not authenticated. Authentication required to perform this operation.")
 
-    def _handle(self, method: str, target: str, headers: dict[str, str], raw_body: bytes) -> tuple[_Response, float]:
-        """Answer one HTTP request; returns the response and how long to sleep before sending it."""
-        split = urllib.parse.urlsplit(target)
-        path = split.path
-        recorded_path = path + (f"?{split.query}" if split.query else "")
-        query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
-
-        body: Any = None
-        delay = 0.0
-        with self._lock:
-            try:
-                if raw_body.strip():
-                    try:
-                        body = json.loads(raw_body)
-                    except ValueError:
-                        body = raw_body.decode("utf-8", "replace")
-                        raise _ApiError(400, "Unexpected character: the request body is not JSON.") from None
-                if not self._authorized(headers.get("Authorization", "")):
-                    raise _ApiError(
-                        401, "You are not authenticated. Authentication required to perform this operation."
-                    )
-                request = _Request(method, path, query, body)
-                fault = next((f for f in self._faults if f.matches(method, path)), None)
-                if fault is not None:
-                    fault.remaining -= 1
-                    delay = fault.delay
-                if fault is None or fault.status is None:
-                    response = self._apply(request)
-                else:
-                    if fault.after_write:
-                        self._apply(request)  # the write happens; the client never learns of it
-                    response = fault.response()
-            except _ApiError as error:
-                response = error.response
-            except Exception as error:  # a bug in the fake: say so instead of dropping the connection
-                response = _Response(500, {"errorMessages": [f"FakeJira internal error: {error!r}"], "errors": {}})
-            self._requests.append(Recorded(method, recorded_path, dict(headers), copy.deepcopy(body), response.status))
-        return response, delay
-
-    def _apply(self, req: _Request) -> _Response:
-        try:
-            return self._call_route(req)
-        except _ApiError as error:
-            return error.response
+    def _no_route(self, request: Request, path_known: bool) -> ApiError:
+        """404 for an unknown path, 405 for a known path with another method."""
+        if path_known:
+            return _JiraError(405, f"Method {request.method} is not allowed on {request.path}.")
+        return _JiraError(404, f"null for uri: {self.url}{request.path}")
 
     def _authorized(self, authorization: str) -> bool:
         scheme, _, credential = authorization.partition(" ")
@@ -552,20 +371,6 @@ class FakeJira:
         except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
             return False
         return decoded == f"{self.user}:{self.token}"
-
-    def _call_route(self, req: _Request) -> _Response:
-        path_known = False
-        for route in self._ROUTES:
-            match = route.pattern.fullmatch(req.path)
-            if match is None:
-                continue
-            path_known = True
-            if route.method == req.method:
-                params = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
-                return route.handler(self, req, **params)
-        if path_known:
-            raise _ApiError(405, f"Method {req.method} is not allowed on {req.path}.")
-        raise _ApiError(404, f"null for uri: {self.url}{req.path}")
 
     # ----------------------------------------------------------------- JSON builders
 
@@ -615,21 +420,21 @@ class FakeJira:
         for issue in self._issues:
             if key_or_id.upper() == issue.key or key_or_id == str(issue.id):
                 return issue
-        raise _ApiError(404, "Issue does not exist or you do not have permission to see it.")
+        raise _JiraError(404, "Issue does not exist or you do not have permission to see it.")
 
     @staticmethod
-    def _body_dict(req: _Request) -> dict[str, Any]:
+    def _body_dict(req: Request) -> dict[str, Any]:
         if not isinstance(req.body, dict):
-            raise _ApiError(400, "Can not deserialize the request body: a JSON object is required.")
+            raise _JiraError(400, "Can not deserialize the request body: a JSON object is required.")
         return req.body
 
     # ----------------------------------------------------------------- issues
 
-    def _create_issue(self, req: _Request) -> _Response:
+    def _create_issue(self, req: Request) -> Response:
         body = self._body_dict(req)
         fields = body.get("fields")
         if not isinstance(fields, dict):
-            raise _ApiError(400, "Can not deserialize the request body: 'fields' must be an object.")
+            raise _JiraError(400, "Can not deserialize the request body: 'fields' must be an object.")
         errors: dict[str, str] = {}
         for name in sorted(set(fields) - ISSUE_FIELDS):
             errors[name] = f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
@@ -660,7 +465,7 @@ class FakeJira:
                 elif len(label) > LABEL_MAX:
                     errors["labels"] = f"The label '{label}' exceeds maximum length of 255 characters."
         if errors:
-            raise _ApiError(400, errors=errors)
+            raise _JiraError(400, errors=errors)
         assert isinstance(summary, str) and isinstance(type_name, str) and isinstance(labels, list)
         number = len(self._issues) + 1
         now = _now()
@@ -676,30 +481,28 @@ class FakeJira:
             updated=now,
         )
         self._issues.append(issue)
-        return _Response(
-            201, {"id": str(issue.id), "key": issue.key, "self": f"{self.url}/rest/api/2/issue/{issue.id}"}
-        )
+        return Response(201, {"id": str(issue.id), "key": issue.key, "self": f"{self.url}/rest/api/2/issue/{issue.id}"})
 
-    def _get_issue(self, req: _Request, key: str) -> _Response:
+    def _get_issue(self, req: Request, key: str) -> Response:
         issue = self._find_issue(key)
-        return _Response(200, self._issue_json(issue, self._fields_param(req.param("fields"), default=None)))
+        return Response(200, self._issue_json(issue, self._fields_param(req.params.get("fields"), default=None)))
 
-    def _add_comment(self, req: _Request, key: str) -> _Response:
+    def _add_comment(self, req: Request, key: str) -> Response:
         issue = self._find_issue(key)
         text = self._body_dict(req).get("body")
         if not isinstance(text, str):
-            raise _ApiError(400, errors={"comment": "Operation value must be a string"})
+            raise _JiraError(400, errors={"comment": "Operation value must be a string"})
         if not text.strip():
-            raise _ApiError(400, errors={"comment": "Comment body can not be empty!"})
+            raise _JiraError(400, errors={"comment": "Comment body can not be empty!"})
         comment = _Comment(next(self._comment_ids), text, _now())
         issue.comments.append(comment)
         issue.updated = comment.created
-        return _Response(201, self._comment_json(issue, comment))
+        return Response(201, self._comment_json(issue, comment))
 
     def _available(self, issue: _StoredIssue) -> list[Transition]:
         return [t for t in self.transitions if t.to_status != issue.status]
 
-    def _list_transitions(self, req: _Request, key: str) -> _Response:
+    def _list_transitions(self, req: Request, key: str) -> Response:
         issue = self._find_issue(key)
         listed = [
             {
@@ -716,23 +519,23 @@ class FakeJira:
             }
             for t in self._available(issue)
         ]
-        return _Response(200, {"expand": "transitions", "transitions": listed})
+        return Response(200, {"expand": "transitions", "transitions": listed})
 
-    def _do_transition(self, req: _Request, key: str) -> _Response:
+    def _do_transition(self, req: Request, key: str) -> Response:
         issue = self._find_issue(key)
         transition = self._body_dict(req).get("transition")
         wanted = transition.get("id") if isinstance(transition, dict) else None
         if wanted is None:
-            raise _ApiError(400, "Missing 'transition' identifier")
+            raise _JiraError(400, "Missing 'transition' identifier")
         chosen = next((t for t in self._available(issue) if t.id == str(wanted)), None)
         if chosen is None:
-            raise _ApiError(400, f"Transition id '{wanted}' is not valid for this issue.")
+            raise _JiraError(400, f"Transition id '{wanted}' is not valid for this issue.")
         issue.status, issue.status_category, issue.updated = chosen.to_status, chosen.to_category, _now()
-        return _Response(204)
+        return Response(204)
 
     # ----------------------------------------------------------------- search
 
-    def _search_request(self, req: _Request, allowed: frozenset[str]) -> dict[str, Any]:
+    def _search_request(self, req: Request, allowed: frozenset[str]) -> dict[str, Any]:
         """Search parameters from the query string (GET) or the JSON body (POST)."""
         if req.method == "GET":
             params: dict[str, Any] = {name: values[0] for name, values in req.query.items()}
@@ -742,7 +545,7 @@ class FakeJira:
         body = self._body_dict(req)
         unknown = sorted(set(body) - allowed)
         if unknown:
-            raise _ApiError(400, f'Unrecognized field "{unknown[0]}", not marked as ignorable.')
+            raise _JiraError(400, f'Unrecognized field "{unknown[0]}", not marked as ignorable.')
         return body
 
     @staticmethod
@@ -752,7 +555,7 @@ class FakeJira:
             return default
         names = value.split(",") if isinstance(value, str) else value
         if not isinstance(names, list):
-            raise _ApiError(400, "'fields' must be a list of field names.")
+            raise _JiraError(400, "'fields' must be a list of field names.")
         chosen = {str(name).strip() for name in names if str(name).strip()}
         return None if chosen & {"*all", "*navigable"} else chosen
 
@@ -762,25 +565,25 @@ class FakeJira:
         try:
             number = int(value)
         except (TypeError, ValueError):
-            raise _ApiError(400, f"The value '{value}' is not a valid number for '{name}'.") from None
+            raise _JiraError(400, f"The value '{value}' is not a valid number for '{name}'.") from None
         if number < 0:
-            raise _ApiError(400, f"'{name}' must not be negative.")
+            raise _JiraError(400, f"'{name}' must not be negative.")
         return number
 
     def _run_jql(self, jql: Any, *, bounded: bool) -> list[_StoredIssue]:
         if jql is not None and not isinstance(jql, str):
-            raise _ApiError(400, "'jql' must be a string.")
+            raise _JiraError(400, "'jql' must be a string.")
         try:
             query = _parse_jql(jql or "")
         except _JqlError as error:
-            raise _ApiError(400, f"Error in the JQL Query: {error}") from None
+            raise _JiraError(400, f"Error in the JQL Query: {error}") from None
         if bounded and not query.clauses:
-            raise _ApiError(400, "Unbounded JQL queries are not allowed here. Please add a search restriction.")
+            raise _JiraError(400, "Unbounded JQL queries are not allowed here. Please add a search restriction.")
         for clause in query.clauses:
             if clause.field == "project" and clause.value.upper() != self.project:
-                raise _ApiError(400, f"The value '{clause.value}' does not exist for the field 'project'.")
+                raise _JiraError(400, f"The value '{clause.value}' does not exist for the field 'project'.")
             if clause.field == "statuscategory" and _category_of(clause.value) is None:
-                raise _ApiError(400, f"The value '{clause.value}' does not exist for the field 'statusCategory'.")
+                raise _JiraError(400, f"The value '{clause.value}' does not exist for the field 'statusCategory'.")
         matched = [issue for issue in self._issues if all(_holds(clause, issue) for clause in query.clauses)]
         return sorted(matched, key=lambda issue: issue.seq, reverse=bool(query.descending))
 
@@ -796,12 +599,12 @@ class FakeJira:
             decoded = json.loads(base64.urlsafe_b64decode(str(token).encode()))
             offset = int(decoded["o"])
         except (ValueError, KeyError, TypeError):
-            raise _ApiError(400, "The provided next page token is invalid or expired.") from None
+            raise _JiraError(400, "The provided next page token is invalid or expired.") from None
         if self._page_token(offset, jql) != token:
-            raise _ApiError(400, "The provided next page token is invalid or expired.")
+            raise _JiraError(400, "The provided next page token is invalid or expired.")
         return offset
 
-    def _search_jql(self, req: _Request) -> _Response:
+    def _search_jql(self, req: Request) -> Response:
         """Cloud enhanced search: token paging, only the requested fields (default: none)."""
         params = self._search_request(req, V3_SEARCH_KEYS)
         jql = params.get("jql")
@@ -814,9 +617,9 @@ class FakeJira:
         body: dict[str, Any] = {"issues": [self._issue_json(issue, fields) for issue in page], "isLast": last}
         if not last:
             body["nextPageToken"] = self._page_token(offset + len(page), str(jql))
-        return _Response(200, body)
+        return Response(200, body)
 
-    def _search_v2(self, req: _Request) -> _Response:
+    def _search_v2(self, req: Request) -> Response:
         """Server/Data Center search: offset paging with ``total``, every field unless told."""
         params = self._search_request(req, V2_SEARCH_KEYS)
         matched = self._run_jql(params.get("jql"), bounded=False)
@@ -824,7 +627,7 @@ class FakeJira:
         start = self._int_param(params, "startAt", 0)
         page_size = min(self._int_param(params, "maxResults", DEFAULT_MAX_RESULTS), self.max_results_cap)
         page = matched[start : start + page_size]
-        return _Response(
+        return Response(
             200,
             {
                 "expand": "schema,names",
@@ -837,52 +640,14 @@ class FakeJira:
 
     # ----------------------------------------------------------------- routing table
 
-    _ROUTES = (
-        _route("POST", r"/rest/api/2/issue", _create_issue),
-        _route("GET", _ISSUE, _get_issue),
-        _route("POST", _ISSUE + r"/comment", _add_comment),
-        _route("GET", _ISSUE + r"/transitions", _list_transitions),
-        _route("POST", _ISSUE + r"/transitions", _do_transition),
-        _route("GET", r"/rest/api/3/search/jql", _search_jql),
-        _route("POST", r"/rest/api/3/search/jql", _search_jql),
-        _route("GET", r"/rest/api/2/search", _search_v2),
-        _route("POST", r"/rest/api/2/search", _search_v2),
+    ROUTES = (
+        route("POST", r"/rest/api/2/issue", _create_issue),
+        route("GET", _ISSUE, _get_issue),
+        route("POST", _ISSUE + r"/comment", _add_comment),
+        route("GET", _ISSUE + r"/transitions", _list_transitions),
+        route("POST", _ISSUE + r"/transitions", _do_transition),
+        route("GET", r"/rest/api/3/search/jql", _search_jql),
+        route("POST", r"/rest/api/3/search/jql", _search_jql),
+        route("GET", r"/rest/api/2/search", _search_v2),
+        route("POST", r"/rest/api/2/search", _search_v2),
     )
-
-
-# --------------------------------------------------------------------------- HTTP plumbing
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeJira
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw_body = self.rfile.read(length) if length else b""
-        headers = dict(self.headers.items())
-        response, delay = self.server.fake._handle(self.command, self.path, headers, raw_body)
-        if delay:
-            time.sleep(delay)
-        payload = b"" if response.body is None else json.dumps(response.body).encode("utf-8")
-        try:
-            self.send_response(response.status)
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            if response.status != 204:
-                self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if payload:
-                self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (e.g. it timed out during an injected delay)
-
-    do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
