@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from responder.errors import AlertError
 
@@ -24,18 +24,30 @@ REQUIRED_LABELS = ("alertname", "model_id")
 _JOB_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
+def _storable(text: str) -> str:
+    """Refuse text with no UTF-8 form (a JSON escape of a lone surrogate, "\\ud800"): it could not be stored."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds an unpaired surrogate escape (\\ud800-\\udfff), which is not text") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+
+
 class Alert(BaseModel):
     """One alert of a notification."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     status: Literal["firing", "resolved"]
-    labels: dict[str, str]
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[Text, Text]
+    annotations: dict[Text, Text] = Field(default_factory=dict)
     startsAt: datetime
     endsAt: datetime = ZERO_TIME
-    generatorURL: str = ""
-    fingerprint: str
+    generatorURL: Text = ""
+    fingerprint: Text
 
     @property
     def alertname(self) -> str:
@@ -80,15 +92,15 @@ class Notification(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    version: str
-    groupKey: str
+    version: Text
+    groupKey: Text
     truncatedAlerts: int = 0
     status: Literal["firing", "resolved"]
-    receiver: str
-    groupLabels: dict[str, str] = Field(default_factory=dict)
-    commonLabels: dict[str, str] = Field(default_factory=dict)
-    commonAnnotations: dict[str, str] = Field(default_factory=dict)
-    externalURL: str = ""
+    receiver: Text
+    groupLabels: dict[Text, Text] = Field(default_factory=dict)
+    commonLabels: dict[Text, Text] = Field(default_factory=dict)
+    commonAnnotations: dict[Text, Text] = Field(default_factory=dict)
+    externalURL: Text = ""
     alerts: list[Alert]
 
     def firing(self) -> list[Alert]:

@@ -46,7 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config)
         service = args.command in ("serve", "worker")
         configure_logging(
-            settings.log_level, settings.log_format, _secrets(settings), stream=sys.stdout if service else sys.stderr
+            settings.log_level,
+            settings.log_format,
+            settings.secret_values(),
+            stream=sys.stdout if service else sys.stderr,
         )
         return handler(args, settings)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
@@ -68,11 +71,6 @@ def _error(message: str) -> None:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200]
-
-
-def _secrets(settings: Settings) -> list[str]:
-    tokens = (settings.webhook_token, settings.github_token, settings.jira_token, settings.toggle_token)
-    return [s.get_secret_value() for s in tokens if s is not None]
 
 
 def _label(text: str) -> tuple[str, str]:

@@ -122,7 +122,8 @@ async def _webhook(request: web.Request) -> web.Response:
         return _error(413, f"body larger than {request.app._client_max_size} bytes")
     body = await request.read()
     try:
-        data = json.loads(body)
+        # Decoded strictly: json.loads(bytes) would also take UTF-16/32 and let encoded surrogates through.
+        data = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         return _error(400, "body is not valid UTF-8")
     except (ValueError, RecursionError) as exc:

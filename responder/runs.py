@@ -17,8 +17,8 @@ from responder.alerts import Alert
 from responder.errors import RunNotFound
 
 StepStatus = Literal["ok", "skipped", "planned", "failed"]
-RunStatus = Literal["queued", "running", "retrying", "succeeded", "failed"]
-RUN_STATUSES: tuple[str, ...] = ("queued", "running", "retrying", "succeeded", "failed")
+RunStatus = Literal["queued", "running", "retrying", "succeeded", "failed", "suppressed"]
+RUN_STATUSES: tuple[str, ...] = ("queued", "running", "retrying", "succeeded", "failed", "suppressed")
 Source = Literal["webhook", "manual", "replay"]
 
 INDEX_KEY = "responder:runs"
@@ -51,6 +51,7 @@ class RunRecord(BaseModel):
     playbook: str
     source: Source = "webhook"
     requested_by: str | None = Field(None, description="Who triggered a manual run.")
+    reason: str | None = Field(None, description="Why a system run exists (e.g. the reject reason for needs-triage).")
     dry_run: bool = False
     status: RunStatus = "queued"
     alert: Alert

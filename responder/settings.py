@@ -7,6 +7,7 @@ written here. YAML keys are the field names below (``redis_url``, ``governance_w
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from pathlib import Path
@@ -33,11 +34,24 @@ class Settings(BaseSettings):
     )
     history_keep: int = Field(1000, gt=0, description="How many received notifications the decision history keeps.")
     history_retention_seconds: int = Field(7 * 24 * 3600, gt=0, description="How long decision history is kept.")
+    storm_max_runs: int = Field(
+        50, gt=0, description="Firing runs of one playbook allowed per storm window; later ones are suppressed."
+    )
+    storm_window_seconds: int = Field(600, gt=0, description="Length of the storm guard's (fixed) window.")
     job_timeout_seconds: int = Field(300, gt=0, description="A playbook run is killed after this long.")
     job_retry_intervals: list[int] = Field(
         [10, 60, 300],
         description="Backoff (seconds) before each retry of a run after a transient failure (jittered ±25 %, "
         "never sooner than the server's Retry-After); its length is the number of retries.",
+    )
+    worker_ttl_seconds: int = Field(
+        60,
+        ge=2,
+        description="A worker that has not renewed its run for this long is presumed dead and the run is "
+        "re-queued (busy workers renew every quarter of it).",
+    )
+    maintenance_interval_seconds: int = Field(
+        30, gt=0, description="How often each worker looks for runs of dead workers (and restarts its scheduler)."
     )
 
     # --- The receiver ---
@@ -161,6 +175,14 @@ class Settings(BaseSettings):
         ):
             if not value:
                 raise ConfigError(f"{name} is not set: RESPONDER_TRACKER=jira needs it (or RESPONDER_DRY_RUN=true)")
+
+    def secret_values(self) -> list[str]:
+        """Every configured credential, for redaction from logs, errors and run records."""
+        tokens = (self.webhook_token, self.github_token, self.jira_token, self.toggle_token)
+        values = [t.get_secret_value() for t in tokens if t is not None and t.get_secret_value()]
+        if self.jira_user and self.jira_token:  # what HTTP Basic sends for Jira Cloud
+            values.append(base64.b64encode(f"{self.jira_user}:{self.jira_token.get_secret_value()}".encode()).decode())
+        return values
 
     @property
     def jira_configured(self) -> bool:

@@ -176,3 +176,47 @@ def note(run: RunRecord, text: str) -> Document:
 
 def alert_line(alert: Alert) -> str:
     return f"{alert.alertname} {alert.model_id or ''} {alert.fingerprint}".strip()
+
+
+def storm(
+    alertname: str, playbook: str, window_start: datetime, window_seconds: int, models: Sequence[str]
+) -> Document:
+    return Document.of(
+        para(
+            "More than the allowed number of ",
+            Code(playbook),
+            " runs started in the window from ",
+            f"{_when(window_start)} ({window_seconds}s). Later ",
+            Code(alertname),
+            " alerts in it ran no steps (decision ",
+            Code("suppressed"),
+            "); they are listed here. ",
+            "Check whether one cause (a bad deploy, a monitoring fault) is behind them.",
+        ),
+        Heading("Suppressed alerts (model_id)"),
+        Checklist(tuple(models)),
+    )
+
+
+def storm_update(models: Sequence[str]) -> Document:
+    return Document.of(para("More alerts suppressed by the storm guard:"), Checklist(tuple(models)))
+
+
+def triage(run: RunRecord, reason: str) -> Document:
+    alert = run.alert
+    blocks: list[Block] = [
+        para(
+            "responder received an alert it could not act on, so no playbook ran for it. A person needs to look at it."
+        ),
+        para(Text("Why: ", strong=True), reason),
+        para(
+            "Fingerprint ", Code(alert.fingerprint), f", firing since {_when(alert.startsAt)}; run ", _run_ref(run), "."
+        ),
+        Heading("Labels"),
+        Table(("label", "value"), tuple(sorted(alert.labels.items())) or (("(none)", ""),)),
+    ]
+    if alert.annotations:
+        blocks += [Heading("Annotations"), Table(("annotation", "value"), tuple(sorted(alert.annotations.items())))]
+    if alert.generatorURL:
+        blocks += [Bullets(((Link("Source (generatorURL)", alert.generatorURL),),))]
+    return Document(tuple(blocks))

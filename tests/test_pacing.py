@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -28,7 +29,7 @@ def test_writes_from_two_workers_are_spaced_by_the_interval(redis):
     for t in threads:
         t.join()
     passed.sort()
-    gaps = [b - a for a, b in zip(passed, passed[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(passed)]
     assert len(passed) == 6
     assert min(gaps) >= 0.095
 

@@ -46,6 +46,8 @@ def test_shipped_playbooks_are_valid():
         "rollback": None,
         "freeze-set": None,
         "freeze-lift": None,
+        "needs-triage": None,
+        "storm": None,
     }
 
 
@@ -138,7 +140,7 @@ def test_validate_command_accepts_shipped_playbooks():
     """`responder playbooks validate` exits 0 for the shipped playbooks."""
     result = responder_cli("playbooks", "validate", str(ROOT / "playbooks"))
     assert result.returncode == 0
-    assert "6 playbook(s) valid" in result.stdout
+    assert "8 playbook(s) valid" in result.stdout
 
 
 def test_list_command_shows_playbooks_and_steps():

@@ -57,6 +57,11 @@ def queue_length(redis: Redis, settings: Settings) -> int:
     return len(Queue(settings.queue, connection=redis))
 
 
+def playbook_jobs(redis: Redis, settings: Settings) -> list[str]:
+    """Queued job ids other than needs-triage runs (which rejected alerts get)."""
+    return [j for j in Queue(settings.queue, connection=redis).job_ids if not j.startswith("triage-")]
+
+
 def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
@@ -413,7 +418,7 @@ async def test_bad_model_id_is_rejected(
     decision = body["alerts"][0]
     assert decision["decision"] == "rejected"
     assert "model_id" in decision["reason"]
-    assert queue_length(redis, dry_settings) == 0
+    assert playbook_jobs(redis, dry_settings) == []
 
 
 async def test_missing_model_id_is_rejected(client: TestClient, redis: Redis, dry_settings: Settings) -> None:
@@ -423,7 +428,7 @@ async def test_missing_model_id_is_rejected(client: TestClient, redis: Redis, dr
     decision = body["alerts"][0]
     assert decision["decision"] == "rejected"
     assert "model_id" in decision["reason"]
-    assert queue_length(redis, dry_settings) == 0
+    assert playbook_jobs(redis, dry_settings) == []
 
 
 async def test_missing_alertname_is_rejected(client: TestClient, redis: Redis, dry_settings: Settings) -> None:
@@ -431,7 +436,20 @@ async def test_missing_alertname_is_rejected(client: TestClient, redis: Redis, d
     _, body = await post(client, with_alert(load_example("bias-firing.json"), labels={"alertname": None}))
 
     assert (body["alerts"][0]["decision"], body["alerts"][0]["alertname"]) == ("rejected", "")
-    assert queue_length(redis, dry_settings) == 0
+    assert playbook_jobs(redis, dry_settings) == []
+
+
+async def test_rejected_alert_queues_one_triage_run_per_fingerprint(
+    client: TestClient, redis: Redis, dry_settings: Settings
+) -> None:
+    """A rejected alert queues a needs-triage run (linked from its decision), once per fingerprint."""
+    payload = with_alert(load_example("bias-firing.json"), labels={"model_id": "../etc"})
+    _, first = await post(client, payload)
+    _, again = await post(client, payload)
+
+    triage = [j for j in Queue(dry_settings.queue, connection=redis).job_ids if j.startswith("triage-")]
+    assert [first["alerts"][0]["job_id"]] == triage
+    assert "job_id" not in again["alerts"][0]
 
 
 async def test_repost_is_a_duplicate(client: TestClient, redis: Redis, dry_settings: Settings) -> None:
@@ -478,7 +496,7 @@ async def test_mixed_notification_gets_one_decision_per_alert_in_order(
         ("0000000000000002", "rejected"),
         ("88b289594cc5a4bf", "queued"),
     ]
-    assert queue_length(redis, dry_settings) == 2
+    assert len(playbook_jobs(redis, dry_settings)) == 2
 
 
 async def test_alertname_outside_rq_job_id_characters(

@@ -6,7 +6,7 @@ import structlog
 from rq.timeouts import JobTimeoutException
 
 from responder.errors import ResponderError, TransientError
-from responder.log import get_logger
+from responder.log import Redactor, get_logger
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps import StepResult
 from responder.runs import RunRecord, StepRecord, utcnow
@@ -29,6 +29,7 @@ def run_playbook(runtime: Runtime, run_id: str, *, final_attempt: bool) -> RunRe
     record.started_at = record.started_at or utcnow()
     runtime.runs.save(record)
     integrations = runtime.integrations(dry_run=record.dry_run)
+    redactor = Redactor(runtime.settings.secret_values())
     ctx = StepContext(
         run=record,
         settings=runtime.settings,
@@ -58,23 +59,23 @@ def run_playbook(runtime: Runtime, run_id: str, *, final_attempt: bool) -> RunRe
                     try:
                         _apply(entry, step.run(ctx))
                     except TransientError as exc:
-                        _fail(entry, exc)
+                        _fail(entry, exc, redactor)
                         if not final_attempt:
-                            entry.error = f"{exc} (will retry)"
+                            entry.error = f"{entry.error} (will retry)"
                             _finish_step(runtime, record, entry)
                             record.status = "retrying"
                             runtime.runs.save(record)
                             log.warning("step.transient_failure", error=str(exc))
                             raise
                     except ResponderError as exc:
-                        _fail(entry, exc)
+                        _fail(entry, exc, redactor)
                     except JobTimeoutException:
                         entry.status, entry.error = "failed", "run timed out"
                         _finish_step(runtime, record, entry)
                         raise
                     except Exception as exc:  # a bug: keep the run going, record and log it
                         log.exception("step.crashed")
-                        _fail(entry, exc, prefix="internal error: ")
+                        _fail(entry, exc, redactor, prefix="internal error: ")
                     if entry.status == "failed" and step.stop_on_failure:
                         stopped_by = step.name
                 _finish_step(runtime, record, entry)
@@ -93,9 +94,10 @@ def _apply(entry: StepRecord, result: StepResult) -> None:
     entry.detail, entry.url, entry.outputs = result.detail, result.url, result.outputs
 
 
-def _fail(entry: StepRecord, exc: Exception, *, prefix: str = "") -> None:
+def _fail(entry: StepRecord, exc: Exception, redactor: Redactor, *, prefix: str = "") -> None:
+    """Record the failure; an API may echo a credential in its message, so it is scrubbed first."""
     entry.status = "failed"
-    entry.error = prefix + (str(exc) or type(exc).__name__)
+    entry.error = redactor.scrub_text(prefix + (str(exc) or type(exc).__name__))
 
 
 def _finish_step(runtime: Runtime, record: RunRecord, entry: StepRecord) -> None:

@@ -31,3 +31,5 @@ def render(template: str, context: dict[str, Any]) -> str:
         return _ENV.from_string(template).render(context).strip()
     except TemplateError as exc:
         raise PlaybookError(f"template {template!r} failed: {exc}") from None
+    except (ArithmeticError, ValueError, TypeError, MemoryError) as exc:  # e.g. {{ range(10**9) }}
+        raise PlaybookError(f"template {template!r} failed: {type(exc).__name__}: {exc}") from None

@@ -304,7 +304,9 @@ class FakeServer:
                 response = Response(500, self._error_body(f"{type(self).__name__} internal error: {error!r}"))
             recorded_path = path + (f"?{split.query}" if split.query else "")
             self._requests.append(Recorded(method, recorded_path, dict(headers), copy.deepcopy(body), response.status))
-            response.headers = {**self._extra_headers(), **response.headers}
+            own = {name.lower() for name in response.headers}
+            extra = {name: value for name, value in self._extra_headers().items() if name.lower() not in own}
+            response.headers = {**extra, **response.headers}
         return response, delay
 
     def _apply(self, request: Request) -> Response:

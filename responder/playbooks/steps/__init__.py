@@ -19,6 +19,8 @@ from responder.playbooks.steps.incidents import (
     CommentIncidents,
     NoteRollback,
     OpenIncident,
+    OpenTriageTicket,
+    ReportStorm,
 )
 from responder.playbooks.steps.rollback import FindPreviousVersion, RetagEndpoint
 
@@ -50,6 +52,8 @@ RunnableStep = (
     | NoteRollback
     | FindPreviousVersion
     | RetagEndpoint
+    | OpenTriageTicket
+    | ReportStorm
 )
 Step = Annotated[RunnableStep | Include, Field(discriminator="kind")]
 STEP_KINDS: tuple[str, ...] = (
@@ -63,6 +67,8 @@ STEP_KINDS: tuple[str, ...] = (
     "note_rollback",
     "find_previous_version",
     "retag_endpoint",
+    "open_triage_ticket",
+    "report_storm",
     "include",
 )
 

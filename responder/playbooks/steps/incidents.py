@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import hashlib
+from datetime import UTC, datetime
+from typing import Literal, cast
 
 from pydantic import Field
 
@@ -11,6 +13,7 @@ from responder.document import Document
 from responder.integrations.base import Ticket, TicketDraft, TicketKey
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps.base import Params, StepBase, StepResult
+from responder.redis_keys import TRIAGE_LABEL, storm_models_key
 
 
 class IncidentParams(Params):
@@ -202,3 +205,80 @@ def _comment_all(ctx: StepContext, found: list[Ticket], body: Document) -> StepR
     return StepResult(
         detail=("would comment on " if planned else "commented on ") + refs, url=found[0].url, planned=planned
     )
+
+
+class OpenTriageTicket(StepBase):
+    """A "needs triage" ticket for an alert that was rejected, once per fingerprint.
+
+    Retry-safe like open_incident: claimed, then found again after a lost answer.
+    """
+
+    kind: Literal["open_triage_ticket"]
+
+    def run(self, ctx: StepContext) -> StepResult:
+        alert = ctx.alert
+        key = TicketKey(
+            alertname=TRIAGE_LABEL, model_id=f"fp-{hashlib.sha256(alert.fingerprint.encode()).hexdigest()[:16]}"
+        )
+        reason = ctx.run.reason or "rejected"
+        with ctx.ticket_lock(key):
+            existing = ctx.tracker.find_open(key)
+            if existing is not None:
+                return StepResult(detail=f"{existing.ref} already open for this fingerprint", url=existing.url)
+            name = alert.alertname or "(no alertname)"
+            draft = TicketDraft(
+                key=key, title=tickets.title("needs triage", name, reason), body=tickets.triage(ctx.run, reason)
+            )
+            ctx.claim_ticket(key)
+            ticket = ctx.tracker.open(draft)
+        if ticket.planned:
+            return StepResult(detail=f"would open ticket: {draft.title}", planned=True)
+        return StepResult(detail=f"opened {ticket.ref}", url=ticket.url, outputs={"ticket": ticket.ref})
+
+
+class ReportStorm(StepBase):
+    """Open or update the storm ticket of a playbook and window with the suppressed models.
+
+    Each model is reported once (a Redis set of reported entries); runs for later batches
+    add a comment with the new ones.
+    """
+
+    kind: Literal["report_storm"]
+
+    def run(self, ctx: StepContext) -> StepResult:
+        playbook = ctx.alert.labels.get("storm_playbook", "")
+        window = int(ctx.model_id.removeprefix("storm-"))
+        key = TicketKey(alertname=ctx.alert.alertname, model_id=ctx.model_id)
+        models_key = storm_models_key(playbook, window)
+        reported_key = f"{models_key}:reported"
+        with ctx.ticket_lock(key):
+            suppressed = [m.decode() for m in cast(list[bytes], ctx.redis.lrange(models_key, 0, -1))]
+            reported = {m.decode() for m in cast(set[bytes], ctx.redis.smembers(reported_key))}
+            new = [m for m in dict.fromkeys(suppressed) if m not in reported]
+            if not new:
+                return StepResult(detail="nothing new to report", skipped=True)
+            existing = ctx.tracker.find_open(key)
+            if existing is not None and not ctx.opened_by_this_run(key):
+                outcome = ctx.tracker.comment(existing, tickets.storm_update(new))
+                result = StepResult(
+                    detail=f"added {len(new)} to {existing.ref}", url=existing.url, planned=outcome.planned
+                )
+            elif existing is not None:
+                result = StepResult(detail=f"opened {existing.ref} (found again after a lost answer)", url=existing.url)
+            else:
+                start = datetime.fromtimestamp(window * ctx.settings.storm_window_seconds, UTC)
+                draft = TicketDraft(
+                    key=key,
+                    title=tickets.title(ctx.alert.alertname, "storm", f"{len(new)} alerts suppressed"),
+                    body=tickets.storm(ctx.alert.alertname, playbook, start, ctx.settings.storm_window_seconds, new),
+                    labels=("storm",),
+                )
+                ctx.claim_ticket(key)
+                ticket = ctx.tracker.open(draft)
+                result = StepResult(
+                    detail=f"opened {ticket.ref} listing {len(new)}", url=ticket.url or None, planned=ticket.planned
+                )
+            if not result.planned:
+                ctx.redis.sadd(reported_key, *new)
+                ctx.redis.expire(reported_key, ctx.settings.dedup_retention_seconds)
+        return result

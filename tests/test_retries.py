@@ -1,0 +1,100 @@
+"""Transient failures are retried with bounded, jittered backoff that honours the server."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+from rq import Queue
+
+from responder.queueing import MAX_RETRY_AFTER_SECONDS, retry_delay
+from responder.runs import RunStore
+from tests.conftest import Worker, load_example, make_settings
+from tests.test_playbook_runs import deliver
+
+
+@pytest.fixture
+def retrying(redis, redis_url, fake_github):
+    """Settings with three retries after 10, 60 and 300 seconds."""
+    return make_settings(redis_url, github_api_url=fake_github.url, github_token=fake_github.token,
+                         github_repo=fake_github.full_name, job_retry_intervals=[10, 60, 300])
+
+
+def scheduled_in(settings, redis, job_id: str) -> float:
+    """Seconds from now until the scheduled job runs."""
+    when = Queue(settings.queue, connection=redis).scheduled_job_registry.get_scheduled_time(job_id)
+    return (when - datetime.now(UTC)).total_seconds()
+
+
+def test_delay_is_the_backoff_step_with_jitter():
+    """Retry n waits the n-th interval, ±25 %."""
+    delays = [retry_delay([10, 60, 300], 2, None) for _ in range(200)]
+    assert 45 <= min(delays) and max(delays) <= 75
+
+
+def test_delay_is_bounded_by_the_last_interval():
+    """Attempts past the list keep the last (largest) interval."""
+    assert retry_delay([10, 60], 7, None) <= 75
+
+
+def test_delay_is_never_shorter_than_retry_after():
+    """A Retry-After longer than the backoff wins."""
+    assert retry_delay([10], 1, 120) == 120
+
+
+def test_retry_after_is_capped():
+    """A server asking for days is waited for at most an hour."""
+    assert retry_delay([10], 1, 10**6) == MAX_RETRY_AFTER_SECONDS
+
+
+def test_rate_limited_step_is_retried_after_retry_after(retrying, redis, fake_github):
+    """A 429 with Retry-After: 120 schedules the next attempt about two minutes out, not after 10 s."""
+    fake_github.fail_next("POST", r"/dispatches", status=429, headers={"Retry-After": "120"},
+                          body={"message": "You have exceeded a secondary rate limit"})
+    [job_id] = deliver(retrying, redis, load_example("bias-firing.json"))
+    Worker(retrying).drain()
+    record = RunStore(redis, retention_seconds=retrying.dedup_retention_seconds).get(job_id)
+    assert record.status == "retrying"
+    assert 115 <= scheduled_in(retrying, redis, f"{job_id}-retry1") <= 121
+
+
+def test_secondary_rate_limit_403_waits_for_the_reset(retrying, redis, fake_github):
+    """A 403 with no requests left waits until x-ratelimit-reset."""
+    reset = int(time.time()) + 200
+    fake_github.fail_next("POST", r"/dispatches", status=403,
+                          headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)},
+                          body={"message": "API rate limit exceeded"})
+    [job_id] = deliver(retrying, redis, load_example("bias-firing.json"))
+    Worker(retrying).drain()
+    assert 190 <= scheduled_in(retrying, redis, f"{job_id}-retry1") <= 201
+
+
+def test_5xx_is_retried_after_the_first_backoff_step(retrying, redis, fake_github):
+    """A 502 schedules the retry after the first interval (10 s ± 25 %)."""
+    fake_github.fail_next("POST", r"/dispatches", status=502)
+    [job_id] = deliver(retrying, redis, load_example("bias-firing.json"))
+    Worker(retrying).drain()
+    assert 7 <= scheduled_in(retrying, redis, f"{job_id}-retry1") <= 12.5
+
+
+def test_other_4xx_fails_at_once_without_retry(retrying, redis, fake_github):
+    """A 404 fails the step at once; nothing is scheduled."""
+    fake_github.fail_next("POST", r"/dispatches", status=404, body={"message": "Not Found"})
+    [job_id] = deliver(retrying, redis, load_example("bias-firing.json"))
+    Worker(retrying).drain()
+    record = RunStore(redis, retention_seconds=retrying.dedup_retention_seconds).get(job_id)
+    assert record.status == "failed"
+    assert Queue(retrying.queue, connection=redis).scheduled_job_registry.get_job_ids() == []
+
+
+def test_retries_stop_after_the_last_interval(redis, redis_url, fake_github):
+    """When every attempt fails transiently, the last one records the failure instead of retrying."""
+    settings = make_settings(redis_url, github_api_url=fake_github.url, github_token=fake_github.token,
+                             github_repo=fake_github.full_name, job_retry_intervals=[0, 0])
+    fake_github.fail_next("POST", r"/dispatches", status=503, times=10)
+    [job_id] = deliver(settings, redis, load_example("drift-two-segments-firing.json"))[:1]
+    Worker(settings).drain()
+    record = RunStore(redis, retention_seconds=settings.dedup_retention_seconds).get(job_id)
+    assert (record.status, record.attempts) == ("failed", 3)
+    assert "GitHub answered 503" in record.step("dispatch-retraining").error
