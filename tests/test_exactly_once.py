@@ -49,3 +49,34 @@ def test_lost_answer_to_variable_create_is_found_on_retry(env):
     [run] = deliver(env, load_example("integrity-firing.json"))
     assert run.step("freeze-deploys").detail == "DEPLOY_FREEZE=true (already set)"
     assert env["github"].variables == {"DEPLOY_FREEZE": "true"}
+
+
+def test_lost_answer_to_a_dispatch_dispatches_once(env):
+    """A 502 after GitHub accepted the dispatch: the retry finds the run it started and sends no second one."""
+    env["github"].fail_next("POST", r"/dispatches$", status=502, after_write=True)
+    [run] = deliver(env, load_example("integrity-firing.json"))
+    assert len(env["github"].dispatches) == 1
+    step = run.step("dispatch-governance")
+    assert step.status == "ok"
+    assert step.url == env["github"].dispatches[0].html_url
+    assert "after a lost answer" in step.detail
+
+
+def test_dispatch_that_never_reached_github_is_sent_on_retry(env):
+    """A 502 before GitHub did anything: the retry finds no run and dispatches."""
+    env["github"].fail_next("POST", r"/dispatches$", status=502)
+    [run] = deliver(env, load_example("integrity-firing.json"))
+    assert len(env["github"].dispatches) == 1
+    assert run.step("dispatch-governance").status == "ok"
+
+
+def test_a_lost_dispatch_does_not_claim_another_runs_dispatch(env):
+    """A run already answered for another alert is not taken as the lost one."""
+    deliver(env, load_example("integrity-firing.json"))
+    other = load_example("integrity-firing.json")
+    other["alerts"][0]["labels"]["model_id"] = "credit-limit"
+    other["alerts"][0]["labels"]["model_version"] = "3.2.0"
+    other["alerts"][0]["fingerprint"] = "1111111111111111"
+    env["github"].fail_next("POST", r"/dispatches$", status=502)
+    deliver(env, other)
+    assert [d.inputs["MODEL_ID"] for d in env["github"].dispatches] == ["fraud-scorer", "credit-limit"]

@@ -28,6 +28,12 @@ class Revision:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class WorkflowRunRef:
+    id: int
+    html_url: str
+
+
 class GitHubGateway(Protocol):
     """The few GitHub operations playbooks need (repository Actions variables, workflows, files)."""
 
@@ -36,6 +42,10 @@ class GitHubGateway(Protocol):
     def set_variable(self, name: str, value: str) -> Outcome: ...
 
     def dispatch_workflow(self, workflow: str, inputs: dict[str, str]) -> Outcome: ...
+
+    def recent_dispatch_runs(self, workflow: str, since: datetime) -> list[WorkflowRunRef]:
+        """Runs of ``workflow`` started by workflow_dispatch on the configured ref since ``since``."""
+        ...
 
     def read_file(self, path: str, ref: str | None = None) -> str:
         """The file's text on ``ref`` (a branch or commit sha; default: the configured ref)."""

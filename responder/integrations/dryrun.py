@@ -6,11 +6,21 @@ really happen); without GitHub credentials the manifest comes from a local file.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from responder.document import Document
 from responder.errors import PermanentError
-from responder.integrations.base import GitHubGateway, Outcome, Revision, Ticket, TicketDraft, TicketKey, Tracker
+from responder.integrations.base import (
+    GitHubGateway,
+    Outcome,
+    Revision,
+    Ticket,
+    TicketDraft,
+    TicketKey,
+    Tracker,
+    WorkflowRunRef,
+)
 
 
 class DryRunGitHub:
@@ -30,6 +40,9 @@ class DryRunGitHub:
     def dispatch_workflow(self, workflow: str, inputs: dict[str, str]) -> Outcome:
         args = ", ".join(f"{k}={v}" for k, v in inputs.items())
         return Outcome(f"would dispatch {workflow} ({args})", planned=True)
+
+    def recent_dispatch_runs(self, workflow: str, since: datetime) -> list[WorkflowRunRef]:
+        return []  # nothing is dispatched in a dry run
 
     def file_revisions(self, path: str, limit: int = 50) -> list[Revision]:
         if self._reader is not None:

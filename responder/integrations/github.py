@@ -11,6 +11,8 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from itertools import islice
 from urllib.parse import quote
 
 import github
@@ -18,11 +20,12 @@ import requests
 from github import Auth, Github, GithubException
 from github.Commit import Commit
 from github.Repository import Repository
+from github.WorkflowRun import WorkflowRun
 from urllib3.util.retry import Retry
 
 from responder.document import Document, render_markdown
 from responder.errors import IntegrationError, PermanentError, TransientError
-from responder.integrations.base import Outcome, Revision, Ticket, TicketDraft, TicketKey
+from responder.integrations.base import Outcome, Revision, Ticket, TicketDraft, TicketKey, WorkflowRunRef
 
 SYSTEM = "github"
 
@@ -153,6 +156,16 @@ class PyGithubGateway:
         url = getattr(run, "html_url", None) if not isinstance(run, bool) else None
         return Outcome(f"dispatched {workflow} on {self._ref} ({_inputs_text(inputs)})", url=url)
 
+    def recent_dispatch_runs(self, workflow: str, since: datetime) -> list[WorkflowRunRef]:
+        created = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with translated_errors(f"list runs of {workflow}"):
+            runs = self._repo.get_workflow(workflow).get_runs(
+                branch=self._ref, event="workflow_dispatch", created=f">={created}"
+            )
+            # islice, not a slice: PyGithub's PaginatedList slice raises IndexError on an empty list.
+            found: Iterable[WorkflowRun] = islice(runs, 20)
+            return [WorkflowRunRef(id=run.id, html_url=run.html_url) for run in found]
+
     def read_file(self, path: str, ref: str | None = None) -> str:
         ref = ref or self._ref
         with translated_errors(f"read {path}@{ref}"):
@@ -164,7 +177,7 @@ class PyGithubGateway:
     def file_revisions(self, path: str, limit: int = 50) -> list[Revision]:
         with translated_errors(f"list revisions of {path}"):
             revisions = []
-            commits: Iterable[Commit] = self._repo.get_commits(sha=self._ref, path=path)[:limit]
+            commits: Iterable[Commit] = islice(self._repo.get_commits(sha=self._ref, path=path), limit)
             for commit in commits:
                 author = commit.commit.author
                 revisions.append(

@@ -92,6 +92,7 @@ class Dispatch:
     inputs: dict[str, Any]
     run_id: int
     html_url: str
+    created_at: str = ""  # ISO 8601, when the fake accepted it
 
 
 @dataclass(frozen=True)
@@ -521,11 +522,30 @@ class FakeGitHub(FakeServer):
             raise _GitHubError(422, f"Unexpected inputs provided: {json.dumps(unexpected)}")
         run_id = next(self._run_ids)
         html_url = f"{self._html_repo}/actions/runs/{run_id}"
-        self._dispatches.append(Dispatch(name, ref, copy.deepcopy(inputs), run_id, html_url))
+        self._dispatches.append(Dispatch(name, ref, copy.deepcopy(inputs), run_id, html_url, _now()))
         if body.get("return_run_details") is True:
             run_url = f"{self._api_repo}/actions/runs/{run_id}"
             return Response(200, {"workflow_run_id": run_id, "run_url": run_url, "html_url": html_url})
         return Response(204)
+
+    def _list_workflow_runs(self, req: Request, workflow: str) -> Response:
+        """Runs created by dispatches, filtered by event, branch and ``created=>=ISO`` like GitHub."""
+        name = self._find_workflow(workflow)
+        event, branch, created = req.params.get("event"), req.params.get("branch"), req.params.get("created", "")
+        since = created.removeprefix(">=") if created.startswith(">=") else ""
+        runs = [
+            {
+                "id": d.run_id, "name": name, "event": "workflow_dispatch", "head_branch": d.ref.removeprefix("refs/heads/"),
+                "status": "queued", "created_at": d.created_at, "html_url": d.html_url,
+                "url": f"{self._api_repo}/actions/runs/{d.run_id}",
+            }
+            for d in reversed(self._dispatches)
+            if d.workflow == name
+            and event in (None, "workflow_dispatch")
+            and branch in (None, d.ref.removeprefix("refs/heads/"))
+            and (not since or d.created_at >= since)
+        ]
+        return self._paginate(req, runs, wrap="workflow_runs")
 
     # ----------------------------------------------------------------- contents and commits
 
@@ -774,6 +794,7 @@ class FakeGitHub(FakeServer):
         route("DELETE", _REPO + r"/actions/variables/(?P<name>[^/]+)", _delete_variable),
         route("GET", _REPO + r"/actions/workflows/(?P<workflow>[^/]+)", _get_workflow),
         route("POST", _REPO + r"/actions/workflows/(?P<workflow>[^/]+)/dispatches", _dispatch_workflow),
+        route("GET", _REPO + r"/actions/workflows/(?P<workflow>[^/]+)/runs", _list_workflow_runs),
         route("GET", _REPO + r"/contents/(?P<path>.+)", _get_contents),
         route("GET", _REPO + r"/commits", _list_commits),
         route("GET", _REPO + r"/issues", _list_issues),

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Literal, cast
 
 from pydantic import Field
 
 from responder.alerts import IDENTIFIER
-from responder.errors import AlertError, PermanentError
+from responder.errors import AlertError, PermanentError, TransientError
 from responder.freeze import FreezeLedger
+from responder.integrations.base import WorkflowRunRef
 from responder.manifest import is_sha256, normalise_digest
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps.base import Duration, Params, StepBase, StepResult
@@ -102,6 +104,14 @@ class DispatchWorkflow(StepBase):
         workflow = ctx.render(self.params.workflow)
         version = self._model_version(ctx)
         inputs = {"MODEL_ID": ctx.model_id, "MODEL_VERSION": version, "REASON": ctx.render(self.params.reason)}
+        attempt = DispatchAttempt(ctx, self.name)
+        lost = attempt.find_lost(workflow)
+        if lost is not None:
+            return StepResult(
+                detail=f"dispatched {workflow} (found run {lost.id} after a lost answer)",
+                url=lost.html_url,
+                outputs=inputs,
+            )
         cooldown = self._cooldown(ctx, workflow)
         key = f"responder:cooldown:{workflow}:{ctx.model_id}"
         if cooldown:
@@ -113,11 +123,18 @@ class DispatchWorkflow(StepBase):
                     detail=f"cooldown until {when}: {workflow} already dispatched for {ctx.model_id}", skipped=True
                 )
         try:
+            attempt.start()
             outcome = ctx.github.dispatch_workflow(workflow, inputs)
+        except TransientError:
+            if cooldown:
+                ctx.redis.delete(key)
+            raise  # the attempt stays noted: the next try first looks for the run it may have started
         except Exception:
+            attempt.clear()
             if cooldown:
                 ctx.redis.delete(key)
             raise
+        attempt.done(outcome.url)
         if cooldown and outcome.planned:
             ctx.redis.delete(key)  # a dry run must not hold back a real dispatch
         return StepResult(detail=outcome.detail, url=outcome.url, planned=outcome.planned, outputs=inputs)
@@ -143,3 +160,53 @@ class DispatchWorkflow(StepBase):
         if not IDENTIFIER.fullmatch(version):
             raise AlertError(f"model version {version[:40]!r} is not a valid identifier")
         return version
+
+
+CLAIMED_RUNS = "responder:dispatch-claimed"
+
+
+class DispatchAttempt:
+    """Makes a workflow dispatch happen once although its answer can be lost.
+
+    GitHub cannot de-duplicate dispatches. Before sending one, the time is noted in Redis;
+    when the answer is a 5xx or a timeout, the dispatch may still have happened, so the next
+    attempt first lists the workflow's workflow_dispatch runs created since then and takes
+    the newest one no other attempt has claimed. (GitHub creates the run within seconds; the
+    retry backoff leaves it that time.)
+    """
+
+    SLACK = timedelta(seconds=5)  # clock difference between this host and GitHub
+
+    def __init__(self, ctx: StepContext, step: str) -> None:
+        self._ctx = ctx
+        self._key = f"responder:dispatch-attempt:{ctx.run.id}:{step}"
+
+    def start(self) -> None:
+        now = datetime.now(UTC).isoformat()
+        self._ctx.redis.set(self._key, now, ex=self._ctx.settings.dedup_retention_seconds)
+
+    def clear(self) -> None:
+        self._ctx.redis.delete(self._key)
+
+    def done(self, run_url: str | None) -> None:
+        """The dispatch was answered: its run (when GitHub named it) is not free for a lost attempt to claim."""
+        self.clear()
+        match = re.search(r"/runs/(\d+)", run_url or "")
+        if match:
+            self._claim(match.group(1))
+
+    def _claim(self, run_id: str) -> bool:
+        claimed = bool(self._ctx.redis.sadd(CLAIMED_RUNS, run_id))
+        self._ctx.redis.expire(CLAIMED_RUNS, self._ctx.settings.dedup_retention_seconds)
+        return claimed
+
+    def find_lost(self, workflow: str) -> WorkflowRunRef | None:
+        noted = cast(bytes | None, self._ctx.redis.get(self._key))
+        if noted is None:
+            return None
+        since = datetime.fromisoformat(noted.decode()) - self.SLACK
+        for run in self._ctx.github.recent_dispatch_runs(workflow, since):
+            if self._claim(str(run.id)):
+                self.clear()
+                return run
+        return None
