@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import shutil
 import socket
 import subprocess
@@ -211,14 +212,16 @@ def cli_env(redis, redis_url: str, fake_github: FakeGitHub, fake_toggles: FakeTo
 def worker_process(cli_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A real `responder worker` process on the test queue."""
     with (tmp_path / "worker.log").open("wb") as log:
+        # Its own process group: the worker forks a scheduler and work horses, stopped with it.
         proc = subprocess.Popen([sys.executable, "-m", "responder.cli", "worker"], env=cli_env, stdout=log,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, start_new_session=True)
         yield proc
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
 
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:

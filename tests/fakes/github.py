@@ -535,8 +535,13 @@ class FakeGitHub(FakeServer):
         since = created.removeprefix(">=") if created.startswith(">=") else ""
         runs = [
             {
-                "id": d.run_id, "name": name, "event": "workflow_dispatch", "head_branch": d.ref.removeprefix("refs/heads/"),
-                "status": "queued", "created_at": d.created_at, "html_url": d.html_url,
+                "id": d.run_id,
+                "name": name,
+                "event": "workflow_dispatch",
+                "head_branch": d.ref.removeprefix("refs/heads/"),
+                "status": "queued",
+                "created_at": d.created_at,
+                "html_url": d.html_url,
                 "url": f"{self._api_repo}/actions/runs/{d.run_id}",
             }
             for d in reversed(self._dispatches)

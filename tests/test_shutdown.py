@@ -1,0 +1,98 @@
+"""Graceful shutdown: SIGTERM lets the receiver finish the requests in flight and the worker
+finish the run in flight, then each exits 0. Real processes, real Redis, the GitHub fake."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from redis import Redis
+from rq.job import Job, JobStatus
+
+from responder.settings import Settings
+from tests import test_worker_faults as faults
+from tests.conftest import WEBHOOK_TOKEN, load_example
+from tests.fakes.github import FakeGitHub
+from tests.test_worker_faults import (
+    MANIFEST_READ,
+    RedisServer,
+    Service,
+    enqueue_example,
+    finished,
+    in_flight,
+    run_of,
+    service_env,
+    start_receiver,
+    wait_until,
+)
+
+own_redis, services = faults.own_redis, faults.services  # fixtures
+
+PAUSE_MS = 3000
+
+
+def _refuses(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_receiver_finishes_a_request_in_flight_on_sigterm_then_exits_0(
+    cli_env: dict[str, str], own_redis: RedisServer, services: Callable[..., Service]
+) -> None:
+    """A webhook POST still being handled when SIGTERM comes (its Redis transaction is held up)
+    gets its 202 and its job is stored; new connections are refused meanwhile; exit code 0."""
+    receiver, base = start_receiver(services, service_env(cli_env, redis_url=own_redis.url))
+    port = int(base.rsplit(":", 1)[1])
+    admin = Redis.from_url(own_redis.url)
+    admin.execute_command("CLIENT", "PAUSE", PAUSE_MS, "WRITE")  # the intake's EXEC waits for it
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        post = pool.submit(
+            requests.post,
+            f"{base}/webhooks/alertmanager",
+            json=load_example("integrity-firing.json"),
+            headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
+            timeout=20,
+        )
+        wait_until(lambda: admin.info("clients")["blocked_clients"], "the webhook's transaction to be held up")
+        receiver.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: _refuses(port), "the receiver to stop accepting connections", logs=(receiver.log,))
+        assert not post.done() and receiver.alive  # still finishing the request in flight
+        response = post.result()
+
+    assert 202 == response.status_code, response.text
+    [alert] = response.json()["alerts"]
+    assert "queued" == alert["decision"]
+    assert JobStatus.QUEUED == Job.fetch(alert["job_id"], connection=admin).get_status()
+    assert 0 == receiver.proc.wait(timeout=15)
+    assert _refuses(port)
+
+
+def test_worker_finishes_the_run_in_flight_on_sigterm_then_exits_0(
+    cli_env: dict[str, str],
+    services: Callable[..., Service],
+    redis: Redis,
+    settings: Settings,
+    fake_github: FakeGitHub,
+) -> None:
+    """SIGTERM while a step is in flight: the run completes and succeeds, the worker takes no
+    further work and exits 0."""
+    worker = services(service_env(cli_env), "worker", "worker")
+    fake_github.fail_next("GET", MANIFEST_READ, status=None, delay=3)  # the digest check is slow
+    job_id = enqueue_example(redis, settings, "integrity-firing.json")
+    wait_until(in_flight(fake_github, MANIFEST_READ), "the manifest read", logs=(worker.log,))
+    waiting = enqueue_example(redis, settings, "bias-firing.json")
+
+    worker.proc.send_signal(signal.SIGTERM)
+
+    assert 0 == worker.proc.wait(timeout=30)
+    record = finished(redis, job_id)
+    assert record is not None and "succeeded" == record.status, record
+    assert ["ok"] * 4 == [s.status for s in record.steps]
+    assert "queued" == run_of(redis, waiting).status  # left for another worker
+    assert JobStatus.QUEUED == Job.fetch(waiting, connection=redis).get_status()

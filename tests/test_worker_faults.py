@@ -1,0 +1,398 @@
+"""Faults around the queue: a worker killed mid-run, and Redis going away under the receiver
+and the workers. Real `responder serve`/`responder worker` processes, a real Redis (our own
+redis-server where it has to be stopped), the GitHub fake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from redis import Redis
+from rq import Queue
+from rq.job import Job, JobStatus
+
+from responder.alerts import Notification
+from responder.intake import Intake
+from responder.playbooks.catalog import load_catalog
+from responder.runs import RunRecord, RunStore
+from responder.runtime import Runtime
+from responder.settings import Settings
+from responder.worker import MAX_ABANDONED_REQUEUES, Outages, ResponderWorker
+from tests.conftest import WEBHOOK_TOKEN, free_port, load_example
+from tests.fakes.github import FakeGitHub
+
+AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+MANIFEST_READ = "/contents/"  # the digest check's manifest read: read-only, so safe to interrupt
+
+
+# --------------------------------------------------------------------------- helpers (test_shutdown uses them too)
+
+
+def wait_until(condition: Callable[[], Any], what: str, *, timeout: float = 30.0, logs: tuple[Path, ...] = ()) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what`` (and the logs' tails)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {p.name}\n" + "\n".join(_lines(p)[-30:]) for p in logs)
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{tails}")
+        time.sleep(0.1)
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8", errors="replace").splitlines() if path.exists() else []
+
+
+@dataclass
+class Service:
+    """A `responder` subprocess in its own session, logging JSON lines to ``log``."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @classmethod
+    def start(cls, env: dict[str, str], log: Path, *args: str) -> Service:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "responder.cli", *args],
+                env={**env, "PYTHONUNBUFFERED": "1"},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return cls(proc, log)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        found = []
+        for line in _lines(self.log):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("event") == name:
+                found.append(entry)
+        return found
+
+    def kill_tree(self) -> None:
+        """SIGKILL the process and every descendant (RQ's work horse runs in a process group of its own)."""
+        for pid in [*_descendants(self.proc.pid), self.proc.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.alive:
+            self.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=15)
+        self.kill_tree()
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    """Start `responder ARGS` processes; all are stopped (and their process trees killed) at the end."""
+    started: list[Service] = []
+
+    def start(env: dict[str, str], name: str, *args: str) -> Service:
+        service = Service.start(env, tmp_path / f"{name}.log", *args)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+def start_receiver(start: Callable[..., Service], env: dict[str, str], name: str = "receiver") -> tuple[Service, str]:
+    """`responder serve` on a free port, once /healthz answers; returns it and its base URL."""
+    port = free_port()
+    receiver = start(env, name, "serve", "--host", "127.0.0.1", "--port", str(port))
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert receiver.alive, f"receiver exited with {receiver.proc.returncode}"
+        try:
+            return requests.get(f"{base}/healthz", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_until(up, "the receiver's /healthz", logs=(receiver.log,))
+    return receiver, base
+
+
+def service_env(cli_env: dict[str, str], **values: str) -> dict[str, str]:
+    """The CLI environment plus the webhook token and ``RESPONDER_<NAME>`` overrides."""
+    overrides = {f"RESPONDER_{name.upper()}": value for name, value in values.items()}
+    return {**cli_env, "RESPONDER_WEBHOOK_TOKEN": WEBHOOK_TOKEN, **overrides}
+
+
+def enqueue_example(redis: Redis, settings: Settings, name: str) -> str:
+    """Queue the firing alert of sample ``name`` the way the webhook does; returns its job id."""
+    notification = Notification.model_validate(load_example(name))
+    [decision] = Intake(redis, settings, load_catalog(settings.playbooks_dir)).accept(notification)
+    assert decision.decision == "queued" and decision.job_id
+    return decision.job_id
+
+
+def run_of(redis: Redis, job_id: str) -> RunRecord:
+    return RunStore(redis, retention_seconds=3600).get(job_id)
+
+
+def finished(redis: Redis, job_id: str) -> RunRecord | None:
+    record = run_of(redis, job_id)
+    return record if record.status in ("succeeded", "failed") else None
+
+
+def in_flight(fake: FakeGitHub, path_part: str) -> Callable[[], bool]:
+    """True once the fake has received a request whose path contains ``path_part``."""
+    return lambda: any(path_part in r.path for r in fake.requests)
+
+
+def variable_writes(fake: FakeGitHub) -> list[str]:
+    return [r.method for r in fake.requests if r.method in ("POST", "PATCH") and "/actions/variables" in r.path]
+
+
+# --------------------------------------------------------------------------- worker death
+
+
+def test_run_of_a_killed_worker_completes_on_another_without_repeating_steps(
+    cli_env: dict[str, str],
+    services: Callable[..., Service],
+    redis: Redis,
+    settings: Settings,
+    fake_github: FakeGitHub,
+) -> None:
+    """A run whose worker (and work horse) is SIGKILLed mid-step completes on another worker;
+    the steps done before the kill are not repeated."""
+    env = service_env(cli_env, worker_ttl_seconds="4", maintenance_interval_seconds="1")
+    fake_github.fail_next("GET", MANIFEST_READ, status=None, delay=30)  # the digest check hangs
+    first = services(env, "worker-1", "worker")
+    job_id = enqueue_example(redis, settings, "integrity-firing.json")
+    wait_until(in_flight(fake_github, MANIFEST_READ), "the manifest read", logs=(first.log,))
+    assert ["freeze-deploys"] == [s.name for s in run_of(redis, job_id).steps]
+
+    first.kill_tree()
+    second = services(env, "worker-2", "worker")
+    started = time.monotonic()
+    record = wait_until(
+        lambda: finished(redis, job_id), "the run to finish on worker 2", timeout=60, logs=(second.log,)
+    )
+
+    elapsed = time.monotonic() - started
+    assert elapsed < 180, f"took {elapsed:.0f}s after the second worker started"
+    assert "succeeded" == record.status, record.error
+    assert ["ok"] * 4 == [s.status for s in record.steps]
+    assert 2 == record.attempts
+    assert ["POST"] == variable_writes(fake_github)  # DEPLOY_FREEZE written once, by the first worker
+    assert "true" == fake_github.variables["DEPLOY_FREEZE"]
+    assert 1 == len(fake_github.dispatches)
+    assert 1 == len(fake_github.issues)
+    [requeued] = second.events("run.requeued_abandoned")
+    assert job_id == requeued["job_id"]
+    assert JobStatus.FINISHED == Job.fetch(job_id, connection=redis).get_status()
+
+
+def test_a_run_whose_work_horse_is_killed_is_reported_failed(
+    cli_env: dict[str, str],
+    services: Callable[..., Service],
+    redis: Redis,
+    settings: Settings,
+    fake_github: FakeGitHub,
+) -> None:
+    """When only the process running a job dies (the worker lives on) and no retry is left, the run
+    is recorded as failed with the way to resume it, not left "running"."""
+    fake_github.fail_next("GET", MANIFEST_READ, status=None, delay=30)
+    worker = services(cli_env, "worker", "worker")
+    time.sleep(0.5)  # let the worker start its scheduler process, which is not the horse
+    before = set(_descendants(worker.proc.pid))
+    job_id = enqueue_example(redis, settings, "integrity-firing.json")
+    wait_until(in_flight(fake_github, MANIFEST_READ), "the manifest read", logs=(worker.log,))
+    horses = [pid for pid in _descendants(worker.proc.pid) if pid not in before]
+    for pid in horses:
+        os.kill(pid, signal.SIGKILL)
+
+    record = wait_until(lambda: finished(redis, job_id), "the run to be reported", logs=(worker.log,))
+
+    assert "failed" == record.status
+    assert f"the process running it died (wait status 9); responder jobs retry {job_id}" == record.error
+    assert worker.alive
+
+
+def test_a_run_abandoned_too_often_is_failed_with_the_reason(redis: Redis, settings: Settings) -> None:
+    """A job whose worker died more than MAX_ABANDONED_REQUEUES times is not re-queued: its run
+    is failed, saying why and how to retry it."""
+    job_id = enqueue_example(redis, settings, "integrity-firing.json")
+    queue = Queue(settings.queue, connection=redis)
+    job = queue.fetch_job(job_id)
+    assert job is not None
+    queue.remove(job_id)  # as if a worker had dequeued it and died running it
+    job.meta["responder_abandoned"] = MAX_ABANDONED_REQUEUES
+    job.save_meta()
+    job.set_status(JobStatus.STARTED)
+    redis.zadd(queue.started_job_registry.key, {f"{job_id}:dead-execution": time.time() - 5})
+    worker = ResponderWorker([settings.queue], runtime=Runtime.build(settings), outages=Outages())
+
+    assert [] == worker.requeue_abandoned(queue)
+    worker.clean_registries()
+
+    record = run_of(redis, job_id)
+    assert "failed" == record.status
+    assert f"stopped responding {MAX_ABANDONED_REQUEUES + 1} times" in (record.error or "")
+    assert f"responder jobs retry {job_id}" in (record.error or "")
+    assert JobStatus.FAILED == job.get_status()
+    assert 0 == len(queue)
+
+
+# --------------------------------------------------------------------------- Redis outage
+
+
+class RedisServer:
+    """A redis-server of our own (appendonly, like docker-compose's) that tests stop and start again."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed; the Redis outage tests start and stop their own")
+        self.binary, self.workdir, self.port = binary, workdir, free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        args = [
+            *f"--port {self.port} --bind 127.0.0.1 --appendonly yes --appendfsync always".split(),
+            "--dir",
+            str(self.workdir),
+            "--save",
+            "",
+        ]
+        with (self.workdir / "redis.log").open("ab") as log:
+            self.proc = subprocess.Popen([self.binary, *args], stdout=log, stderr=subprocess.STDOUT)
+        client = Redis.from_url(self.url, socket_connect_timeout=1)
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except Exception:
+                return False
+
+        wait_until(answers, f"redis-server on port {self.port}", timeout=10, logs=(self.workdir / "redis.log",))
+        client.close()
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    server = RedisServer(workdir)
+    server.start()
+    yield server
+    server.stop(signal.SIGKILL)
+
+
+def _post(base: str, name: str) -> requests.Response:
+    return requests.post(f"{base}/webhooks/alertmanager", json=load_example(name), headers=AUTH, timeout=15)
+
+
+def test_receiver_answers_503_while_redis_is_down_and_202_only_once_the_job_is_stored(
+    cli_env: dict[str, str], own_redis: RedisServer, services: Callable[..., Service]
+) -> None:
+    """With Redis down the webhook and /readyz answer 503 with Retry-After; after Redis is back the
+    same notification gets 202, and its job survives Redis being killed right after."""
+    env = service_env(cli_env, redis_url=own_redis.url)
+    _, base = start_receiver(services, env)
+    assert 200 == requests.get(f"{base}/readyz", timeout=5).status_code
+
+    own_redis.stop()
+    refused = _post(base, "integrity-firing.json")
+    ready = requests.get(f"{base}/readyz", timeout=10)
+    assert (503, 503) == (refused.status_code, ready.status_code)
+    assert refused.headers.get("Retry-After") and ready.headers.get("Retry-After")
+
+    own_redis.start()
+    wait_until(lambda: requests.get(f"{base}/readyz", timeout=10).status_code == 200, "/readyz after the restart")
+    accepted = _post(base, "integrity-firing.json")
+    assert 202 == accepted.status_code, accepted.text
+    [alert] = accepted.json()["alerts"]
+    assert "queued" == alert["decision"]
+
+    own_redis.stop(signal.SIGKILL)  # no chance to flush anything more: what 202 promised must be on disk
+    own_redis.start()
+    client = Redis.from_url(own_redis.url)
+    job = Job.fetch(alert["job_id"], connection=client)
+    assert JobStatus.QUEUED == job.get_status()
+    assert [alert["job_id"]] == Queue("responder-test", connection=client).job_ids
+    assert "queued" == run_of(client, alert["job_id"]).status
+
+
+def test_worker_rides_out_a_redis_outage_mid_run_and_takes_new_work(
+    cli_env: dict[str, str], own_redis: RedisServer, services: Callable[..., Service], fake_github: FakeGitHub
+) -> None:
+    """Redis stopped while a step is in flight and started again after the step ended: the run
+    completes from its checkpoints, and a new alert posted afterwards runs to completion on the
+    same worker process, never restarted."""
+    env = service_env(cli_env, redis_url=own_redis.url, worker_ttl_seconds="6", maintenance_interval_seconds="1")
+    _, base = start_receiver(services, env)
+    worker = services(env, "worker", "worker")
+    fake_github.fail_next("GET", MANIFEST_READ, status=None, delay=3)
+    first = _post(base, "integrity-firing.json").json()["alerts"][0]["job_id"]
+    wait_until(in_flight(fake_github, MANIFEST_READ), "the manifest read", logs=(worker.log,))
+
+    own_redis.stop()  # the step ends while Redis is down: its result cannot be recorded
+    time.sleep(5)
+    own_redis.start()
+
+    client = Redis.from_url(own_redis.url)
+    record = wait_until(lambda: finished(client, first), "the interrupted run", timeout=60, logs=(worker.log,))
+    assert "succeeded" == record.status, record.error
+    assert ["POST"] == variable_writes(fake_github)  # the freeze, done before the outage, is not repeated
+    second = _post(base, "bias-firing.json")
+    assert 202 == second.status_code, second.text
+    second_id = second.json()["alerts"][0]["job_id"]
+    record = wait_until(lambda: finished(client, second_id), "the new run", timeout=30, logs=(worker.log,))
+    assert "succeeded" == record.status, record.error
+    assert worker.alive
+    assert worker.events("worker.redis_reconnected") or worker.events("worker.heartbeat_failed")
