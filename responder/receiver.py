@@ -17,12 +17,14 @@ from typing import Any
 
 import redis.exceptions
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr, ValidationError
 from redis import Redis
 
 from responder.alerts import Notification
 from responder.intake import Intake
 from responder.log import get_logger
+from responder.metrics import ReceiverMetrics
 from responder.playbooks.catalog import Catalog
 from responder.runtime import redis_client
 from responder.settings import Settings
@@ -30,6 +32,7 @@ from responder.settings import Settings
 log = get_logger(__name__)
 
 INTAKE = web.AppKey("intake", Intake)
+METRICS = web.AppKey("metrics", ReceiverMetrics)
 REDIS = web.AppKey("redis", Redis)
 RETRY_AFTER_SECONDS = "5"
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -43,6 +46,8 @@ def create_app(settings: Settings, catalog: Catalog, *, token: SecretStr | None)
         client = redis_client(settings)
         app[REDIS] = client
         app[INTAKE] = Intake(client, settings, catalog)
+        known = {p.alertname for p in catalog.playbooks.values() if p.alertname}
+        app[METRICS] = ReceiverMetrics(client, settings.queue, known_alertnames=known)
         yield
         client.close()
 
@@ -51,6 +56,7 @@ def create_app(settings: Settings, catalog: Catalog, *, token: SecretStr | None)
     app.router.add_post("/webhooks/alertmanager", webhook)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
     return app
 
 
@@ -142,6 +148,7 @@ async def _webhook(request: web.Request) -> web.Response:
     except REDIS_DOWN:
         log.warning("webhook.redis_unavailable")
         return _unavailable("Redis is unavailable; retry later")
+    request.app[METRICS].observe(decisions)
     for d in decisions:
         log.info(
             "alert.decision",
@@ -153,6 +160,15 @@ async def _webhook(request: web.Request) -> web.Response:
             reason=d.reason,
         )
     return web.json_response({"alerts": [d.to_json() for d in decisions]}, status=202)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition; unauthenticated, like most exporters (keep it on the internal network)."""
+    try:
+        body = await asyncio.to_thread(request.app[METRICS].exposition)
+    except REDIS_DOWN:
+        return _unavailable("Redis is unavailable")
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ from typing import Any
 
 from redis import Redis
 
+from responder import metrics
 from responder.integrations import github as gh
 from responder.integrations.base import GitHubGateway, Toggles, Tracker
 from responder.integrations.dryrun import DryRunGitHub, DryRunTracker
@@ -45,6 +46,7 @@ class Runtime:
         settings.require_github()
         settings.require_jira()
         redis = redis_client(settings)
+        metrics.install(metrics.WorkerMetrics(redis))
         live = None
         github: GitHubGateway | None = None
         tracker: Tracker | None = _jira(settings) if settings.tracker == "jira" and settings.jira_configured else None

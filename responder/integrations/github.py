@@ -23,6 +23,7 @@ from github.Repository import Repository
 from github.WorkflowRun import WorkflowRun
 from urllib3.util.retry import Retry
 
+from responder import metrics
 from responder.document import Document, render_markdown
 from responder.errors import IntegrationError, PermanentError, TransientError
 from responder.integrations.base import Outcome, Revision, Ticket, TicketDraft, TicketKey, WorkflowRunRef
@@ -60,14 +61,21 @@ def connect(api_url: str, token: str, repo: str, *, timeout: float) -> Repositor
 
 
 @contextmanager
-def translated_errors(action: str) -> Iterator[None]:
-    """Turn PyGithub and requests failures into TransientError or PermanentError."""
+def translated_errors(action: str, repo: Repository | None = None) -> Iterator[None]:
+    """Turn PyGithub and requests failures into TransientError or PermanentError; count the call
+    and note GitHub's remaining rate limit for /metrics."""
     try:
-        yield
-    except GithubException as exc:
-        raise classify(exc, action) from None
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        raise TransientError(f"{action}: GitHub unreachable ({type(exc).__name__})", system=SYSTEM) from None
+        with metrics.external_call(SYSTEM):
+            try:
+                yield
+            except GithubException as exc:
+                raise classify(exc, action) from None
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise TransientError(f"{action}: GitHub unreachable ({type(exc).__name__})", system=SYSTEM) from None
+    finally:
+        recorder = metrics.recorder()
+        if repo is not None and recorder is not None:
+            recorder.github_ratelimit(repo.requester.rate_limiting[0])
 
 
 def classify(exc: GithubException, action: str) -> IntegrationError:
@@ -122,7 +130,7 @@ class PyGithubGateway:
         self._pace = pace
 
     def get_variable(self, name: str) -> str | None:
-        with translated_errors(f"read variable {name}"):
+        with translated_errors(f"read variable {name}", self._repo):
             try:
                 return self._repo.get_variable(name).value
             except github.UnknownObjectException:
@@ -131,7 +139,7 @@ class PyGithubGateway:
     def set_variable(self, name: str, value: str) -> Outcome:
         """Create or update; safe to retry because it reads the current value first."""
         current = self.get_variable(name)
-        with translated_errors(f"set variable {name}"):
+        with translated_errors(f"set variable {name}", self._repo):
             if current is None:
                 self._pace()
                 self._repo.create_variable(name, value)
@@ -149,7 +157,7 @@ class PyGithubGateway:
 
     def dispatch_workflow(self, workflow: str, inputs: dict[str, str]) -> Outcome:
         action = f"dispatch {workflow}"
-        with translated_errors(action):
+        with translated_errors(action, self._repo):
             handle = self._repo.get_workflow(workflow)
             self._pace()
             run = handle.create_dispatch(self._ref, inputs, throw=True, return_run_details=True)
@@ -158,7 +166,7 @@ class PyGithubGateway:
 
     def recent_dispatch_runs(self, workflow: str, since: datetime) -> list[WorkflowRunRef]:
         created = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        with translated_errors(f"list runs of {workflow}"):
+        with translated_errors(f"list runs of {workflow}", self._repo):
             runs = self._repo.get_workflow(workflow).get_runs(
                 branch=self._ref, event="workflow_dispatch", created=f">={created}"
             )
@@ -168,14 +176,14 @@ class PyGithubGateway:
 
     def read_file(self, path: str, ref: str | None = None) -> str:
         ref = ref or self._ref
-        with translated_errors(f"read {path}@{ref}"):
+        with translated_errors(f"read {path}@{ref}", self._repo):
             content = self._repo.get_contents(path, ref=ref)
         if isinstance(content, list):
             raise PermanentError(f"{path} is a directory, expected a file", system=SYSTEM)
         return base64.b64decode(content.content).decode("utf-8")
 
     def file_revisions(self, path: str, limit: int = 50) -> list[Revision]:
-        with translated_errors(f"list revisions of {path}"):
+        with translated_errors(f"list revisions of {path}", self._repo):
             revisions = []
             commits: Iterable[Commit] = islice(self._repo.get_commits(sha=self._ref, path=path), limit)
             for commit in commits:
@@ -201,7 +209,7 @@ class GitHubIssueTracker:
 
     def search_open(self, *, alertname: str | None = None, model_id: str | None = None) -> list[Ticket]:
         labels = ["incident", *([alertname] if alertname else []), *([f"model:{model_id}"] if model_id else [])]
-        with translated_errors(f"search open tickets labelled {', '.join(labels)}"):
+        with translated_errors(f"search open tickets labelled {', '.join(labels)}", self._repo):
             return [
                 Ticket(ref=f"#{issue.number}", url=issue.html_url, title=issue.title)
                 for issue in self._repo.get_issues(state="open", labels=labels, sort="created", direction="desc")
@@ -214,20 +222,20 @@ class GitHubIssueTracker:
 
     def open(self, draft: TicketDraft) -> Ticket:
         labels = list(dict.fromkeys([*self.key_labels(draft.key), *draft.labels]))
-        with translated_errors("open ticket"):
+        with translated_errors("open ticket", self._repo):
             self._pace()
             issue = self._repo.create_issue(title=draft.title, body=render_markdown(draft.body), labels=labels)
         return Ticket(ref=f"#{issue.number}", url=issue.html_url, title=issue.title)
 
     def comment(self, ticket: Ticket, body: Document) -> Outcome:
-        with translated_errors(f"comment on {ticket.ref}"):
+        with translated_errors(f"comment on {ticket.ref}", self._repo):
             issue = self._repo.get_issue(_number(ticket))
             self._pace()
             comment = issue.create_comment(render_markdown(body))
         return Outcome(f"commented on {ticket.ref}", url=comment.html_url)
 
     def close(self, ticket: Ticket) -> Outcome:
-        with translated_errors(f"close {ticket.ref}"):
+        with translated_errors(f"close {ticket.ref}", self._repo):
             issue = self._repo.get_issue(_number(ticket))
             self._pace()
             issue.edit(state="closed", state_reason="completed")

@@ -43,6 +43,7 @@ from typing import Any
 
 import requests
 
+from responder import metrics
 from responder.document import Document, render_jira
 from responder.errors import IntegrationError, PermanentError, TransientError
 from responder.integrations.base import Outcome, Ticket, TicketDraft, TicketKey
@@ -262,6 +263,7 @@ class JiraTracker:
     def _issue_path(key: str) -> str:
         return f"/rest/api/2/issue/{urllib.parse.quote(key, safe='')}"
 
+    @metrics.counted(SYSTEM)
     def _send(
         self, method: str, path: str, action: str, *, json: Any = None, params: dict[str, str] | None = None
     ) -> Any:

@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 import requests
 
+from responder import metrics
 from responder.errors import ConfigError, IntegrationError, PermanentError, PlaybookError, TransientError
 from responder.integrations.base import Outcome
 from responder.playbooks import templating
@@ -104,6 +105,7 @@ class ToggleClient:
         self._timeout = timeout
         self._session = requests.Session()
 
+    @metrics.counted(SYSTEM)
     def retag(self, *, model_id: str, version: str, reason: str, endpoint: str | None) -> Outcome:
         """Send the re-tag call; safe to retry (see the module docstring)."""
         call = self._template.render(model_id=model_id, version=version, reason=reason, endpoint=endpoint)

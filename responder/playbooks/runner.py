@@ -5,6 +5,7 @@ from __future__ import annotations
 import structlog
 from rq.timeouts import JobTimeoutException
 
+from responder import metrics
 from responder.errors import ResponderError, TransientError
 from responder.log import Redactor, get_logger
 from responder.playbooks.context import StepContext
@@ -79,12 +80,15 @@ def run_playbook(runtime: Runtime, run_id: str, *, final_attempt: bool) -> RunRe
                     if entry.status == "failed" and step.stop_on_failure:
                         stopped_by = step.name
                 _finish_step(runtime, record, entry)
+                _observe_step(playbook.name, entry)
                 log.info("step.finished", status=entry.status, detail=entry.detail, error=entry.error)
         failed = [s.name for s in record.steps if s.status == "failed"]
         record.status = "failed" if failed else "succeeded"
         record.error = f"failed steps: {', '.join(failed)}" if failed else None
         record.ended_at = utcnow()
         runtime.runs.save(record)
+        if (recorder := metrics.recorder()) is not None:
+            recorder.run_finished(playbook.name, record.status)
         log.info("run.finished", status=record.status)
     return record
 
@@ -98,6 +102,12 @@ def _fail(entry: StepRecord, exc: Exception, redactor: Redactor, *, prefix: str 
     """Record the failure; an API may echo a credential in its message, so it is scrubbed first."""
     entry.status = "failed"
     entry.error = redactor.scrub_text(prefix + (str(exc) or type(exc).__name__))
+
+
+def _observe_step(playbook: str, entry: StepRecord) -> None:
+    recorder = metrics.recorder()
+    if recorder is not None and entry.started_at and entry.ended_at:
+        recorder.step_finished(playbook, entry.name, entry.kind, (entry.ended_at - entry.started_at).total_seconds())
 
 
 def _finish_step(runtime: Runtime, record: RunRecord, entry: StepRecord) -> None:

@@ -1,0 +1,191 @@
+"""Prometheus metrics, served by the receiver at GET /metrics.
+
+Receiver metrics are ordinary prometheus-client metrics of the receiver process. What the
+workers count (runs, step durations, external calls, GitHub's remaining rate limit) happens
+in other processes, often on other hosts, so it is kept in Redis hashes and read at scrape
+time by a collector: every receiver replica reports the same cluster-wide totals for those
+(sum over one replica, or use max() across replicas).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import ParamSpec, Protocol, TypeVar, cast
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from redis import Redis
+from rq import Queue
+
+from responder.errors import TransientError
+
+KEY = "responder:metrics"
+STEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, float("inf"))
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_recorder: WorkerMetrics | None = None
+
+
+class WorkerMetrics:
+    """What a worker counts, written to Redis (one HINCRBY per observation)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    def run_finished(self, playbook: str, outcome: str) -> None:
+        self._redis.hincrby(f"{KEY}:runs", f"{playbook}|{outcome}", 1)
+
+    def step_finished(self, playbook: str, step: str, kind: str, seconds: float) -> None:
+        series = f"{playbook}|{step}|{kind}"
+        bucket = next(b for b in STEP_BUCKETS if seconds <= b)
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(f"{KEY}:steps", f"{series}|{bucket}", 1)
+            pipe.hincrbyfloat(f"{KEY}:steps:sum", series, seconds)
+            pipe.execute()
+
+    def external_call(self, system: str, outcome: str) -> None:
+        self._redis.hincrby(f"{KEY}:calls", f"{system}|{outcome}", 1)
+
+    def github_ratelimit(self, remaining: int) -> None:
+        if remaining >= 0:
+            self._redis.set(f"{KEY}:github_ratelimit_remaining", remaining)
+
+
+def install(recorder: WorkerMetrics | None) -> None:
+    """Set the process's recorder (a worker does at start); without one nothing is counted."""
+    global _recorder
+    _recorder = recorder
+
+
+def recorder() -> WorkerMetrics | None:
+    return _recorder
+
+
+@contextmanager
+def external_call(system: str) -> Iterator[None]:
+    """Count one call to an external system by its outcome: ok, transient or failed."""
+    try:
+        yield
+    except TransientError:
+        _count(system, "transient")
+        raise
+    except Exception:
+        _count(system, "failed")
+        raise
+    _count(system, "ok")
+
+
+def counted(system: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Decorator form of external_call."""
+
+    def wrap(fn: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(fn)
+        def inner(*args: P.args, **kwargs: P.kwargs) -> T:
+            with external_call(system):
+                return fn(*args, **kwargs)
+
+        return inner
+
+    return wrap
+
+
+def _count(system: str, outcome: str) -> None:
+    if _recorder is not None:
+        _recorder.external_call(system, outcome)
+
+
+class Decided(Protocol):
+    """What the receiver counts of one decision (responder.intake.Decision)."""
+
+    @property
+    def alertname(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def decision(self) -> str: ...
+
+
+class ReceiverMetrics:
+    """The receiver's own counters, and the collector of what workers wrote to Redis."""
+
+    def __init__(self, redis: Redis, queue: str, *, known_alertnames: set[str]) -> None:
+        self._known = known_alertnames
+        self.registry = CollectorRegistry()
+        self.alerts_received = Counter(
+            "responder_alerts_received",
+            "Alerts received in webhooks, by alertname and the alert's own status.",
+            ["alertname", "status"],
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "responder_alert_decisions", "Decisions taken on received alerts.", ["decision"], registry=self.registry
+        )
+        self.registry.register(_RedisCollector(redis, queue))
+
+    def observe(self, decisions: Iterable[Decided]) -> None:
+        for d in decisions:
+            # alertname is untrusted text: unknown ones share one label value (bounded cardinality).
+            self.alerts_received.labels(d.alertname if d.alertname in self._known else "other", d.status).inc()
+            self.decisions.labels(d.decision).inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _RedisCollector(Collector):
+    def __init__(self, redis: Redis, queue: str) -> None:
+        self._redis = redis
+        self._queue = Queue(queue, connection=redis)
+
+    def collect(self) -> Iterable[Metric]:
+        runs = CounterMetricFamily(
+            "responder_runs", "Playbook runs finished, by outcome.", labels=["playbook", "outcome"]
+        )
+        for (playbook, outcome), value in self._fields(f"{KEY}:runs", 2):
+            runs.add_metric([playbook, outcome], value)
+        yield runs
+        calls = CounterMetricFamily(
+            "responder_external_calls",
+            "Calls to GitHub, Jira and the toggle service, by outcome.",
+            labels=["system", "outcome"],
+        )
+        for (system, outcome), value in self._fields(f"{KEY}:calls", 2):
+            calls.add_metric([system, outcome], value)
+        yield calls
+        yield self._steps()
+        remaining = cast(bytes | None, self._redis.get(f"{KEY}:github_ratelimit_remaining"))
+        ratelimit = GaugeMetricFamily(
+            "responder_github_ratelimit_remaining", "GitHub API requests left in the current window (last seen)."
+        )
+        if remaining is not None:
+            ratelimit.add_metric([], float(remaining))
+        yield ratelimit
+        yield GaugeMetricFamily("responder_queue_depth", "Runs waiting in the queue.", value=float(len(self._queue)))
+
+    def _fields(self, key: str, parts: int) -> Iterator[tuple[list[str], float]]:
+        for field, value in cast(dict[bytes, bytes], self._redis.hgetall(key)).items():
+            names = field.decode().split("|")
+            if len(names) == parts:
+                yield names, float(value)
+
+    def _steps(self) -> Metric:
+        family = HistogramMetricFamily(
+            "responder_step_duration_seconds", "How long playbook steps took.", labels=["playbook", "step", "kind"]
+        )
+        counts: dict[tuple[str, ...], dict[float, float]] = {}
+        for names, value in self._fields(f"{KEY}:steps", 4):
+            counts.setdefault(tuple(names[:3]), {})[float(names[3])] = value
+        sums = {tuple(names): value for names, value in self._fields(f"{KEY}:steps:sum", 3)}
+        for series, by_bucket in sorted(counts.items()):
+            cumulative, buckets = 0.0, []
+            for bound in STEP_BUCKETS:
+                cumulative += by_bucket.get(bound, 0.0)
+                buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+            family.add_metric(list(series), buckets, sums.get(series, 0.0))
+        return family
