@@ -216,6 +216,11 @@ def _manual_alert(labels: dict[str, str], annotations: dict[str, str]) -> Alert:
     )
 
 
+def _colour() -> bool:
+    """Colour on a terminal, unless NO_COLOR is set (https://no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
 def _requester() -> str:
     return os.environ.get("RESPONDER_REQUESTED_BY") or getpass.getuser()
 
@@ -229,7 +234,7 @@ def _wait_for(runs: RunStore, job_id: str, timeout: float) -> int:
                 f"is a worker running? follow it with: responder jobs show {job_id}"
             )
         time.sleep(0.2)
-    print(output.run_text(record))
+    print(output.run_text(record, colour=_colour()))
     return EXIT_OK if record.status == "succeeded" else EXIT_FAILED
 
 
@@ -246,13 +251,13 @@ def cmd_jobs_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps([r.summary() for r in records], indent=2))
     else:
-        print(output.runs_table(records))
+        print(output.runs_table(records, now=datetime.now(UTC), colour=_colour()))
     return EXIT_OK
 
 
 def cmd_jobs_show(args: argparse.Namespace, settings: Settings) -> int:
     record = _runs(settings).get(args.job_id)
-    print(json.dumps(record.document(), indent=2) if args.json else output.run_text(record))
+    print(json.dumps(record.document(), indent=2) if args.json else output.run_text(record, colour=_colour()))
     return EXIT_OK
 
 
@@ -343,7 +348,7 @@ def cmd_freeze_change(args: argparse.Namespace, settings: Settings) -> int:
         playbook, alert, dry_run=args.dry_run, requested_by=_requester(), queue=False
     )
     record = run_playbook(runtime, record.id, final_attempt=True)
-    print(output.run_text(record))
+    print(output.run_text(record, colour=_colour()))
     return EXIT_OK if record.status == "succeeded" else EXIT_FAILED
 
 

@@ -22,7 +22,44 @@ def _time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
 
 
-def runs_table(records: Sequence[RunRecord]) -> str:
+STATUS_COLOURS = {
+    "succeeded": "32",
+    "failed": "31",
+    "running": "33",
+    "retrying": "33",
+    "queued": "36",
+    "suppressed": "35",
+}
+
+
+def paint(text: str, status: str, colour: bool) -> str:
+    """ANSI colour for a status, only when asked (a TTY without NO_COLOR)."""
+    code = STATUS_COLOURS.get(status)
+    return f"\x1b[{code}m{text}\x1b[0m" if colour and code else text
+
+
+def ago(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return "-"
+    seconds = int((now - value).total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60}m ago"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m ago"
+    return f"{seconds // 86400}d ago"
+
+
+def took(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "-"
+    seconds = (end - start).total_seconds()
+    return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:.1f}s"
+
+
+def runs_table(records: Sequence[RunRecord], *, now: datetime, colour: bool = False) -> str:
+    """Newest first: when, what and how it ended; statuses coloured on a terminal."""
     if not records:
         return "no runs yet"
     rows = [
@@ -31,12 +68,18 @@ def runs_table(records: Sequence[RunRecord]) -> str:
             r.playbook,
             r.model_id or "-",
             r.status + (" (dry-run)" if r.dry_run else ""),
-            _time(r.enqueued_at),
-            _time(r.ended_at),
+            ago(r.enqueued_at, now),
+            took(r.started_at, r.ended_at),
         ]
         for r in records
     ]
-    return table(["id", "playbook", "model", "status", "enqueued", "ended"], rows)
+    text = table(["id", "playbook", "model", "status", "queued", "took"], rows)
+    if not colour:
+        return text
+    lines = text.splitlines()
+    for i, record in enumerate(records, start=1):
+        lines[i] = lines[i].replace(f" {record.status}", " " + paint(record.status, record.status, colour), 1)
+    return "\n".join(lines)
 
 
 def playbooks_table(playbooks: Sequence[Playbook]) -> str:
@@ -44,10 +87,14 @@ def playbooks_table(playbooks: Sequence[Playbook]) -> str:
     return table(["playbook", "alertname", "steps"], sorted(rows))
 
 
-def run_text(record: RunRecord) -> str:
+_STEP_TO_RUN = {"ok": "succeeded", "failed": "failed", "planned": "queued", "skipped": "suppressed"}
+
+
+def run_text(record: RunRecord, *, colour: bool = False) -> str:
     alert = record.alert
+    status = paint(record.status.upper(), record.status, colour)
     lines = [
-        f"run {record.id}: {record.status.upper()}" + (" (dry-run)" if record.dry_run else ""),
+        f"run {record.id}: {status}" + (" (dry-run)" if record.dry_run else ""),
         f"  playbook   {record.playbook} ({record.source}"
         + (f", by {record.requested_by}" if record.requested_by else "")
         + ")",
@@ -62,10 +109,11 @@ def run_text(record: RunRecord) -> str:
     if not record.steps:
         lines.append("    (none yet)")
     for step in record.steps:
-        took = ""
-        if step.started_at and step.ended_at:
-            took = f" {(step.ended_at - step.started_at).total_seconds() * 1000:.0f}ms"
-        lines.append(f"    {step.status.upper():<8} {step.name} [{step.kind}]{took}")
+        duration = f" {took(step.started_at, step.ended_at)}" if step.started_at and step.ended_at else ""
+        lines.append(
+            f"    {paint(f'{step.status.upper():<8}', _STEP_TO_RUN.get(step.status, ''), colour)} "
+            f"{step.name} [{step.kind}]{duration}"
+        )
         if step.detail:
             lines.append(f"             {step.detail}")
         if step.url:

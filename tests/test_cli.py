@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 from tests.conftest import run_cli
 
@@ -94,8 +97,56 @@ def test_jobs_list_table_is_readable(cli_env):
     """`jobs list` prints a table with a header and one row per run."""
     job_id = run_cli(cli_env, "run", "model_bias_alert", "--label", "model_id=credit-limit").stdout.strip()
     lines = run_cli(cli_env, "jobs", "list").stdout.splitlines()
-    assert lines[0].split() == ["ID", "PLAYBOOK", "MODEL", "STATUS", "ENQUEUED", "ENDED"]
+    assert lines[0].split() == ["ID", "PLAYBOOK", "MODEL", "STATUS", "QUEUED", "TOOK"]
     assert lines[1].startswith(job_id)
+    assert lines[1].split()[3] == "queued"
+
+
+def tty_run(env: dict[str, str], *args: str) -> str:
+    """Run `responder ARGS` with a pseudo-terminal as stdout, as a person at a terminal does."""
+    import pty
+
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "responder.cli", *args], env=env, stdout=child,
+                            stderr=subprocess.PIPE)
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(main)
+    return b"".join(chunks).decode()
+
+
+def test_jobs_list_colours_statuses_on_a_terminal(cli_env):
+    """On a TTY the status is coloured; NO_COLOR turns it off; a pipe never gets escape codes."""
+    run_cli(cli_env, "run", "model_bias_alert", "--label", "model_id=credit-limit")
+    assert "\x1b[36mqueued\x1b[0m" in tty_run(cli_env, "jobs", "list")
+    assert "\x1b[" not in tty_run({**cli_env, "NO_COLOR": "1"}, "jobs", "list")
+    assert "\x1b[" not in run_cli(cli_env, "jobs", "list").stdout
+
+
+def test_jobs_list_shows_relative_times():
+    """The QUEUED column reads like "5m ago" and TOOK like "1.2s"."""
+    from datetime import UTC, datetime, timedelta
+
+    from responder.alerts import Alert
+    from responder.output import runs_table
+    from responder.runs import RunRecord
+
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    alert = Alert(status="firing", labels={"alertname": "a", "model_id": "m"}, startsAt=now, fingerprint="f")
+    queued = now - timedelta(minutes=5)
+    record = RunRecord(id="r1", playbook="p", alert=alert, status="succeeded", enqueued_at=queued,
+                       started_at=queued, ended_at=queued + timedelta(seconds=1.2))
+    row = runs_table([record], now=now).splitlines()[1].split()
+    assert row[3:] == ["succeeded", "5m", "ago", "1.2s"]
 
 
 def test_jobs_show_json_has_steps(cli_env, worker_process):
