@@ -198,30 +198,35 @@ def _require(binary: str) -> str:
     return path
 
 
+RESPONDER_RECEIVER = "responder"
+# Far shorter than the production values on purpose: the group is first sent after 1s and re-sent
+# every few seconds, so a test sees Alertmanager's first notification, its repeat notifications
+# (and responder's dedup of them) and a resolve within its deadline instead of minutes to hours.
+TEST_TIMERS = {"group_wait": "1s", "group_interval": "2s", "repeat_interval": "4s"}
+
+
+def _shorten_timers(route: dict[str, Any]) -> None:
+    """Set TEST_TIMERS on ``route`` and every route below it (child routes set their own)."""
+    route.update(TEST_TIMERS)
+    for child in route.get("routes", []):
+        _shorten_timers(child)
+
+
 def write_alertmanager_config(webhook_url: str, tmp_path: Path) -> Path:
-    """An Alertmanager config routing every alert to responder's webhook, checked with amtool."""
+    """config/alertmanager.yml adapted to the test: the responder receiver posts to ``webhook_url``
+    with a token file in ``tmp_path``, and the route timers are TEST_TIMERS; checked with amtool.
+
+    Everything else (matchers, group_by, send_resolved, max_alerts, inhibit rules, the default
+    receiver) is the production file's, so these tests exercise the routing that ships.
+    """
     token_file = tmp_path / "webhook-token"
     token_file.write_text(WEBHOOK_TOKEN)
-    config = {
-        "route": {
-            "receiver": "responder",
-            "group_by": ["alertname", "model_id"],
-            # Far shorter than any production value on purpose: the group is re-sent every few
-            # seconds, so the tests see Alertmanager's repeat notifications (and dedup) within a test.
-            "group_wait": "1s",
-            "group_interval": "2s",
-            "repeat_interval": "4s",
-        },
-        "receivers": [{
-            "name": "responder",
-            "webhook_configs": [{
-                "url": webhook_url,
-                "send_resolved": True,
-                # authorization.type defaults to Bearer.
-                "http_config": {"authorization": {"credentials_file": str(token_file)}},
-            }],
-        }],
-    }
+    config = yaml.safe_load((ROOT / "config" / "alertmanager.yml").read_text())
+    [receiver] = [r for r in config["receivers"] if r["name"] == RESPONDER_RECEIVER]
+    [webhook] = receiver["webhook_configs"]
+    webhook["url"] = webhook_url
+    webhook["http_config"]["authorization"]["credentials_file"] = str(token_file)
+    _shorten_timers(config["route"])
     path = tmp_path / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     check = subprocess.run([_require(AMTOOL), "check-config", str(path)], capture_output=True, text=True, timeout=30)
