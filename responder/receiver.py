@@ -1,4 +1,4 @@
-"""The aiohttp app: Alertmanager's webhook, health and readiness.
+"""The aiohttp app: Alertmanager's webhook, health, readiness, metrics and the runs page.
 
 The webhook handler only authenticates, validates and hands the notification to Intake,
 which decides and enqueues in one Redis transaction; it answers 202 once every queued job
@@ -8,9 +8,6 @@ is stored, well inside Alertmanager's 10 s notification timeout.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -22,9 +19,11 @@ from pydantic import SecretStr, ValidationError
 from redis import Redis
 
 from responder.alerts import Notification
+from responder.auth import authorized
 from responder.intake import Intake
 from responder.log import get_logger
 from responder.metrics import ReceiverMetrics
+from responder.pages import add_pages
 from responder.playbooks.catalog import Catalog
 from responder.runtime import redis_client
 from responder.settings import Settings
@@ -57,7 +56,15 @@ def create_app(settings: Settings, catalog: Catalog, *, token: SecretStr | None)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
+    add_pages(app, settings, tokens=_page_tokens(settings, token))
     return app
+
+
+def _page_tokens(settings: Settings, token: SecretStr | None) -> list[SecretStr] | None:
+    """Who may read the runs page: the webhook token and the read-only one; None (no auth) like the webhook."""
+    if token is None:
+        return None
+    return [token] + ([settings.read_token] if settings.read_token is not None else [])
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -92,33 +99,15 @@ def _authenticated(
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     if token is None:
         return handler
-    expected = token.get_secret_value().encode()
 
     async def check(request: web.Request) -> web.StreamResponse:
-        presented = _presented_token(request.headers.get("Authorization", ""))
-        if presented is None or not hmac.compare_digest(presented, expected):
+        if not authorized(request.headers.get("Authorization", ""), [token]):
             response = _error(401, "missing or wrong credentials: send 'Authorization: Bearer <token>'")
             response.headers["WWW-Authenticate"] = 'Bearer realm="responder", Basic realm="responder"'
             return response
         return await handler(request)
 
     return check
-
-
-def _presented_token(header: str) -> bytes | None:
-    """The token from 'Bearer <token>' or from the password of 'Basic base64(user:password)'."""
-    scheme, _, value = header.strip().partition(" ")
-    value = value.strip()
-    if scheme.lower() == "bearer" and value:
-        return value.encode()
-    if scheme.lower() == "basic" and value:
-        try:
-            decoded = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            return None
-        _, sep, password = decoded.partition(b":")
-        return password if sep else None
-    return None
 
 
 async def _webhook(request: web.Request) -> web.Response:

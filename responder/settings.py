@@ -56,6 +56,9 @@ class Settings(BaseSettings):
 
     # --- The receiver ---
     webhook_token: SecretStr | None = Field(None, description="Bearer token (or Basic password) for webhooks.")
+    read_token: SecretStr | None = Field(
+        None, description="Read-only token for the runs page (the webhook token works too)."
+    )
     max_body_bytes: int = Field(1024 * 1024, gt=0, description="Largest webhook body accepted (413 above).")
 
     # --- GitHub ---
@@ -178,7 +181,7 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured credential, for redaction from logs, errors and run records."""
-        tokens = (self.webhook_token, self.github_token, self.jira_token, self.toggle_token)
+        tokens = (self.webhook_token, self.read_token, self.github_token, self.jira_token, self.toggle_token)
         values = [t.get_secret_value() for t in tokens if t is not None and t.get_secret_value()]
         if self.jira_user and self.jira_token:  # what HTTP Basic sends for Jira Cloud
             values.append(base64.b64encode(f"{self.jira_user}:{self.jira_token.get_secret_value()}".encode()).decode())
