@@ -9,6 +9,7 @@ from responder.freeze import FreezeEntry
 from responder.history import NotificationRecord
 from responder.playbooks.model import Playbook
 from responder.runs import RunRecord
+from responder.timefmt import ago, took
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -36,26 +37,6 @@ def paint(text: str, status: str, colour: bool) -> str:
     """ANSI colour for a status, only when asked (a TTY without NO_COLOR)."""
     code = STATUS_COLOURS.get(status)
     return f"\x1b[{code}m{text}\x1b[0m" if colour and code else text
-
-
-def ago(value: datetime | None, now: datetime) -> str:
-    if value is None:
-        return "-"
-    seconds = int((now - value).total_seconds())
-    if seconds < 60:
-        return f"{max(seconds, 0)}s ago"
-    if seconds < 3600:
-        return f"{seconds // 60}m ago"
-    if seconds < 86400:
-        return f"{seconds // 3600}h {seconds % 3600 // 60}m ago"
-    return f"{seconds // 86400}d ago"
-
-
-def took(start: datetime | None, end: datetime | None) -> str:
-    if start is None or end is None:
-        return "-"
-    seconds = (end - start).total_seconds()
-    return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:.1f}s"
 
 
 def runs_table(records: Sequence[RunRecord], *, now: datetime, colour: bool = False) -> str:

@@ -32,6 +32,7 @@ from responder.errors import RunNotFound
 from responder.runs import RUN_STATUSES, RunStore, StepRecord, utcnow
 from responder.runtime import redis_client
 from responder.settings import Settings
+from responder.timefmt import ago, took
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -193,40 +194,6 @@ def iso(value: datetime) -> str:
 
 def utc(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
-
-
-def ago(value: datetime, now: datetime) -> str:
-    """'just now', '42 s ago', '3 min ago', '5 h ago', '2 d ago' (or 'in …' for a clock ahead of ours)."""
-    seconds = (now - value).total_seconds()
-    if abs(seconds) < 5:
-        return "just now"
-    amount = _span(abs(seconds))
-    return f"{amount} ago" if seconds > 0 else f"in {amount}"
-
-
-def took(start: datetime | None, end: datetime | None) -> str:
-    """How long from start to end: '12 ms', '1.4 s', '3 min 5 s'; a dash while either is unknown."""
-    if start is None or end is None:
-        return "\N{EN DASH}"
-    seconds = max((end - start).total_seconds(), 0.0)
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {rest} s"
-    return f"{minutes // 60} h {minutes % 60} min"
-
-
-def _span(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds // 60:.0f} min"
-    if seconds < 86400:
-        return f"{seconds // 3600:.0f} h"
-    return f"{seconds // 86400:.0f} d"
 
 
 def _environment() -> Environment:

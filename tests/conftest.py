@@ -11,18 +11,22 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 from github import Auth, Github
 from github.Repository import Repository
+from pydantic import SecretStr
 from redis import Redis
 from rq import Queue, SimpleWorker
 
 from responder import jobs
+from responder.playbooks.catalog import Catalog, load_catalog
+from responder.receiver import create_app
 from responder.runtime import Runtime
 from responder.settings import Settings
 from tests.fakes.github import FakeGitHub
@@ -228,3 +232,42 @@ def run_cli(env: dict[str, str], *args: str, timeout: float = 90) -> subprocess.
     """Run `responder ARGS` as a process and capture its output."""
     return subprocess.run([sys.executable, "-m", "responder.cli", *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last lines of a log file, for a failure message."""
+    if not path.exists():
+        return f"--- {path.name}: (no file)"
+    text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    return f"--- {path.name} (last {len(text)} lines)\n" + "\n".join(text)
+
+
+def wait_until(condition: Callable[[], Any], what: str, *, logs: tuple[Path, ...] = (), timeout: float = 30.0) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what`` (and the logs' tails)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n" + "\n".join(tail(p) for p in logs))
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def catalog() -> Catalog:
+    return load_catalog(ROOT / "playbooks")
+
+
+@pytest.fixture
+def dry_settings(redis: Redis, redis_url: str) -> Settings:
+    """Dry-run settings on the flushed test Redis."""
+    return make_settings(redis_url, dry_run=True)
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Callable[..., Awaitable[TestClient]], dry_settings: Settings, catalog: Catalog
+) -> TestClient:
+    """A receiver that requires the webhook token, with the default body limit (1 MiB)."""
+    return await aiohttp_client(create_app(dry_settings, catalog, token=SecretStr(WEBHOOK_TOKEN)))

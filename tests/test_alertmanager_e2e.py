@@ -13,8 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,14 +25,13 @@ import yaml
 from redis import Redis
 
 from responder.runs import RunRecord, RunStore
-from tests.conftest import ROOT, WEBHOOK_TOKEN, free_port, load_example
+from tests.conftest import ROOT, WEBHOOK_TOKEN, free_port, load_example, tail, wait_until
 from tests.fakes.github import FakeGitHub
 
 ALERTMANAGER = "prometheus-alertmanager"
 AMTOOL = "amtool"
 INSTALL_HINT = "install it with: apt-get install prometheus-alertmanager"
 QUEUE = "responder-e2e"
-DEADLINE_SECONDS = 30.0
 STARTUP_SECONDS = 20.0
 STOP_SECONDS = 10.0
 
@@ -41,24 +39,6 @@ STOP_SECONDS = 10.0
 # --------------------------------------------------------------------------- helpers
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    if not path.exists():
-        return f"--- {path.name}: (no file)"
-    text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
-    return f"--- {path.name} (last {len(text)} lines)\n" + "\n".join(text)
-
-
-def wait_until(condition: Callable[[], Any], what: str, *, logs: tuple[Path, ...] = (),
-               timeout: float = DEADLINE_SECONDS) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail naming ``what`` (and the logs) at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n" + "\n".join(_tail(p) for p in logs))
-        time.sleep(0.1)
 
 
 def _get_status(url: str) -> int | None:
@@ -88,7 +68,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
     def ready() -> bool:
         if proc.poll() is not None:
-            pytest.fail(f"{proc.args!r} exited with {proc.returncode} before {url} was ready\n{_tail(log)}")
+            pytest.fail(f"{proc.args!r} exited with {proc.returncode} before {url} was ready\n{tail(log)}")
         return _get_status(url) == 200
 
     wait_until(ready, f"GET {url} == 200", logs=(log,), timeout=STARTUP_SECONDS)

@@ -133,7 +133,7 @@ def test_jobs_list_colours_statuses_on_a_terminal(cli_env):
 
 
 def test_jobs_list_shows_relative_times():
-    """The QUEUED column reads like "5m ago" and TOOK like "1.2s"."""
+    """The QUEUED column reads like "5 min ago" and TOOK like "1.2 s", as on the runs page."""
     from datetime import UTC, datetime, timedelta
 
     from responder.alerts import Alert
@@ -146,7 +146,7 @@ def test_jobs_list_shows_relative_times():
     record = RunRecord(id="r1", playbook="p", alert=alert, status="succeeded", enqueued_at=queued,
                        started_at=queued, ended_at=queued + timedelta(seconds=1.2))
     row = runs_table([record], now=now).splitlines()[1].split()
-    assert row[3:] == ["succeeded", "5m", "ago", "1.2s"]
+    assert row[3:] == ["succeeded", "5", "min", "ago", "1.2", "s"]
 
 
 def test_jobs_show_json_has_steps(cli_env, worker_process):

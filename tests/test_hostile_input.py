@@ -33,7 +33,7 @@ from responder.playbooks.catalog import Catalog, load_catalog
 from responder.receiver import create_app
 from responder.runs import RunStore
 from responder.settings import Settings
-from tests.conftest import ROOT, SAMPLES, WEBHOOK_TOKEN, Worker, make_settings
+from tests.conftest import SAMPLES, WEBHOOK_TOKEN, Worker, make_settings
 from tests.fakes.github import FakeGitHub
 
 URL = "/webhooks/alertmanager"
@@ -54,23 +54,6 @@ PROPERTY = settings(
 )
 
 ClientFactory = Callable[..., Awaitable[TestClient]]
-
-
-@pytest.fixture
-def catalog() -> Catalog:
-    return load_catalog(ROOT / "playbooks")
-
-
-@pytest.fixture
-def dry_settings(redis: Redis, redis_url: str) -> Settings:
-    """Dry-run settings on the flushed test Redis."""
-    return make_settings(redis_url, dry_run=True)
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, dry_settings: Settings, catalog: Catalog) -> TestClient:
-    """A receiver that requires the webhook token, with the default body limit (1 MiB)."""
-    return await aiohttp_client(create_app(dry_settings, catalog, token=SecretStr(WEBHOOK_TOKEN)))
 
 
 async def answer(client: TestClient, body: bytes | Any) -> tuple[int, dict[str, Any]]:

@@ -36,23 +36,6 @@ SAMPLE_NAMES = sorted(p.name for p in SAMPLES.glob("*.json") if p.name != "model
 ClientFactory = Callable[..., Awaitable[TestClient]]
 
 
-@pytest.fixture
-def catalog() -> Catalog:
-    return load_catalog(ROOT / "playbooks")
-
-
-@pytest.fixture
-def dry_settings(redis: Redis, redis_url: str) -> Settings:
-    """Dry-run settings on the flushed test Redis."""
-    return make_settings(redis_url, dry_run=True)
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, dry_settings: Settings, catalog: Catalog) -> TestClient:
-    """A receiver that requires the webhook token."""
-    return await aiohttp_client(create_app(dry_settings, catalog, token=SecretStr(WEBHOOK_TOKEN)))
-
-
 def queue_length(redis: Redis, settings: Settings) -> int:
     return len(Queue(settings.queue, connection=redis))
 

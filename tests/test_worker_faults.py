@@ -31,7 +31,7 @@ from responder.runs import RunRecord, RunStore
 from responder.runtime import Runtime
 from responder.settings import Settings
 from responder.worker import MAX_ABANDONED_REQUEUES, Outages, ResponderWorker
-from tests.conftest import WEBHOOK_TOKEN, free_port, load_example
+from tests.conftest import WEBHOOK_TOKEN, free_port, load_example, wait_until
 from tests.fakes.github import FakeGitHub
 
 AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
@@ -41,17 +41,6 @@ MANIFEST_READ = "/contents/"  # the digest check's manifest read: read-only, so 
 # --------------------------------------------------------------------------- helpers (test_shutdown uses them too)
 
 
-def wait_until(condition: Callable[[], Any], what: str, *, timeout: float = 30.0, logs: tuple[Path, ...] = ()) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail naming ``what`` (and the logs' tails)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {p.name}\n" + "\n".join(_lines(p)[-30:]) for p in logs)
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{tails}")
-        time.sleep(0.1)
 
 
 def _lines(path: Path) -> list[str]:
