@@ -1,0 +1,207 @@
+"""The results table (targets, PASS/FAIL), the PNG plots and the README section."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+Row = dict[str, str]
+
+
+def _row(measure: str, value: str, target: str, ok: bool | None) -> Row:
+    return {"measure": measure, "value": value, "target": target,
+            "result": "info" if ok is None else ("PASS" if ok else "FAIL")}
+
+
+def rows(r: dict[str, Any]) -> list[Row]:
+    out: list[Row] = []
+    intake = r["intake"]
+    out.append(_row(
+        "1. intake throughput, responder / bare (16 conn.)",
+        f"{intake['ratio']:.2f} ({intake['responder_rps_median']:.0f} / {intake['bare_rps_median']:.0f} req/s)",
+        ">= 0.33", intake["ratio"] >= 0.33))
+    out.append(_row("1. intake p99 latency, responder", f"{intake['responder_p99_ms_median']:.1f} ms "
+                    f"(rounds' max {intake['responder_p99_ms_max']:.1f}; bare {intake['bare_p99_ms_median']:.1f})",
+                    "<= 15 ms", intake["responder_p99_ms_median"] <= 15))
+    bad = intake["responder_non_2xx"] + intake["responder_socket_errors"]
+    out.append(_row("1. intake non-2xx answers (and socket errors)",
+                    f"{intake['responder_non_2xx']} (+{intake['responder_socket_errors']}) of "
+                    f"{intake['responder_requests']}", "0", bad == 0))
+    large = r["large_group"]
+    out.append(_row("2. ack of 1,000 alerts (distinct models), max",
+                    f"{large['ack_ms_max']:.0f} ms (median {large['ack_ms_median']:.0f}, {large['posts']} posts)",
+                    "<= 250 ms", large["ack_ms_max"] <= 250))
+    one = r.get("large_group_one_model")
+    if one:
+        out.append(_row("2. ack of 1,000 alerts of one model (1 post)",
+                        f"{one['ack_ms_max']:.0f} ms (Redis +{one['redis_growth_mib']:.0f} MiB, receiver RSS "
+                        f"{one['receiver_after']['rss_mib']:.0f} MiB)", "<= 250 ms", one["ack_ms_max"] <= 250))
+    first = r["first_action"]
+    out.append(_row("3. alert -> first GitHub call, p50", f"{first['p50_ms']:.1f} ms ({first['alerts']} alerts)",
+                    "<= 50 ms", first["p50_ms"] <= 50))
+    out.append(_row("3. alert -> first GitHub call, p99", f"{first['p99_ms']:.1f} ms (max {first['max_ms']:.1f})",
+                    "<= 250 ms", first["p99_ms"] <= 250))
+    for row in r["throughput"]:
+        target = row["workers"] == 2
+        complete = row["succeeded"] == row["runs"]
+        value = f"{row['runs_per_second']:.1f} runs/s ({row['succeeded']}/{row['runs']} succeeded)"
+        out.append(_row(f"{'4' if target else '6'}. drift runs/s, {row['workers']} worker(s)", value,
+                        ">= 100 /s" if target else "-",
+                        (row["runs_per_second"] >= 100 and complete) if target else None))
+    mem = r["memory"]
+    out.append(_row("5. receiver RSS after the load", f"{mem['receiver']['rss_mib']:.0f} MiB "
+                    f"(peak {mem['receiver']['peak_rss_mib']:.0f})", "<= 100 MB",
+                    mem["receiver"]["rss_mib"] * 1.048576 <= 100))
+    out.append(_row("5. worker RSS after the load (max of 2)", f"{mem['worker_rss_mib_max']:.0f} MiB",
+                    "<= 150 MB", mem["worker_rss_mib_max"] * 1.048576 <= 150))
+    for g in r["groups"]:
+        if g["composition"] == "distinct models" or g["size"] < 1000:
+            out.append(_row(f"6. ack, group of {g['size']} ({g['composition']})",
+                            f"{g['ack_ms_median']:.1f} ms = {g['ms_per_alert']:.3f} ms/alert", "-", None))
+    return out
+
+
+def table(rs: list[Row]) -> str:
+    headers = {"measure": "measurement", "value": "value", "target": "target", "result": "result"}
+    widths = {k: max(len(headers[k]), *(len(r[k]) for r in rs)) for k in headers}
+    line = "| " + " | ".join(headers[k].ljust(widths[k]) for k in headers) + " |"
+    sep = "|" + "|".join("-" * (widths[k] + 2) for k in headers) + "|"
+    body = ["| " + " | ".join(r[k].ljust(widths[k]) for k in headers) + " |" for r in rs]
+    return "\n".join([line, sep, *body])
+
+
+def machine_line(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    load = ", ".join(f"{x:.2f}" for x in m["load_average_at_start"])
+    return (f"{m['date']}  {m['cpu_model']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['os']}; "
+            f"Python {m['python']}, Redis {m['redis']} (appendfsync {r['settings']['redis_appendfsync']}), "
+            f"wrk {m['wrk']}; commit {m['git_commit']}{' + local changes' if m['git_dirty'] else ''}; "
+            f"load average at start {load}; {r['seconds']:.0f} s")
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def plots(r: dict[str, Any], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written: list[Path] = []
+
+    def save(fig: Any, name: str) -> None:
+        path = out / name
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+
+    # 1. intake throughput per round
+    rounds = r["intake"]["rounds"]
+    bare = [x for x in rounds if x["server"] == "bare"]
+    resp = [x for x in rounds if x["server"] == "responder"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    idx = list(range(1, len(bare) + 1))
+    ax.bar([i - 0.2 for i in idx], [x["rps"] for x in bare], 0.4, label="bare aiohttp (read body, 202)")
+    ax.bar([i + 0.2 for i in idx], [x["rps"] for x in resp], 0.4, label="responder serve")
+    ax.plot([0.5, len(idx) + 0.5], [r["intake"]["bare_rps_median"] * 0.33] * 2, "r--", label="target: 0.33 x bare")
+    ax.set_xticks(idx)
+    ax.set_xlabel("round (alternating, same run)")
+    ax.set_ylabel("requests / s (wrk -t2 -c16)")
+    ax.set_title("Intake throughput, one distinct firing alert per request")
+    ax.legend(fontsize=8)
+    save(fig, "intake_throughput.png")
+
+    # 1. intake latency percentiles per round
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for series, style in ((bare, "o-"), (resp, "s-")):
+        name = series[0]["server"]
+        for pct, alpha in (("p50", 0.5), ("p90", 0.75), ("p99", 1.0)):
+            ax.plot(idx, [x["latency_ms"][pct] for x in series], style, alpha=alpha, label=f"{name} {pct}")
+    ax.axhline(15, color="r", linestyle="--", label="target: p99 <= 15 ms")
+    ax.set_yscale("log")
+    ax.set_xticks(idx)
+    ax.set_xlabel("round")
+    ax.set_ylabel("latency (ms, log)")
+    ax.set_title("Intake latency at 16 concurrent connections")
+    ax.legend(fontsize=7, ncol=2)
+    save(fig, "intake_latency.png")
+
+    # 3. alert to first action
+    first = sorted(s["first_call_ms"] for s in r["first_action"]["samples"])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(first, [(i + 1) / len(first) for i in range(len(first))], drawstyle="steps-post")
+    ax.axvline(50, color="orange", linestyle="--", label="target p50 <= 50 ms")
+    ax.axvline(250, color="r", linestyle="--", label="target p99 <= 250 ms")
+    ax.set_xlabel("webhook POST -> first GitHub API call (ms)")
+    ax.set_ylabel("fraction of alerts")
+    ax.set_title("Alert to first action, one idle worker")
+    ax.legend(fontsize=8)
+    save(fig, "first_action.png")
+
+    # 4/6. workers scaling
+    tp = r["throughput"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([x["workers"] for x in tp], [x["runs_per_second"] for x in tp], "o-", label="drift runs / s")
+    ax.plot([2], [100], "r*", markersize=12, label="target: 100 / s with 2 workers")
+    ax.set_xticks([x["workers"] for x in tp])
+    ax.set_xlabel("workers (responder worker processes)")
+    ax.set_ylabel("completed runs / s")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Playbook throughput against the GitHub fake, pacing and storm guard off")
+    ax.legend(fontsize=8)
+    save(fig, "workers_scaling.png")
+
+    # 6. group size scaling
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for composition, style in (("distinct models", "o-"), ("one model", "s--")):
+        series = sorted((g for g in r["groups"] if g["composition"] == composition), key=lambda g: g["size"])
+        if series:
+            ax.plot([g["size"] for g in series], [g["ack_ms_median"] for g in series], style,
+                    label=f"ack time, {composition}")
+    ax.plot([1000], [250], "r*", markersize=12, label="target: 1,000 alerts <= 250 ms")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("alerts in the notification")
+    ax.set_ylabel("median time to 202 (ms)")
+    ax2 = ax.twinx()
+    series = sorted((g for g in r["groups"] if g["composition"] == "distinct models"), key=lambda g: g["size"])
+    ax2.plot([g["size"] for g in series], [g["ms_per_alert"] for g in series], "g:", marker="^",
+             label="ms per alert, distinct models")
+    ax2.set_ylabel("ms per alert")
+    ax2.set_yscale("log")
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, loc="upper left")
+    ax.set_title("Cost of a notification by group size")
+    save(fig, "group_scaling.png")
+    return written
+
+
+# --------------------------------------------------------------------------- README
+
+
+START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+
+
+def update_readme(path: Path, r: dict[str, Any], table_text: str, plot_names: list[str]) -> None:
+    images = " ".join(f"![{name}](results/{name})" for name in plot_names)
+    section = "\n".join([
+        START,
+        "Latest full run (`python bench/run.py`; every number in `results/results.json`):",
+        "",
+        f"Machine and run: {machine_line(r)}",
+        "",
+        table_text,
+        "",
+        images,
+        END,
+    ])
+    text = path.read_text(encoding="utf-8") if path.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    if START in text and END in text:
+        text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: section, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text, encoding="utf-8")

@@ -1,0 +1,611 @@
+"""Benchmark responder: intake, large groups, alert to first action, playbook throughput, memory
+and scaling, side by side in one run. See bench/README.md.
+
+    python bench/run.py            # full run (about 4-5 minutes)
+    python bench/run.py --quick    # smoke run (under a minute), results in bench/results/quick/
+
+Everything runs on this machine against private processes: a redis-server on a free port
+(persistence as in docker-compose.yml: appendonly, appendfsync always), the in-repo GitHub fake
+(tests/fakes/github.py, in this process), `responder serve`, `responder worker`s and a bare
+aiohttp server (bench/bare_server.py) as subprocesses. Prints a table; writes
+results.json and PNG plots to bench/results/ and the table into bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+TOKEN = "bench-webhook-token-123"
+QUEUE = "responder-bench"
+MANIFEST = ROOT / "responder" / "samples" / "model-manifest.json"
+MB = 1024  # kB per MiB (VmRSS is in kB)
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def ensure_tools(install: bool) -> None:
+    """wrk from Debian and matplotlib from PyPI, installed when missing (like scripts/test does)."""
+    if shutil.which("wrk") is None:
+        if not install:
+            sys.exit("bench: wrk is not installed: apt-get install -y wrk (or drop --no-install)")
+        print("bench: installing wrk (apt-get)", flush=True)
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+    if shutil.which("redis-server") is None:
+        sys.exit("bench: redis-server is not installed: apt-get install -y redis-server (scripts/test does)")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        if not install:
+            sys.exit("bench: matplotlib is not installed: pip install matplotlib (or drop --no-install)")
+        print("bench: installing matplotlib (pip)", flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "matplotlib"],
+                       check=True)
+
+
+def machine_info(redis_version: str, wrk_version: str) -> dict[str, Any]:
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:")), 0)
+    return {
+        "cpu_model": cpu,
+        "cores": os.cpu_count(),
+        "ram_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "os": _os_name(),
+        "python": platform.python_version(),
+        "redis": redis_version,
+        "wrk": wrk_version,
+        "packages": _versions("aiohttp", "redis", "rq", "PyGithub", "pydantic"),
+        "git_commit": _git("rev-parse", "--short", "HEAD"),
+        "git_dirty": bool(_git("status", "--porcelain", "--", "responder")),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return platform.system()
+
+
+def _versions(*names: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "?"
+    return found
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * pct / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --------------------------------------------------------------------------- the bench
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        from bench import load, procs
+        from bench.fake import BenchGitHub
+
+        self.args = args
+        self.quick: bool = args.quick
+        self.load = load
+        self.procs = procs
+        self.workdir = Path(tempfile.mkdtemp(prefix="responder-bench-"))
+        self.redis = procs.RedisServer(self.workdir, fsync=args.redis_fsync)
+        self.github = BenchGitHub().start()
+        self.manifest = json.loads(MANIFEST.read_text())
+        self.github.set_manifest(self.manifest)
+        self.env = procs.responder_env(self.redis.url, self.github, TOKEN, QUEUE)
+        self.receiver, self.receiver_url = procs.start_receiver(self.env, self.workdir)
+        self.client = load.Client(self.receiver_url, TOKEN)
+        self.results: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------- helpers
+
+    def post(self, payload: dict[str, Any]) -> tuple[dict[str, Any], float, float]:
+        """POST to the receiver; returns the decisions, the send time (perf_counter) and the ack seconds."""
+        status, body, start, seconds = self.client.post(payload)
+        if status != 202:
+            raise RuntimeError(f"receiver answered {status}: {body[:300]!r}")
+        return json.loads(body), start, seconds
+
+    def reset_state(self) -> None:
+        self.redis.flush()
+        self.github.reset()
+        self.github.set_manifest(self.manifest)
+
+    def receiver_memory(self) -> dict[str, Any]:
+        status = self.procs.proc_status(self.receiver.pid)
+        return {"rss_mib": round(status.get("VmRSS", 0) / MB, 1), "peak_rss_mib": round(status.get("VmHWM", 0) / MB, 1),
+                "pss_mib": round(status.get("Pss", 0) / MB, 1)}
+
+    def worker_memory(self, workers: list[Any]) -> list[dict[str, Any]]:
+        found = []
+        for proc in workers:
+            main = self.procs.proc_status(proc.pid)
+            tree = self.procs.process_tree(proc.pid)
+            others = [(pid, self.procs.proc_status(pid), self.procs.cmdline(pid)) for pid in tree[1:]]
+            found.append({
+                "pid": proc.pid,
+                "rss_mib": round(main.get("VmRSS", 0) / MB, 1),
+                "peak_rss_mib": round(main.get("VmHWM", 0) / MB, 1),
+                "pss_mib": round(main.get("Pss", 0) / MB, 1),
+                "children": [{"pid": pid, "rss_mib": round(s.get("VmRSS", 0) / MB, 1),
+                              "pss_mib": round(s.get("Pss", 0) / MB, 1), "cmd": cmd[:80]} for pid, s, cmd in others],
+                "tree_pss_mib": round((main.get("Pss", 0) + sum(s.get("Pss", 0) for _, s, _ in others)) / MB, 1),
+            })
+        return found
+
+    def start_workers(self, count: int) -> tuple[list[Any], float]:
+        """Start ``count`` workers; returns them and the time (epoch) when all had registered with RQ."""
+        from rq import Queue, Worker
+
+        workers = self.procs.start_workers(self.env, self.workdir, count)
+        queue = Queue(QUEUE, connection=self.redis.client)
+        self.procs.wait_until(lambda: Worker.count(connection=self.redis.client, queue=queue) >= count,
+                              f"{count} worker(s) registered", timeout=60, interval=0.01,
+                              log=self.workdir / "worker-0.log")
+        return workers, time.time()
+
+    def stop_workers(self, workers: list[Any]) -> None:
+        for proc in workers:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in workers:
+            self.procs.stop(proc)
+
+    def redis_calls(self) -> dict[str, int]:
+        """Calls per Redis command since the last CONFIG RESETSTAT."""
+        stats = self.redis.client.info("commandstats")
+        return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+
+    def note_receiver_memory(self, when: str) -> None:
+        self.results.setdefault("receiver_memory_timeline", []).append({"after": when, **self.receiver_memory()})
+
+    def run_records(self, ids: list[str]) -> list[dict[str, Any]]:
+        raws = self.redis.client.mget([f"responder:run:{i}" for i in ids])
+        return [json.loads(raw) for raw in raws if raw is not None]
+
+    # ----------------------------------------------------------------- 1. intake
+
+    def intake(self) -> None:
+        rounds = 2 if self.quick else 4
+        seconds = 2 if self.quick else 5
+        log(f"1. intake: {rounds} alternating rounds of {seconds}s, wrk -t2 -c16 (workers not running)")
+        bare, bare_url = self.procs.start_bare(self.workdir)
+        tag = random.randrange(1, 60000)
+        try:
+            for url in (bare_url, self.receiver_url):  # warm-up, not recorded
+                self.load.run_wrk(url, token=TOKEN, tag=tag, seconds=1)
+                tag += 1
+            self.redis.flush()
+            per_round: list[dict[str, Any]] = []
+            for index in range(rounds):
+                for name, url in (("bare", bare_url), ("responder", self.receiver_url)):
+                    self.redis.client.config_resetstat()
+                    pid = bare.pid if name == "bare" else self.receiver.pid
+                    cpu_before = self.procs.cpu_seconds(pid, with_reaped_children=False)
+                    redis_before = self.procs.cpu_seconds(self.redis.proc.pid)
+                    result = self.load.run_wrk(url, token=TOKEN, tag=tag, seconds=seconds)
+                    cpu = self.procs.cpu_seconds(pid, with_reaped_children=False) - cpu_before
+                    redis_cpu = self.procs.cpu_seconds(self.redis.proc.pid) - redis_before
+                    tag += 1
+                    result.update(round=index + 1, server=name,
+                                  server_cpu_cores=round(cpu / result["seconds"], 2),
+                                  server_cpu_ms_per_request=round(cpu * 1000 / max(1, result["requests"]), 3),
+                                  redis_cpu_ms_per_request=round(redis_cpu * 1000 / max(1, result["requests"]), 3))
+                    if name == "responder":
+                        calls = self.redis_calls()
+                        accepted = max(1, sum(v for k, v in result["statuses"].items() if k.startswith("2")))
+                        result["redis_exec_per_request"] = round(calls.get("exec", 0) / accepted, 2)
+                        result["redis_commands_per_request"] = round(sum(calls.values()) / accepted, 1)
+                        result["redis_used_mib"] = round(self.redis.used_memory() / 2**20, 1)
+                        self.redis.flush()  # keep Redis small between rounds
+                    per_round.append(result)
+                    log(f"   round {index + 1} {name:9s} {result['rps']:8.0f} req/s  "
+                        f"p50 {result['latency_ms']['p50']:6.2f} ms  p99 {result['latency_ms']['p99']:6.2f} ms  "
+                        f"statuses {result['statuses']}  CPU {result['server_cpu_ms_per_request']:.3f} ms/req "
+                        f"({result['server_cpu_cores']} cores)"
+                        + (f"  MULTI/EXEC per 202: {result['redis_exec_per_request']}" if name == "responder" else ""))
+        finally:
+            self.procs.stop(bare)
+
+        def of(server: str) -> list[dict[str, Any]]:
+            return [r for r in per_round if r["server"] == server]
+
+        bare_rps = statistics.median(r["rps"] for r in of("bare"))
+        resp_rps = statistics.median(r["rps"] for r in of("responder"))
+        ratios = [resp["rps"] / b["rps"] for b, resp in zip(of("bare"), of("responder"), strict=True)]
+        self.results["intake"] = {
+            "rounds": per_round,
+            "seconds_per_round": seconds,
+            "bare_rps_median": bare_rps,
+            "responder_rps_median": resp_rps,
+            "ratio": round(resp_rps / bare_rps, 3),
+            "ratio_per_round": [round(r, 3) for r in ratios],
+            "responder_p50_ms_median": statistics.median(r["latency_ms"]["p50"] for r in of("responder")),
+            "responder_p99_ms_median": statistics.median(r["latency_ms"]["p99"] for r in of("responder")),
+            "responder_p99_ms_max": max(r["latency_ms"]["p99"] for r in of("responder")),
+            "bare_p99_ms_median": statistics.median(r["latency_ms"]["p99"] for r in of("bare")),
+            "responder_non_2xx": sum(r["non_2xx"] for r in of("responder")),
+            "responder_socket_errors": sum(sum(r["socket_errors"].values()) for r in of("responder")),
+            "responder_requests": sum(r["requests"] for r in of("responder")),
+            "redis_exec_per_request": statistics.median(r["redis_exec_per_request"] for r in of("responder")),
+            "responder_cpu_ms_per_request": statistics.median(r["server_cpu_ms_per_request"] for r in of("responder")),
+            "bare_cpu_ms_per_request": statistics.median(r["server_cpu_ms_per_request"] for r in of("bare")),
+            "responder_cpu_cores": statistics.median(r["server_cpu_cores"] for r in of("responder")),
+            "redis_commands_per_request": statistics.median(r["redis_commands_per_request"] for r in of("responder")),
+        }
+
+    # ----------------------------------------------------------------- 2 and 6. group sizes
+
+    def groups(self) -> None:
+        reps = {1: 10, 10: 10, 100: 5, 1000: 3} if self.quick else {1: 40, 10: 30, 100: 15, 1000: 10}
+        log("2/6. ack time by group size, fresh alerts each post, distinct models (workers not running)")
+        scaling: list[dict[str, Any]] = []
+        for size, count in reps.items():
+            times = []
+            for _ in range(count):
+                decisions, _, seconds = self.post(self.load.group_many_models(size))
+                queued = sum(d["decision"] == "queued" for d in decisions["alerts"])
+                if queued != size:
+                    raise RuntimeError(f"expected {size} queued, got {queued}: {decisions['alerts'][:3]}")
+                times.append(seconds * 1000)
+                self.redis.flush()
+            scaling.append(self._group_row(size, "distinct models", times))
+        one_model = {1: 10, 10: 10, 100: 5} if self.quick else {1: 20, 10: 20, 100: 10}
+        log("6. ack time by group size, one model per group (the shipped group_by [alertname, model_id])")
+        for size, count in one_model.items():
+            times = []
+            for _ in range(count):
+                decisions, _, seconds = self.post(self.load.group_one_model(size))
+                times.append(seconds * 1000)
+                self.redis.flush()
+            scaling.append(self._group_row(size, "one model", times))
+        self.results["groups"] = scaling
+        large = next(r for r in scaling if r["size"] == 1000 and r["composition"] == "distinct models")
+        self.results["large_group"] = large
+
+    def _group_row(self, size: int, composition: str, times: list[float]) -> dict[str, Any]:
+        median = statistics.median(times)
+        row = {"size": size, "composition": composition, "posts": len(times),
+               "ack_ms_median": round(median, 2), "ack_ms_max": round(max(times), 2),
+               "ack_ms_min": round(min(times), 2), "ms_per_alert": round(median / size, 3),
+               "ack_ms_all": [round(t, 2) for t in times]}
+        log(f"   {composition:15s} {size:5d} alerts: median {median:8.1f} ms  max {max(times):8.1f} ms  "
+            f"{median / size:6.3f} ms/alert")
+        return row
+
+    def one_model_thousand(self) -> None:
+        """The worst case, run last: 1,000 alerts of one model. Each run record carries the other 999
+        alerts of its group, so this is slow and large; measured once, after the memory readings."""
+        log("2b. one notification of 1,000 alerts of one model (after the memory readings)")
+        before = self.redis.used_memory()
+        decisions, _, seconds = self.post(self.load.group_one_model(1000))
+        after = self.redis.used_memory()
+        queued = sum(d["decision"] == "queued" for d in decisions["alerts"])
+        row = self._group_row(1000, "one model", [seconds * 1000])
+        row.update(queued=queued, redis_growth_mib=round((after - before) / 2**20, 1),
+                   receiver_after=self.receiver_memory())
+        self.redis.flush()
+        self.results["groups"].append(row)
+        self.results["large_group_one_model"] = row
+        self.note_receiver_memory("1,000 alerts of one model")
+        log(f"   Redis grew {row['redis_growth_mib']} MiB; receiver RSS now {row['receiver_after']['rss_mib']} MiB")
+
+    # ----------------------------------------------------------------- 3. alert to first action
+
+    def first_action(self) -> None:
+        count = 15 if self.quick else 50
+        log(f"3. alert to first GitHub call: {count} single alerts, one idle worker, pacing off")
+        self.reset_state()
+        workers, _ = self.start_workers(1)
+        samples: list[dict[str, Any]] = []
+        try:
+            time.sleep(1.0)  # let it settle into its blocking wait for a job
+            for _ in range(count):
+                mark = self.github.mark()
+                sent_epoch = time.time() - (time.perf_counter() - mark)
+                decisions, sent, ack = self.post(self.load.group_many_models(1))
+                sent_epoch += sent - mark
+                run_id = decisions["alerts"][0]["job_id"]
+                first = self.procs.wait_until(lambda mark=mark: self.github.first_since(mark),
+                                              "the first GitHub call", timeout=30, interval=0.001)
+                done = self.procs.wait_until(lambda run_id=run_id: self._ended(run_id), f"run {run_id} to end",
+                                             timeout=30, interval=0.005)
+                rq_started = self.redis.client.hget(f"rq:job:{run_id}", "started_at")
+                rq_started_epoch = (datetime.strptime(rq_started.decode(), "%Y-%m-%dT%H:%M:%S.%fZ")
+                                    .replace(tzinfo=UTC).timestamp() if rq_started else float("nan"))
+                run_started_epoch = datetime.fromisoformat(done["started_at"]).timestamp()
+                samples.append({
+                    "ack_ms": round(ack * 1000, 2),
+                    "rq_job_started_ms": round((rq_started_epoch - sent_epoch) * 1000, 2),
+                    "run_started_ms": round((run_started_epoch - sent_epoch) * 1000, 2),
+                    "first_call_ms": round((first[0] - sent) * 1000, 2),
+                    "first_call": f"{first[1]} {first[2].split('?')[0]}",
+                    "run_status": done["status"],
+                    "run_ms": round(self._run_ms(done), 2),
+                })
+                time.sleep(random.uniform(0.05, 0.15))  # the worker goes back to waiting for a job
+            memory = self.worker_memory(workers)
+        finally:
+            self.stop_workers(workers)
+        values = [s["first_call_ms"] for s in samples]
+        self.results["first_action"] = {
+            "alerts": count,
+            "p50_ms": round(percentile(values, 50), 2),
+            "p90_ms": round(percentile(values, 90), 2),
+            "p99_ms": round(percentile(values, 99), 2),
+            "max_ms": round(max(values), 2),
+            "ack_p50_ms": round(percentile([s["ack_ms"] for s in samples], 50), 2),
+            "rq_job_started_p50_ms": round(percentile([s["rq_job_started_ms"] for s in samples], 50), 2),
+            "run_started_p50_ms": round(percentile([s["run_started_ms"] for s in samples], 50), 2),
+            "run_duration_p50_ms": round(percentile([s["run_ms"] for s in samples], 50), 2),
+            "first_calls": sorted({s["first_call"] for s in samples}),
+            "statuses": sorted({s["run_status"] for s in samples}),
+            "samples": samples,
+            "worker_memory": memory,
+        }
+        log(f"   first call p50 {percentile(values, 50):.1f} ms  p99 {percentile(values, 99):.1f} ms  "
+            f"(p50 202 at {self.results['first_action']['ack_p50_ms']} ms, RQ job started at "
+            f"{self.results['first_action']['rq_job_started_p50_ms']} ms, run started at "
+            f"{self.results['first_action']['run_started_p50_ms']} ms; first call: "
+            f"{', '.join(self.results['first_action']['first_calls'])})")
+
+    def _ended(self, run_id: str) -> dict[str, Any] | None:
+        raw = self.redis.client.get(f"responder:run:{run_id}")
+        record = json.loads(raw) if raw else None
+        return record if record and record["status"] in ("succeeded", "failed") else None
+
+    @staticmethod
+    def _run_ms(record: dict[str, Any]) -> float:
+        if not record.get("started_at") or not record.get("ended_at"):
+            return float("nan")
+        started = datetime.fromisoformat(record["started_at"])
+        ended = datetime.fromisoformat(record["ended_at"])
+        return (ended - started).total_seconds() * 1000
+
+    # ----------------------------------------------------------------- 4 and 6. playbook throughput
+
+    def throughput(self) -> None:
+        runs = 60 if self.quick else 400
+        deadline = 20 if self.quick else 45
+        counts = (1, 2) if self.quick else (1, 2, 4)
+        log(f"4/6. drift playbook throughput: {runs} queued runs (distinct models), workers {counts}")
+        from rq.registry import FailedJobRegistry, FinishedJobRegistry
+
+        finished_key = FinishedJobRegistry(QUEUE, connection=self.redis.client).key
+        failed_key = FailedJobRegistry(QUEUE, connection=self.redis.client).key
+        rows = []
+        for workers_count in counts:
+            self.reset_state()
+            ids = []
+            for start in range(0, runs, 25):
+                decisions, _, _ = self.post(self.load.group_many_models(min(25, runs - start)))
+                ids += [d["job_id"] for d in decisions["alerts"] if d["decision"] == "queued"]
+            assert len(ids) == runs, len(ids)
+            cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+            redis_cpu_before = self.procs.cpu_seconds(self.redis.proc.pid)
+            machine_before = self.procs.machine_cpu()
+            spawned = time.time()
+            workers, registered = self.start_workers(workers_count)
+            self.redis.client.config_resetstat()
+            workers_cpu_before = sum(self.procs.cpu_seconds(p.pid) for p in workers)
+            peak_children: dict[int, float] = {}
+            end = time.monotonic() + deadline
+            while time.monotonic() < end:
+                pipe = self.redis.client.pipeline(transaction=False)
+                pipe.zcard(finished_key)
+                pipe.zcard(failed_key)
+                done = sum(pipe.execute())
+                for proc in workers:
+                    for pid in self.procs.process_tree(proc.pid)[1:]:
+                        rss = self.procs.proc_status(pid).get("VmRSS", 0) / MB
+                        peak_children[proc.pid] = max(peak_children.get(proc.pid, 0), rss)
+                if done >= runs:
+                    break
+                time.sleep(0.1)
+            wall_cpu = time.time() - spawned
+            cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+            workers_cpu = sum(self.procs.cpu_seconds(p.pid) for p in workers) - workers_cpu_before
+            redis_cpu = self.procs.cpu_seconds(self.redis.proc.pid) - redis_cpu_before
+            machine_after = self.procs.machine_cpu()
+            calls = self.redis_calls()
+            memory = self.worker_memory(workers)
+            self.stop_workers(workers)
+            records = self.run_records(ids)
+            ended = [r for r in records if r["status"] in ("succeeded", "failed") and r.get("ended_at")]
+            succeeded = sum(r["status"] == "succeeded" for r in records)
+            end_times = sorted(datetime.fromisoformat(r["ended_at"]).timestamp() for r in ended)
+            last = end_times[-1] if end_times else registered
+            after_registration = [t for t in end_times if t >= registered]
+            steady = len(after_registration) / (last - registered) if last > registered else 0.0
+            durations = [self._run_ms(r) for r in ended]
+            bench_cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+            failures = sorted({s.get("error") or "" for r in records if r["status"] == "failed"
+                               for s in r.get("steps", []) if s.get("status") == "failed"})[:5]
+            row = {
+                "workers": workers_count,
+                "runs": runs,
+                "completed": len(ended),
+                "succeeded": succeeded,
+                "failed": sum(r["status"] == "failed" for r in records),
+                "failures": failures,
+                "runs_per_second": round(steady, 1),
+                "runs_per_second_wall": round(len(ended) / (last - spawned), 1) if last > spawned else 0.0,
+                "worker_start_s": round(registered - spawned, 2),
+                "run_duration_p50_ms": round(percentile(durations, 50), 1),
+                "github_requests": len(self.github.arrivals),
+                "github_requests_per_run": round(len(self.github.arrivals) / max(1, len(ended)), 1),
+                "fake_github_cpu_share": round(bench_cpu / wall_cpu, 2),  # this process: the fake + polling
+                "cpu_ms_per_run": {
+                    "workers_and_work_horses": round(workers_cpu * 1000 / max(1, len(ended)), 1),
+                    "redis": round(redis_cpu * 1000 / max(1, len(ended)), 1),
+                    "fake_github_and_bench": round(bench_cpu * 1000 / max(1, len(ended)), 1),
+                },
+                "machine_busy_cores": round((machine_after[0] - machine_before[0])
+                                            / (machine_after[1] - machine_before[1]) * (os.cpu_count() or 1), 2),
+                "redis_commands_per_run": round(sum(calls.values()) / max(1, len(ended)), 1),
+                "redis_top_commands_per_run": {k: round(v / max(1, len(ended)), 1) for k, v in
+                                               sorted(calls.items(), key=lambda kv: -kv[1])[:8]},
+                "worker_memory": memory,
+                "work_horse_peak_rss_mib": {str(k): round(v, 1) for k, v in peak_children.items()},
+            }
+            rows.append(row)
+            log(f"   {workers_count} worker(s): {row['runs_per_second']:6.1f} runs/s  ({row['succeeded']}/{runs} "
+                f"succeeded, run p50 {row['run_duration_p50_ms']} ms, {row['github_requests_per_run']} GitHub "
+                f"calls/run, {row['redis_commands_per_run']} Redis commands/run, worker CPU "
+                f"{row['cpu_ms_per_run']['workers_and_work_horses']} ms/run, machine busy "
+                f"{row['machine_busy_cores']} of {os.cpu_count()} cores)")
+        self.results["throughput"] = rows
+        self.reset_state()
+
+    # ----------------------------------------------------------------- 5. memory
+
+    def memory(self) -> None:
+        two = next(r for r in self.results["throughput"] if r["workers"] == 2)
+        self.results["memory"] = {
+            "receiver": self.receiver_memory(),
+            "workers_2": two["worker_memory"],
+            "worker_rss_mib_max": max(w["rss_mib"] for w in two["worker_memory"]),
+            "note": "worker RSS is each `responder worker` main process, read while it was still running after "
+                    "the 2-worker throughput load; RQ forks a work horse per run (not counted; its peak RSS is "
+                    "in throughput[].work_horse_peak_rss_mib, mostly pages shared with the parent) and one "
+                    "worker runs RQ's scheduler as a child process (listed under children)",
+        }
+        log(f"5. memory: receiver RSS {self.results['memory']['receiver']['rss_mib']} MiB "
+            f"(peak {self.results['memory']['receiver']['peak_rss_mib']}), worker RSS max "
+            f"{self.results['memory']['worker_rss_mib_max']} MiB")
+
+    # ----------------------------------------------------------------- all
+
+    def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        self.results["machine"] = machine_info(self.redis.version(), self.load.wrk_version())
+        self.results["settings"] = {
+            "quick": self.quick,
+            "redis_appendfsync": self.args.redis_fsync,
+            "env": {k: v for k, v in self.env.items() if k.startswith("RESPONDER_") and "TOKEN" not in k},
+        }
+        self.note_receiver_memory("start")
+        self.intake()
+        self.note_receiver_memory("intake")
+        self.groups()
+        self.note_receiver_memory("group sizes up to 1,000 (distinct models)")
+        self.first_action()
+        self.throughput()
+        self.note_receiver_memory("playbook throughput (enqueueing)")
+        self.memory()
+        self.one_model_thousand()
+        self.results["machine"]["load_average_at_end"] = list(os.getloadavg())
+        self.results["seconds"] = round(time.monotonic() - started, 1)
+        return self.results
+
+    def close(self) -> None:
+        self.client.close()
+        self.procs.stop_all()
+        self.github.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short smoke run (results in bench/results/quick/)")
+    parser.add_argument("--out", type=Path, help="results directory (default bench/results, or .../quick)")
+    parser.add_argument("--redis-fsync", choices=("always", "everysec", "off"), default="always",
+                        help="bench Redis persistence: appendfsync always (docker-compose.yml, default), "
+                             "everysec, or off (no AOF)")
+    parser.add_argument("--no-install", action="store_true", help="do not install wrk/matplotlib when missing")
+    parser.add_argument("--no-readme", action="store_true", help="do not write the table into bench/README.md")
+    args = parser.parse_args(argv)
+    out = args.out or (ROOT / "bench" / "results" / ("quick" if args.quick else ""))
+    ensure_tools(not args.no_install)
+
+    from bench import procs, report
+
+    procs.install_cleanup()
+    bench = None
+    try:
+        bench = Bench(args)
+        results = bench.run()
+    except KeyboardInterrupt:
+        print("\nbench: interrupted; stopping everything it started", file=sys.stderr)
+        return 130
+    finally:
+        if bench is not None:
+            bench.close()
+        procs.stop_all()
+    out.mkdir(parents=True, exist_ok=True)
+    rows = report.rows(results)
+    results["table"] = rows
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    plots = report.plots(results, out)
+    table = report.table(rows)
+    print()
+    print(report.machine_line(results))
+    print(table)
+    print(f"\nresults: {out / 'results.json'}; plots: {', '.join(str(p) for p in plots)}")
+    if not args.quick and not args.no_readme and args.out is None:
+        report.update_readme(ROOT / "bench" / "README.md", results, table, [p.name for p in plots])
+        print("bench/README.md updated with this table")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
