@@ -189,7 +189,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from responder.intake import Intake
     from responder.playbooks.catalog import load_catalog
-    from responder.runtime import redis_client
+    from responder.redisconn import redis_client
 
     catalog = load_catalog(settings.playbooks_dir)
     playbook = catalog.get(args.playbook)
@@ -239,7 +239,7 @@ def _wait_for(runs: RunStore, job_id: str, timeout: float) -> int:
 
 
 def _runs(settings: Settings) -> RunStore:
-    from responder.runtime import redis_client
+    from responder.redisconn import redis_client
 
     return RunStore(redis_client(settings), retention_seconds=settings.dedup_retention_seconds)
 
@@ -264,7 +264,7 @@ def cmd_jobs_show(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_jobs_retry(args: argparse.Namespace, settings: Settings) -> int:
     from responder.intake import Intake
     from responder.playbooks.catalog import load_catalog
-    from responder.runtime import redis_client
+    from responder.redisconn import redis_client
 
     redis = redis_client(settings)
     runs = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
@@ -277,7 +277,7 @@ def cmd_jobs_retry(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _history(settings: Settings) -> History:
-    from responder.runtime import redis_client
+    from responder.redisconn import redis_client
 
     return History(
         redis_client(settings), keep=settings.history_keep, retention_seconds=settings.history_retention_seconds
@@ -304,7 +304,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from responder.alerts import Notification
     from responder.intake import Intake
     from responder.playbooks.catalog import load_catalog
-    from responder.runtime import redis_client
+    from responder.redisconn import redis_client
 
     try:
         notification = Notification.model_validate_json(args.file.read_bytes())

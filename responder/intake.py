@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Literal, cast
 
 from redis import Redis
@@ -114,6 +115,7 @@ class Intake:
         self._queue = Queue(settings.queue, connection=redis)
         self._runs = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
         self._history = History(redis, keep=settings.history_keep, retention_seconds=settings.history_retention_seconds)
+        self._take_slots = redis.register_script(_TAKE_SLOTS)
 
     def accept(
         self, notification: Notification, *, source: Source = "webhook", dry_run: bool = False
@@ -123,7 +125,10 @@ class Intake:
         A replay (``source="replay"``) is not de-duplicated: it is how a playbook change is
         tried on a payload that was already handled.
         """
-        outcomes = [self._decide(alert, notification, source=source, dry_run=dry_run) for alert in notification.alerts]
+        groups = _firing_groups(notification)
+        outcomes = [
+            self._decide(alert, notification, groups, source=source, dry_run=dry_run) for alert in notification.alerts
+        ]
         candidates = [o for o in outcomes if isinstance(o, _Candidate)]
         rejected = [o for o in outcomes if isinstance(o, Decision) and o.decision == "rejected" and source == "webhook"]
         history = NotificationRecord(
@@ -192,7 +197,13 @@ class Intake:
             pipe.execute()
 
     def _decide(
-        self, alert: Alert, notification: Notification, *, source: Source, dry_run: bool
+        self,
+        alert: Alert,
+        notification: Notification,
+        groups: dict[tuple[str, str | None], list[Alert]],
+        *,
+        source: Source,
+        dry_run: bool,
     ) -> Decision | _Candidate:
         if not alert.alertname:
             return Decision(alert, "rejected", reason="missing required label: alertname")
@@ -205,15 +216,7 @@ class Intake:
             alert.check_actionable(playbook.requires_labels)
         except AlertError as exc:
             return Decision(alert, "rejected", reason=str(exc))
-        related = (
-            [
-                other
-                for other in notification.firing()
-                if other is not alert and other.alertname == alert.alertname and other.model_id == alert.model_id
-            ]
-            if alert.is_firing
-            else []
-        )
+        related = _related(alert, groups) if alert.is_firing else []
         replay = source == "replay"
         run_id = f"replay-{secrets.token_hex(4)}-{alert.job_id()}" if replay else alert.job_id()
         record = RunRecord(
@@ -236,21 +239,24 @@ class Intake:
         history: Callable[[_Plan], NotificationRecord] | None,
     ) -> _Plan:
         """Read what was seen, decide, and write it all in one MULTI/EXEC; a concurrent
-        delivery touching the same keys makes it start over (and then see duplicates)."""
+        delivery touching the same dedup keys makes it start over (and then see duplicates).
+
+        Storm-guard slots are reserved atomically (a Lua script) rather than watched: every
+        delivery for a playbook touches its counter, and watching it made concurrent
+        deliveries of different alerts abort each other. Slots of an attempt that does not
+        commit are given back.
+        """
         window = self._window()
-        storm_keys = sorted(
-            {self._storm_counter(c.record.playbook, window) for c in candidates if c.storm_guarded}
-            | ({self._storm_counter(TRIAGE_PLAYBOOK, window)} if rejected else set())
-        )
         dedup_keys = [c.dedup_key for c in candidates if c.dedup]
         triage_keys = [_triage_key(d.alert) for d in rejected]
-        watched = [*dedup_keys, *triage_keys, *storm_keys]
+        watched = [*dedup_keys, *triage_keys]
         with self._redis.pipeline(transaction=True) as pipe:
             while True:
+                slots = _Slots(self, window)
                 try:
                     if watched:
                         pipe.watch(*watched)  # type: ignore[no-untyped-call]
-                    plan = self._plan(pipe, candidates, rejected, window, dedup_keys, triage_keys)
+                    plan = self._plan(pipe, candidates, rejected, slots, dedup_keys, triage_keys)
                     pipe.multi()
                     self._write(pipe, plan, candidates, rejected, window)
                     if history is not None:
@@ -258,55 +264,59 @@ class Intake:
                     pipe.execute()
                     return plan
                 except WatchError:
+                    slots.give_back()
                     continue
+                except BaseException:
+                    slots.give_back()
+                    raise
 
     def _plan(
         self,
         pipe: Pipeline,
         candidates: list[_Candidate],
         rejected: list[Decision],
-        window: int,
+        slots: _Slots,
         dedup_keys: list[str],
         triage_keys: list[str],
     ) -> _Plan:
         seen = {k for k, v in zip(dedup_keys, _mget(pipe, dedup_keys), strict=True) if v is not None}
         plan = _Plan()
-        started: dict[str, int] = {}
-
-        def storm_allows(playbook: str) -> bool:
-            if playbook not in started:
-                started[playbook] = int(cast(bytes | None, pipe.get(self._storm_counter(playbook, window))) or 0)
-            if started[playbook] >= self._settings.storm_max_runs:
-                return False
-            started[playbook] += 1
-            return True
-
-        storm_reason = (
-            f"storm: more than {self._settings.storm_max_runs} runs of {{}} started within "
-            f"{self._settings.storm_window_seconds}s; listed on the storm ticket"
-        )
+        fresh: list[_Candidate] = []
+        ids: set[str] = set()
         for candidate in candidates:
             run_id = candidate.record.id
-            if run_id in plan.queued or run_id in plan.suppressed:
+            if run_id in ids:
                 plan.repeated.add(id(candidate))  # listed twice in this notification
                 continue
-            if candidate.dedup and candidate.dedup_key in seen:
-                continue
-            playbook = candidate.record.playbook
-            if candidate.storm_guarded and not storm_allows(playbook):
-                plan.suppressed[run_id] = storm_reason.format(playbook)
-                continue
+            ids.add(run_id)
+            if not (candidate.dedup and candidate.dedup_key in seen):
+                fresh.append(candidate)
+        wanted: dict[str, int] = {}
+        for candidate in fresh:
+            if candidate.storm_guarded:
+                wanted[candidate.record.playbook] = wanted.get(candidate.record.playbook, 0) + 1
+        allowed = {playbook: slots.take(playbook, count) for playbook, count in wanted.items()}
+        for candidate in fresh:
+            playbook, run_id = candidate.record.playbook, candidate.record.id
+            if candidate.storm_guarded:
+                if allowed[playbook] == 0:
+                    plan.suppressed[run_id] = self._storm_reason(playbook)
+                    continue
+                allowed[playbook] -= 1
             plan.queued.add(run_id)
-        fresh_triage = {k for k, v in zip(triage_keys, _mget(pipe, triage_keys), strict=True) if v is None}
-        for decision in rejected:
-            fingerprint = decision.fingerprint
-            if _triage_key(decision.alert) not in fresh_triage or fingerprint in plan.triage:
-                continue
-            if fingerprint in plan.triage_suppressed or not storm_allows(TRIAGE_PLAYBOOK):
-                plan.triage_suppressed.add(fingerprint)
-                continue
+        fresh_keys = {k for k, v in zip(triage_keys, _mget(pipe, triage_keys), strict=True) if v is None}
+        fingerprints = list(dict.fromkeys(d.fingerprint for d in rejected if _triage_key(d.alert) in fresh_keys))
+        room = slots.take(TRIAGE_PLAYBOOK, len(fingerprints)) if fingerprints else 0
+        for fingerprint in fingerprints[:room]:
             plan.triage[fingerprint] = f"triage-{_digest(fingerprint)}-{secrets.token_hex(3)}"
+        plan.triage_suppressed.update(fingerprints[room:])
         return plan
+
+    def _storm_reason(self, playbook: str) -> str:
+        return (
+            f"storm: more than {self._settings.storm_max_runs} runs of {playbook} started within "
+            f"{self._settings.storm_window_seconds}s; listed on the storm ticket"
+        )
 
     def _write(
         self, pipe: Pipeline, plan: _Plan, candidates: list[_Candidate], rejected: list[Decision], window: int
@@ -320,8 +330,6 @@ class Intake:
             if record.id in plan.queued:
                 if candidate.dedup:
                     pipe.set(candidate.dedup_key, "1", ex=retention)
-                if candidate.storm_guarded:
-                    self._count_storm(pipe, record.playbook, window)
                 self._runs.add(record, pipe)
                 enqueue_run(self._queue, self._settings, record.id, pipeline=pipe)
             elif record.id in plan.suppressed:
@@ -338,7 +346,6 @@ class Intake:
             run_id = plan.triage.get(decision.fingerprint)
             if run_id is not None:
                 pipe.set(_triage_key(decision.alert), run_id, ex=retention)
-                self._count_storm(pipe, TRIAGE_PLAYBOOK, window)
                 record = RunRecord(id=run_id, playbook=TRIAGE_PLAYBOOK, alert=decision.alert, reason=decision.reason)
                 self._runs.add(record, pipe)
                 enqueue_run(self._queue, self._settings, record.id, pipeline=pipe)
@@ -358,17 +365,67 @@ class Intake:
         self._runs.add(record, pipe)
         enqueue_run(self._queue, self._settings, record.id, pipeline=pipe)
 
-    def _count_storm(self, pipe: Pipeline, playbook: str, window: int) -> None:
-        key = self._storm_counter(playbook, window)
-        pipe.incr(key)
-        pipe.expire(key, 2 * self._settings.storm_window_seconds)
-
     def _window(self) -> int:
         return int(datetime.now(UTC).timestamp() // self._settings.storm_window_seconds)
 
     @staticmethod
     def _storm_counter(playbook: str, window: int) -> str:
         return f"responder:storm:{playbook}:{window}:started"
+
+
+# Take up to ARGV[1] slots below the limit ARGV[2]; returns how many were taken.
+_TAKE_SLOTS = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local taken = math.min(tonumber(ARGV[1]), math.max(0, tonumber(ARGV[2]) - used))
+if taken > 0 then
+  redis.call('INCRBY', KEYS[1], taken)
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+end
+return taken
+"""
+
+
+class _Slots:
+    """Storm-guard slots one intake attempt took, per playbook, to give back if it does not commit."""
+
+    def __init__(self, intake: Intake, window: int) -> None:
+        self._intake = intake
+        self._window = window
+        self._taken: dict[str, int] = {}
+
+    def take(self, playbook: str, count: int) -> int:
+        intake = self._intake
+        key = intake._storm_counter(playbook, self._window)
+        taken = int(
+            intake._take_slots(
+                keys=[key], args=[count, intake._settings.storm_max_runs, 2 * intake._settings.storm_window_seconds]
+            )
+        )
+        self._taken[playbook] = self._taken.get(playbook, 0) + taken
+        return taken
+
+    def give_back(self) -> None:
+        for playbook, count in self._taken.items():
+            if count:
+                self._intake._redis.decrby(self._intake._storm_counter(playbook, self._window), count)
+        self._taken.clear()
+
+
+MAX_RELATED = 50  # sibling alerts kept in a run record (for checklists); bounds its size in big groups
+
+
+def _firing_groups(notification: Notification) -> dict[tuple[str, str | None], list[Alert]]:
+    """The notification's firing alerts by (alertname, model_id), built once per notification."""
+    groups: dict[tuple[str, str | None], list[Alert]] = {}
+    for alert in notification.firing():
+        groups.setdefault((alert.alertname, alert.model_id), []).append(alert)
+    return groups
+
+
+def _related(alert: Alert, groups: dict[tuple[str, str | None], list[Alert]]) -> list[Alert]:
+    """Other firing alerts of the same alertname and model in the notification, labels only."""
+    siblings = (a for a in groups.get((alert.alertname, alert.model_id), []) if a is not alert)
+    return [a.model_copy(update={"annotations": {}}) for a in islice(siblings, MAX_RELATED)]
 
 
 def _mget(pipe: Pipeline, keys: list[str]) -> list[bytes | None]:

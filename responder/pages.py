@@ -29,8 +29,8 @@ from pydantic import SecretStr
 
 from responder.auth import authorized
 from responder.errors import RunNotFound
+from responder.redisconn import redis_client
 from responder.runs import RUN_STATUSES, RunStore, StepRecord, utcnow
-from responder.runtime import redis_client
 from responder.settings import Settings
 from responder.timefmt import ago, took
 

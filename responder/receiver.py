@@ -25,7 +25,7 @@ from responder.log import get_logger
 from responder.metrics import ReceiverMetrics
 from responder.pages import add_pages
 from responder.playbooks.catalog import Catalog
-from responder.runtime import redis_client
+from responder.redisconn import redis_client
 from responder.settings import Settings
 
 log = get_logger(__name__)

@@ -15,12 +15,9 @@ from responder.integrations.jira import JiraTracker
 from responder.integrations.toggles import DryRunToggles, ToggleClient
 from responder.pacing import WritePacer
 from responder.playbooks.catalog import Catalog, load_catalog
+from responder.redisconn import redis_client
 from responder.runs import RunStore
 from responder.settings import Settings
-
-
-def redis_client(settings: Settings) -> Redis:
-    return Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30)
 
 
 @dataclass(frozen=True)
