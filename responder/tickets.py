@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from responder.alerts import Alert
 from responder.document import Block, Bullets, Checklist, Code, Document, Heading, Link, Table, Text, para
 from responder.runs import RunRecord, StepRecord
 
@@ -172,10 +171,6 @@ def rollback_ticket(run: RunRecord, *, model_id: str, from_version: str, to_vers
 def note(run: RunRecord, text: str) -> Document:
     """A free-text note (already rendered from a playbook template) with the run reference."""
     return Document.of(para(text, " (run ", _run_ref(run), ")"))
-
-
-def alert_line(alert: Alert) -> str:
-    return f"{alert.alertname} {alert.model_id or ''} {alert.fingerprint}".strip()
 
 
 def storm(
