@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -29,9 +29,7 @@ from pydantic import SecretStr
 
 from responder.auth import authorized
 from responder.errors import RunNotFound
-from responder.redisconn import redis_client
 from responder.runs import RUN_STATUSES, RunStore, StepRecord, utcnow
-from responder.settings import Settings
 from responder.timefmt import ago, took
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -67,20 +65,13 @@ HEADERS = {
 }
 
 
-def add_pages(app: web.Application, settings: Settings, *, tokens: Sequence[SecretStr] | None) -> None:
+def add_pages(app: web.Application, *, tokens: Sequence[SecretStr] | None) -> None:
     """Serve the runs page on ``app``, readable with any of ``tokens`` (None: no authentication).
 
-    A token is accepted as ``Authorization: Bearer <token>`` or as the HTTP Basic password; without
-    one the answer is 401 with a Basic challenge, so a browser asks for it.
+    The app provides ``app[RUN_STORE]`` (the receiver builds it on its own Redis client). A token
+    is accepted as ``Authorization: Bearer <token>`` or as the HTTP Basic password; without one the
+    answer is 401 with a Basic challenge, so a browser asks for it.
     """
-
-    async def run_store_ctx(app: web.Application) -> AsyncIterator[None]:
-        client = redis_client(settings)
-        app[RUN_STORE] = RunStore(client, retention_seconds=settings.dedup_retention_seconds)
-        yield
-        client.close()
-
-    app.cleanup_ctx.append(run_store_ctx)
     app.router.add_get("/runs", _signed_in(_runs, tokens))
     app.router.add_get("/runs/{id}", _signed_in(_run, tokens))
 

@@ -23,9 +23,10 @@ from responder.auth import authorized
 from responder.intake import Intake
 from responder.log import get_logger
 from responder.metrics import ReceiverMetrics
-from responder.pages import add_pages
+from responder.pages import RUN_STORE, add_pages
 from responder.playbooks.catalog import Catalog
 from responder.redisconn import redis_client
+from responder.runs import RunStore
 from responder.settings import Settings
 
 log = get_logger(__name__)
@@ -47,6 +48,7 @@ def create_app(settings: Settings, catalog: Catalog, *, token: SecretStr | None)
         app[INTAKE] = Intake(client, settings, catalog)
         known = {p.alertname for p in catalog.playbooks.values() if p.alertname}
         app[METRICS] = ReceiverMetrics(client, settings.queue, known_alertnames=known)
+        app[RUN_STORE] = RunStore(client, retention_seconds=settings.dedup_retention_seconds)
         yield
         client.close()
 
@@ -56,7 +58,7 @@ def create_app(settings: Settings, catalog: Catalog, *, token: SecretStr | None)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
-    add_pages(app, settings, tokens=_page_tokens(settings, token))
+    add_pages(app, tokens=_page_tokens(settings, token))
     return app
 
 
