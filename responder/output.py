@@ -23,7 +23,10 @@ def _time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
 
 
-STATUS_COLOURS = {
+STATUS_COLOURS = {  # step statuses and run statuses
+    "ok": "32",
+    "planned": "36",
+    "skipped": "35",
     "succeeded": "32",
     "failed": "31",
     "running": "33",
@@ -68,9 +71,6 @@ def playbooks_table(playbooks: Sequence[Playbook]) -> str:
     return table(["playbook", "alertname", "steps"], sorted(rows))
 
 
-_STEP_TO_RUN = {"ok": "succeeded", "failed": "failed", "planned": "queued", "skipped": "suppressed"}
-
-
 def run_text(record: RunRecord, *, colour: bool = False) -> str:
     alert = record.alert
     status = paint(record.status.upper(), record.status, colour)
@@ -92,7 +92,7 @@ def run_text(record: RunRecord, *, colour: bool = False) -> str:
     for step in record.steps:
         duration = f" {took(step.started_at, step.ended_at)}" if step.started_at and step.ended_at else ""
         lines.append(
-            f"    {paint(f'{step.status.upper():<8}', _STEP_TO_RUN.get(step.status, ''), colour)} "
+            f"    {paint(f'{step.status.upper():<8}', step.status, colour)} "
             f"{step.name} [{step.kind}]{duration}"
         )
         if step.detail:
