@@ -41,9 +41,10 @@ def run_playbook_job(run_id: str) -> str:
     """
     runtime = current_runtime()
     intervals = runtime.settings.job_retry_intervals
-    attempts = runtime.runs.get(run_id).attempts
+    record = runtime.runs.get(run_id)
+    attempts = record.attempts
     try:
-        return run_playbook(runtime, run_id, final_attempt=attempts >= len(intervals)).status
+        return run_playbook(runtime, run_id, final_attempt=attempts >= len(intervals), record=record).status
     except TransientError as exc:
         delay = retry_delay(intervals, attempts + 1, exc.retry_after)
         queue = Queue(runtime.settings.queue, connection=runtime.redis)

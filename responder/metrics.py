@@ -10,6 +10,7 @@ time by a collector: every receiver replica reports the same cluster-wide totals
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, Protocol, TypeVar, cast
@@ -18,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue
 
 from responder.errors import TransientError
@@ -31,28 +33,124 @@ _recorder: WorkerMetrics | None = None
 
 
 class WorkerMetrics:
-    """What a worker counts, written to Redis (one HINCRBY per observation)."""
+    """What a worker counts, written to Redis hashes.
+
+    Outside a run each observation is written at once. During a run (``batching()``) they are
+    kept in memory and the runner writes them in the same round trip as the run record's next
+    checkpoint (``write_into``), so counting costs a run no round trips of its own; whatever is
+    left when the batch ends is written then. Counts of a run whose worker dies between two
+    checkpoints are lost with it (the run itself is recovered from its checkpoints).
+    """
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._lock = threading.Lock()
+        self._batch: _Pending | None = None
 
     def run_finished(self, playbook: str, outcome: str) -> None:
-        self._redis.hincrby(f"{KEY}:runs", f"{playbook}|{outcome}", 1)
+        self._add(lambda p: p.increment(f"{KEY}:runs", f"{playbook}|{outcome}"))
 
     def step_finished(self, playbook: str, step: str, kind: str, seconds: float) -> None:
         series = f"{playbook}|{step}|{kind}"
         bucket = next(b for b in STEP_BUCKETS if seconds <= b)
-        with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(f"{KEY}:steps", f"{series}|{bucket}", 1)
-            pipe.hincrbyfloat(f"{KEY}:steps:sum", series, seconds)
-            pipe.execute()
+
+        def add(p: _Pending) -> None:
+            p.increment(f"{KEY}:steps", f"{series}|{bucket}")
+            p.increment(f"{KEY}:steps:sum", series, seconds)
+
+        self._add(add)
 
     def external_call(self, system: str, outcome: str) -> None:
-        self._redis.hincrby(f"{KEY}:calls", f"{system}|{outcome}", 1)
+        self._add(lambda p: p.increment(f"{KEY}:calls", f"{system}|{outcome}"))
 
     def github_ratelimit(self, remaining: int) -> None:
         if remaining >= 0:
-            self._redis.set(f"{KEY}:github_ratelimit_remaining", remaining)
+
+            def add(p: _Pending) -> None:
+                p.ratelimit = remaining
+
+            self._add(add)
+
+    @contextmanager
+    def batching(self) -> Iterator[None]:
+        """Keep observations in memory until ``write_into`` (or the end of the block) writes them."""
+        with self._lock:
+            self._batch = _Pending()
+        try:
+            yield
+        finally:
+            with self._lock:
+                pending, self._batch = self._batch, None
+            if pending:
+                self._write(pending)
+
+    @contextmanager
+    def write_into(self, pipe: Pipeline) -> Iterator[None]:
+        """Queue the observations kept so far on ``pipe``; run the block that executes it. Should the
+        block fail (Redis down), they are kept for the next write."""
+        with self._lock:
+            pending = self._batch
+            if pending is not None:
+                self._batch = _Pending()
+        if pending:
+            pending.queue_on(pipe)
+        try:
+            yield
+        except BaseException:
+            if pending:
+                with self._lock:
+                    if self._batch is not None:
+                        self._batch.merge_older(pending)
+            raise
+
+    def _add(self, observe: Callable[[_Pending], None]) -> None:
+        with self._lock:
+            batch = self._batch
+            if batch is not None:
+                observe(batch)
+                return
+        single = _Pending()
+        observe(single)
+        self._write(single)
+
+    def _write(self, pending: _Pending) -> None:
+        with self._redis.pipeline(transaction=False) as pipe:
+            pending.queue_on(pipe)
+            pipe.execute()
+
+
+class _Pending:
+    """Observations not written yet: hash increments and the last rate limit seen."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+        self.sums: dict[tuple[str, str], float] = {}
+        self.ratelimit: int | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.counts or self.sums or self.ratelimit is not None)
+
+    def increment(self, key: str, field: str, amount: float = 1) -> None:
+        if isinstance(amount, int):
+            self.counts[key, field] = self.counts.get((key, field), 0) + amount
+        else:
+            self.sums[key, field] = self.sums.get((key, field), 0.0) + amount
+
+    def merge_older(self, older: _Pending) -> None:
+        for k, n in older.counts.items():
+            self.counts[k] = self.counts.get(k, 0) + n
+        for k, x in older.sums.items():
+            self.sums[k] = self.sums.get(k, 0.0) + x
+        if self.ratelimit is None:
+            self.ratelimit = older.ratelimit
+
+    def queue_on(self, pipe: Pipeline) -> None:
+        for (key, field), n in self.counts.items():
+            pipe.hincrby(key, field, n)
+        for (key, field), x in self.sums.items():
+            pipe.hincrbyfloat(key, field, x)
+        if self.ratelimit is not None:
+            pipe.set(f"{KEY}:github_ratelimit_remaining", self.ratelimit)
 
 
 def install(recorder: WorkerMetrics | None) -> None:

@@ -1,48 +1,72 @@
 """`responder worker`: an RQ worker on the configured queue, with the project's runtime.
 
-The runtime (clients built once from the settings) is installed before work starts; each
-job forks from this process and inherits it.
+The runtime (clients built once from the settings) is installed before work starts. Runs are
+executed in this process, one after the other (RQ's SimpleWorker pattern): no work horse is
+forked per run. A fork per run cost about as much CPU as the run itself (copying the page
+tables, then copy-on-write faults as the horse touched its inherited objects) and threw away
+every warm connection: the horse's GitHub and Redis connections died with it. In-process, the
+runtime's GitHub session keeps its connections alive across runs. The price is isolation: a
+run that crashes the interpreter takes the worker down with it, and the run is then recovered
+like the run of any dead worker (below). There is no setting to fork again: nothing a playbook
+runs needs the isolation (pure-Python clients, each run's state is its run record), and every
+liveness guarantee below holds without it.
 
-A worker that dies (SIGKILL, OOM killer, a lost host) leaves its run "started" in RQ's
-StartedJobRegistry. A busy worker renews that entry every quarter of
-``worker_ttl_seconds`` (``RESPONDER_WORKER_TTL_SECONDS``, default 60); once it has gone
-unrenewed for ``worker_ttl_seconds`` the run is abandoned. Every worker looks for abandoned
-runs every ``maintenance_interval_seconds`` (``RESPONDER_MAINTENANCE_INTERVAL_SECONDS``,
-default 30) and puts them back at the front of the queue; the run then continues on any
-worker from its checkpoints, so completed steps are not repeated (the step that was in
-flight runs again, as after a transient failure). So a run interrupted by a
-dead worker resumes within about ``worker_ttl_seconds + maintenance_interval_seconds``.
-RQ would instead move an abandoned job to its failed registry (or, with RQ retries left,
-schedule it after the first retry interval and spend a retry); it only gets to see an
-abandoned job here when the same job was abandoned more than ``MAX_ABANDONED_REQUEUES``
-times, and then the run is recorded as failed (``responder jobs retry`` queues it again).
+While a run is in flight a renewal thread (``RunRenewal``) does what RQ's parent process did
+while it waited for its horse: every quarter of ``worker_ttl_seconds``
+(``RESPONDER_WORKER_TTL_SECONDS``, default 60) it renews the run's StartedJobRegistry entry
+and the worker's heartbeat in one pipeline. A renewal that cannot reach Redis is logged and
+tried again at the next tick; the run keeps going. The renewal stops before RQ records the
+run's end, so a late renewal can never put a finished run back in the registry. The job
+timeout (``RESPONDER_JOB_TIMEOUT_SECONDS``) is enforced by RQ's SIGALRM death penalty in this
+process; should a run still be going ``job_timeout + 60`` seconds after it started (something
+swallowed the timeout), the renewal thread kills the worker with SIGKILL, as RQ's parent used
+to kill a horse, and the run is recovered as abandoned.
+
+A worker that dies (SIGKILL, OOM killer, a lost host, a run crashing the interpreter) leaves
+its run "started" in RQ's StartedJobRegistry; once that entry has gone unrenewed for
+``worker_ttl_seconds`` the run is abandoned. Every worker looks for abandoned runs every
+``maintenance_interval_seconds`` (``RESPONDER_MAINTENANCE_INTERVAL_SECONDS``, default 30) and
+puts them back at the front of the queue; the run then continues on any worker from its
+checkpoints, so completed steps are not repeated (the step that was in flight runs again, as
+after a transient failure). So a run interrupted by a dead worker resumes within about
+``worker_ttl_seconds + maintenance_interval_seconds``. RQ would instead move an abandoned job
+to its failed registry (or, with RQ retries left, schedule it after the first retry interval
+and spend a retry); it only gets to see an abandoned job here when the same job was abandoned
+more than ``MAX_ABANDONED_REQUEUES`` times, and then the run is recorded as failed
+(``responder jobs retry`` queues it again).
 
 A worker that cannot reach Redis keeps running: it retries with a backoff of 1 s doubling
 up to ``RECONNECT_MAX_SECONDS``, logging each attempt, and carries on where it was (a run
-in flight keeps running; missed heartbeats are logged). If RQ gives up on Redis anyway,
+in flight keeps running; missed renewals are logged). If RQ gives up on Redis anyway,
 the same process starts a fresh RQ worker once Redis answers again. After this worker
 itself lost Redis it judges no other worker dead for ``worker_ttl_seconds``: live workers
 get to renew their entries before their runs could be taken for abandoned.
 
-SIGTERM (or SIGINT) is a warm shutdown: the run in flight finishes, then the worker exits 0;
-a second signal stops it at once (cold shutdown).
+SIGTERM (or SIGINT) is a warm shutdown: the run in flight finishes, then the worker exits 0.
+A second signal stops it at once (cold shutdown): the run in flight is interrupted where it
+is and put back at the front of the queue for another worker, which resumes it from its
+checkpoints (if Redis cannot be reached for that, it is recovered as abandoned instead).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
 import redis.exceptions
 from redis import Redis
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker
 from rq.job import Job, JobStatus
 from rq.utils import as_text, current_timestamp, now, parse_composite_key
+from rq.worker import WorkerStatus
 
 from responder.errors import RunNotFound
 from responder.jobs import install_runtime
@@ -105,11 +129,16 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
         backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
 
 
-class ResponderWorker(Worker):
-    """RQ's forking worker with responder's liveness settings, abandoned-run re-queueing and
-    tolerance of Redis outages while a run is in flight."""
+class ColdShutdown(SystemExit):
+    """Raised in the main thread by a second SIGTERM/SIGINT while a run is in flight."""
+
+
+class ResponderWorker(SimpleWorker):
+    """RQ's in-process worker with responder's liveness settings, a renewal thread while a run is
+    in flight, abandoned-run re-queueing and tolerance of Redis outages."""
 
     max_connection_wait_time = RECONNECT_MAX_SECONDS  # RQ's own backoff while dequeueing
+    HEARTBEAT_MIN_INTERVAL = 1.0  # seconds: RQ's idle-loop heartbeats closer together than this are skipped
 
     def __init__(self, queues: Sequence[str], *, runtime: Runtime, outages: Outages) -> None:
         settings = runtime.settings
@@ -120,12 +149,57 @@ class ResponderWorker(Worker):
             worker_ttl=ttl,
             job_monitoring_interval=max(1, ttl // 4),
             maintenance_interval=settings.maintenance_interval_seconds,
-            work_horse_killed_handler=self._horse_killed,
         )
         self.runs = runtime.runs
         self.outages = outages
         self.stop_requested = False
         self._starting = False
+        self._renewal: RunRenewal | None = None
+        self._in_flight: tuple[Job, Queue, Execution] | None = None
+        self._last_heartbeat_sent = -math.inf
+
+    # --- running a job
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run ``job`` here, with its registry entry and this worker's heartbeat renewed meanwhile."""
+        execution = self.prepare_execution(job)
+        self._renewal = RunRenewal(self, job, execution)
+        self._in_flight = (job, queue, execution)
+        self._renewal.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            self._in_flight = None
+            self._stop_renewal()
+        self.set_state(WorkerStatus.IDLE)
+
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        """The run returned or raised: stop renewing before RQ records the end (a renewal after
+        that would put the finished run back in the started registry)."""
+        self._stop_renewal()
+        if job.success_callback or job.failure_callback:  # RQ keeps the job alive while they run
+            super().handle_execution_ended(job, queue, heartbeat_ttl)
+        else:
+            job.ended_at = now()
+
+    def _finalize_failure(self, job: Job, queue: Queue, execution: Execution, exc_info: Any) -> None:
+        if isinstance(exc_info[1], ColdShutdown):  # not a failure of the run: hand it to another worker
+            self._stop_renewal()
+            self._requeue_interrupted(queue, job, execution)
+            raise exc_info[1]
+        super()._finalize_failure(job, queue, execution, exc_info)
+
+    def _stop_renewal(self) -> None:
+        if self._renewal is not None:
+            self._renewal.stop()
+            self._renewal = None
+
+    def _requeue_interrupted(self, queue: Queue, job: Job, execution: Execution) -> None:
+        reason = f"worker {self.name} was stopped while running it"
+        try:
+            self._requeue_abandoned(queue, execution.composite_key, reason=reason, execution=execution)
+        except Exception as exc:  # it stays in the started registry: recovered as abandoned
+            log.warning("run.requeue_on_stop_failed", job_id=job.id, error=_one_line(exc))
 
     # --- liveness
 
@@ -140,11 +214,30 @@ class ResponderWorker(Worker):
         return int(self.worker_ttl)
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        """RQ's heartbeat, in one round trip; its default one (``worker_ttl + 60``) is skipped when one
+        was sent less than HEARTBEAT_MIN_INTERVAL ago (RQ sends three per run between two runs). Every
+        heartbeat leaves the worker key at least ``worker_ttl`` to live, which outlasts the longest
+        wait for a job (``dequeue_timeout`` <= ``worker_ttl - 15``) by far, so a skipped one is never missed."""
+        sent = time.monotonic()
+        if timeout is None and sent - self._last_heartbeat_sent < self.HEARTBEAT_MIN_INTERVAL:
+            return
         try:
-            super().heartbeat(timeout, pipeline)
+            if pipeline is not None:
+                super().heartbeat(timeout, pipeline)
+            else:
+                with self.connection.pipeline(transaction=False) as pipe:
+                    super().heartbeat(timeout, pipe)
+                    pipe.execute()
         except REDIS_DOWN:
             self.outages.seen()
             raise
+        self._last_heartbeat_sent = sent
+
+    def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
+        """RQ's, without the round trip when the state is already the one this worker last wrote."""
+        if pipeline is None and state == self._state:
+            return
+        super().set_state(state, pipeline)
 
     def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
         """Called while a run is in flight: a missed heartbeat is logged, the run keeps going."""
@@ -174,6 +267,18 @@ class ResponderWorker(Worker):
             self._stop_requested = True
             return
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
+        """Second signal: stop at once. A run in flight is interrupted (ColdShutdown unwinds it) and
+        re-queued for another worker, as a killed worker's run would be, only sooner."""
+        if self._in_flight is None:
+            super().request_force_stop(signum, frame)
+            return
+        requested = self._shutdown_requested_date
+        if requested is not None and now() - requested < timedelta(seconds=1):  # RQ: a duplicate signal
+            return
+        log.warning("worker.cold_shutdown", job_id=self._in_flight[0].id)
+        raise ColdShutdown()
 
     def set_shutdown_requested_date(self) -> None:
         with contextlib.suppress(*REDIS_DOWN):  # only shown by `rq info`; the shutdown goes ahead anyway
@@ -218,26 +323,12 @@ class ResponderWorker(Worker):
                 requeued.append(job_id)
         return requeued
 
-    def _horse_killed(self, job: Job, pid: int, status: int, rusage: Any) -> None:
-        """The process running a job died (OOM killer, a signal) while this worker lives on.
-
-        With RQ retries left, RQ queues the job again and the run resumes from its checkpoints;
-        otherwise the run is recorded as failed, so it is reported rather than left "running".
-        """
-        if job.func_name != JOB_FUNCTION or job.retries_left:
-            return
-        run_id = str(job.args[0]) if job.args else job.id
-        try:
-            record = self.runs.get(run_id)
-        except RunNotFound:
-            return
-        record.status, record.ended_at = "failed", utcnow()
-        record.error = f"the process running it died (wait status {status}); responder jobs retry {run_id}"
-        self.runs.save(record)
-        log.error("run.horse_killed", job_id=job.id, run_id=run_id, wait_status=status)
-
-    def _requeue_abandoned(self, queue: Queue, composite: str) -> str | None:
-        """Re-queue the job of one expired StartedJobRegistry entry (``<job id>:<execution id>``), if it is ours."""
+    def _requeue_abandoned(
+        self, queue: Queue, composite: str, *, reason: str | None = None, execution: Execution | None = None
+    ) -> str | None:
+        """Re-queue the job of one StartedJobRegistry entry (``<job id>:<execution id>``), if it is ours:
+        expired (its worker died; ``reason`` None), or interrupted by this worker's cold shutdown
+        (``reason`` says so; its ``execution`` is deleted with it)."""
         job_id, _ = parse_composite_key(composite)
         job = queue.fetch_job(job_id)
         if job is None or job.func_name != JOB_FUNCTION or job.get_status(refresh=False) != JobStatus.STARTED:
@@ -249,8 +340,8 @@ class ResponderWorker(Worker):
             return None
         if record.status not in ("queued", "running", "retrying"):  # it ended after all: nothing to resume
             return None
-        count = int(job.meta.get(ABANDONED_META, 0)) + 1
         context: dict[str, Any] = {"job_id": job.id, "run_id": run_id, "dead_worker": job.worker_name}
+        count = int(job.meta.get(ABANDONED_META, 0)) + (0 if reason else 1)
         if count > MAX_ABANDONED_REQUEUES:
             record.status, record.ended_at = "failed", utcnow()
             record.error = (
@@ -261,17 +352,76 @@ class ResponderWorker(Worker):
             log.error("run.abandoned_too_often", times=count, **context)
             return None
         record.status = "queued"
-        record.error = f"re-queued: worker {job.worker_name} stopped responding while running it"
+        record.error = f"re-queued: {reason or f'worker {job.worker_name} stopped responding while running it'}"
         job.meta[ABANDONED_META] = count
         job.started_at = job.ended_at = None
         with self.connection.pipeline() as pipe:
             pipe.multi()
             pipe.zrem(queue.started_job_registry.key, composite)
+            if execution is not None:
+                execution.delete(job, pipe)
             queue.enqueue_job(job, pipeline=pipe, at_front=True)
             self.runs.add(record, pipe)
             pipe.execute()
-        log.warning("run.requeued_abandoned", times=count, **context)
+        log.warning("run.requeued_interrupted" if reason else "run.requeued_abandoned", times=count, **context)
         return job.id
+
+
+class RunRenewal:
+    """While a run is in flight in the worker's process: renew its StartedJobRegistry entry and the
+    worker's heartbeat every ``job_monitoring_interval`` (``worker_ttl / 4``) from a thread of its own.
+
+    A renewal that fails (Redis down) is logged by the worker and tried again at the next tick. A run
+    still going ``timeout + OVERRUN_GRACE`` seconds after it started (RQ's SIGALRM did not stop it)
+    gets the worker killed, as RQ's parent would kill a work horse; the run is then recovered as abandoned.
+    """
+
+    OVERRUN_GRACE = 60.0
+
+    def __init__(
+        self,
+        worker: ResponderWorker,
+        job: Job,
+        execution: Execution,
+        *,
+        kill: Callable[[], object] | None = None,
+    ) -> None:
+        self._worker, self._job, self._execution = worker, job, execution
+        self._interval = float(worker.job_monitoring_interval)
+        timeout = job.timeout if job.timeout and job.timeout > 0 else None
+        self._deadline = None if timeout is None else time.monotonic() + timeout + self.OVERRUN_GRACE
+        self._kill = kill or _kill_this_process
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()  # held while renewing: stop() waits for a renewal in progress
+        self._thread = threading.Thread(target=self._run, name=f"renew-{job.id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """No renewal starts after this returns (one in progress is waited for)."""
+        with self._lock:
+            self._stopped.set()
+        if self._thread is not threading.current_thread() and self._thread.ident is not None:
+            self._thread.join(timeout=self._interval + 1)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            with self._lock:
+                if self._stopped.is_set():
+                    return
+                if self._deadline is not None and time.monotonic() > self._deadline:
+                    log.error("run.overran_timeout", job_id=self._job.id, timeout=self._job.timeout)
+                    self._kill()
+                    return
+                try:
+                    self._worker.maintain_heartbeats(self._job, self._execution)
+                except Exception as exc:  # keep renewing whatever happened: a silent stop would abandon the run
+                    log.error("worker.renewal_failed", job_id=self._job.id, error=_one_line(exc))
+
+
+def _kill_this_process() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Outages:
@@ -327,14 +477,11 @@ def wait_for_redis(client: Redis, stop: StopSignal, outages: Outages) -> bool:
 
 
 def _release(worker: ResponderWorker) -> None:
-    """Stop what an RQ worker leaves behind when it quits with Redis gone: its pubsub thread, its horse."""
+    """Stop what an RQ worker leaves behind when it quits with Redis gone: its pubsub thread."""
     thread = worker.pubsub_thread
     if thread is not None and thread.is_alive():
         thread.stop()
         thread.join(timeout=5)
-    if worker.horse_pid:
-        log.info("worker.waiting_for_run_in_flight", horse_pid=worker.horse_pid)
-        worker.wait_for_horse()
 
 
 def _one_line(exc: BaseException) -> str:

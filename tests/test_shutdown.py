@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -96,3 +97,35 @@ def test_worker_finishes_the_run_in_flight_on_sigterm_then_exits_0(
     assert ["ok"] * 4 == [s.status for s in record.steps]
     assert "queued" == run_of(redis, waiting).status  # left for another worker
     assert JobStatus.QUEUED == Job.fetch(waiting, connection=redis).get_status()
+
+
+def test_a_second_sigterm_stops_the_worker_at_once_and_hands_its_run_to_another(
+    cli_env: dict[str, str],
+    services: Callable[..., Service],
+    redis: Redis,
+    settings: Settings,
+    fake_github: FakeGitHub,
+) -> None:
+    """A second SIGTERM while a step hangs stops the worker without waiting for the step; the run
+    is put back at the front of the queue at once and another worker completes it without
+    repeating the steps done before."""
+    worker = services(service_env(cli_env), "worker", "worker")
+    fake_github.fail_next("GET", MANIFEST_READ, status=None, delay=30)  # the digest check hangs
+    job_id = enqueue_example(redis, settings, "integrity-firing.json")
+    wait_until(in_flight(fake_github, MANIFEST_READ), "the manifest read", logs=(worker.log,))
+
+    worker.proc.send_signal(signal.SIGTERM)
+    time.sleep(1.5)  # RQ ignores a second signal within a second of the first
+    worker.proc.send_signal(signal.SIGTERM)
+
+    assert 0 == worker.proc.wait(timeout=10)
+    requeued = run_of(redis, job_id)
+    assert "queued" == requeued.status
+    assert "stopped while running it" in (requeued.error or "")
+    assert JobStatus.QUEUED == Job.fetch(job_id, connection=redis).get_status()
+    other = services(service_env(cli_env), "worker-2", "worker")
+    record = wait_until(lambda: finished(redis, job_id), "the run on the other worker", timeout=30, logs=(other.log,))
+    assert "succeeded" == record.status, record.error
+    assert ["ok"] * 4 == [s.status for s in record.steps]
+    assert ["POST"] == [r.method for r in fake_github.requests if r.method in ("POST", "PATCH")
+                        and "/actions/variables" in r.path]  # the freeze is not written again

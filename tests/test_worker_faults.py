@@ -30,7 +30,7 @@ from responder.playbooks.catalog import load_catalog
 from responder.runs import RunRecord, RunStore
 from responder.runtime import Runtime
 from responder.settings import Settings
-from responder.worker import MAX_ABANDONED_REQUEUES, Outages, ResponderWorker
+from responder.worker import MAX_ABANDONED_REQUEUES, Outages, ResponderWorker, RunRenewal
 from tests.conftest import WEBHOOK_TOKEN, free_port, load_example, wait_until
 from tests.fakes.github import FakeGitHub
 
@@ -82,7 +82,7 @@ class Service:
         return found
 
     def kill_tree(self) -> None:
-        """SIGKILL the process and every descendant (RQ's work horse runs in a process group of its own)."""
+        """SIGKILL the process and every descendant (RQ's scheduler process among them)."""
         for pid in [*_descendants(self.proc.pid), self.proc.pid]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -186,8 +186,9 @@ def test_run_of_a_killed_worker_completes_on_another_without_repeating_steps(
     settings: Settings,
     fake_github: FakeGitHub,
 ) -> None:
-    """A run whose worker (and work horse) is SIGKILLed mid-step completes on another worker;
-    the steps done before the kill are not repeated."""
+    """A run whose worker is SIGKILLed mid-step (runs execute in the worker's own process, so a
+    run that crashes the interpreter ends the same way) completes on another worker; the steps
+    done before the kill are not repeated."""
     env = service_env(cli_env, worker_ttl_seconds="4", maintenance_interval_seconds="1")
     fake_github.fail_next("GET", MANIFEST_READ, status=None, delay=30)  # the digest check hangs
     first = services(env, "worker-1", "worker")
@@ -216,30 +217,107 @@ def test_run_of_a_killed_worker_completes_on_another_without_repeating_steps(
     assert JobStatus.FINISHED == Job.fetch(job_id, connection=redis).get_status()
 
 
-def test_a_run_whose_work_horse_is_killed_is_reported_failed(
+def test_a_run_longer_than_the_worker_ttl_is_renewed_and_not_taken_for_abandoned(
     cli_env: dict[str, str],
     services: Callable[..., Service],
     redis: Redis,
     settings: Settings,
     fake_github: FakeGitHub,
 ) -> None:
-    """When only the process running a job dies (the worker lives on) and no retry is left, the run
-    is recorded as failed with the way to resume it, not left "running"."""
-    fake_github.fail_next("GET", MANIFEST_READ, status=None, delay=30)
-    worker = services(cli_env, "worker", "worker")
-    time.sleep(0.5)  # let the worker start its scheduler process, which is not the horse
-    before = set(_descendants(worker.proc.pid))
+    """A run executes in its worker's own process (no work horse is forked) and, while it is in
+    flight, its StartedJobRegistry entry is renewed: another worker looking for abandoned runs
+    every second leaves it alone although the run lasts twice the TTL."""
+    env = service_env(cli_env, worker_ttl_seconds="4", maintenance_interval_seconds="1")
+    fake_github.fail_next("GET", MANIFEST_READ, status=None, delay=8)  # a slow but normal answer
+    first = services(env, "worker-1", "worker")
+    time.sleep(0.5)  # let the worker start its scheduler process
+    before = set(_descendants(first.proc.pid))
     job_id = enqueue_example(redis, settings, "integrity-firing.json")
+    wait_until(in_flight(fake_github, MANIFEST_READ), "the manifest read", logs=(first.log,))
+    second = services(env, "worker-2", "worker")
+    registry = Queue(settings.queue, connection=redis).started_job_registry.key
+
+    def score() -> float:
+        [(_, value)] = redis.zrange(registry, 0, -1, withscores=True)
+        return float(value)
+
+    assert set(_descendants(first.proc.pid)) == before  # the run is not in a child process
+    renewed_from = score()
+    wait_until(lambda: score() > renewed_from, "the registry entry to be renewed", timeout=10, logs=(first.log,))
+    record = wait_until(lambda: finished(redis, job_id), "the run to finish", timeout=30, logs=(first.log,))
+
+    assert "succeeded" == record.status, record.error
+    assert 1 == record.attempts
+    assert [] == first.events("run.requeued_abandoned") + second.events("run.requeued_abandoned")
+    assert ["POST"] == variable_writes(fake_github)
+    assert first.alive and second.alive
+
+
+def test_a_run_over_the_job_timeout_is_failed_and_the_worker_takes_the_next(
+    cli_env: dict[str, str],
+    services: Callable[..., Service],
+    redis: Redis,
+    settings: Settings,
+    fake_github: FakeGitHub,
+) -> None:
+    """RESPONDER_JOB_TIMEOUT_SECONDS (given to each job when it is queued) is enforced in the worker's
+    process: a run stuck in a step past it is stopped and recorded as failed ("run timed out"), and
+    the same worker goes on with the next run."""
+    fake_github.fail_next("GET", MANIFEST_READ, status=None, delay=8)
+    worker = services(service_env(cli_env), "worker", "worker")
+    short = settings.model_copy(update={"job_timeout_seconds": 2})
+    stuck = enqueue_example(redis, short, "integrity-firing.json")
     wait_until(in_flight(fake_github, MANIFEST_READ), "the manifest read", logs=(worker.log,))
-    horses = [pid for pid in _descendants(worker.proc.pid) if pid not in before]
-    for pid in horses:
-        os.kill(pid, signal.SIGKILL)
+    after = enqueue_example(redis, settings, "bias-firing.json")
 
-    record = wait_until(lambda: finished(redis, job_id), "the run to be reported", logs=(worker.log,))
-
+    record = wait_until(lambda: finished(redis, stuck), "the stuck run to be failed", timeout=20, logs=(worker.log,))
     assert "failed" == record.status
-    assert f"the process running it died (wait status 9); responder jobs retry {job_id}" == record.error
+    timed_out = record.step("verify-digest")
+    assert timed_out is not None and "run timed out" == timed_out.error
+    assert (record.error or "").startswith("timed out in verify-digest")
+    assert "2 seconds" in (record.error or "")
+    assert JobStatus.FAILED == Job.fetch(stuck, connection=redis).get_status()
+    following = wait_until(lambda: finished(redis, after), "the next run", timeout=20, logs=(worker.log,))
+    assert "succeeded" == following.status, following.error
     assert worker.alive
+
+
+def test_a_renewal_stops_before_the_run_is_recorded_and_kills_a_run_past_its_timeout(
+    redis: Redis, settings: Settings
+) -> None:
+    """The renewal thread of an in-process run renews its registry entry until stopped and no more
+    after; a run still going after its timeout plus the grace period gets the worker killed (the
+    injected kill here), so the run is recovered as abandoned instead of running on unbounded."""
+    job_id = enqueue_example(redis, settings, "integrity-firing.json")
+    queue = Queue(settings.queue, connection=redis)
+    worker = ResponderWorker([settings.queue], runtime=Runtime.build(settings), outages=Outages())
+    worker.job_monitoring_interval = 0.05  # type: ignore[assignment]
+    job = queue.fetch_job(job_id)
+    assert job is not None
+    execution = worker.prepare_execution(job)
+    registry = queue.started_job_registry.key
+    kills: list[bool] = []
+
+    renewal = RunRenewal(worker, job, execution, kill=lambda: kills.append(True))
+    first = redis.zscore(registry, execution.composite_key)
+    renewal.start()
+    wait_until(lambda: redis.zscore(registry, execution.composite_key) != first, "a renewal")
+    renewal.stop()
+    redis.zrem(registry, execution.composite_key)  # as RQ does when it records the end
+    time.sleep(0.2)
+    assert redis.zscore(registry, execution.composite_key) is None  # no renewal after stop()
+    assert [] == kills
+
+    job.timeout = 1
+    RunRenewal.OVERRUN_GRACE, grace = -0.9, RunRenewal.OVERRUN_GRACE
+    try:
+        overrun = RunRenewal(worker, job, execution, kill=lambda: kills.append(True))
+        overrun.start()
+        wait_until(lambda: kills, "the overrunning run to be killed", timeout=5)
+        overrun.stop()
+    finally:
+        RunRenewal.OVERRUN_GRACE = grace
+    assert [True] == kills
 
 
 def test_a_run_abandoned_too_often_is_failed_with_the_reason(redis: Redis, settings: Settings) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import structlog
 from rq.timeouts import JobTimeoutException
 
@@ -16,19 +18,30 @@ from responder.runtime import Runtime
 log = get_logger(__name__)
 
 
-def run_playbook(runtime: Runtime, run_id: str, *, final_attempt: bool) -> RunRecord:
+def run_playbook(runtime: Runtime, run_id: str, *, final_attempt: bool, record: RunRecord | None = None) -> RunRecord:
     """Run the steps of ``run_id`` that are not done yet; return the updated record.
+
+    ``record`` is the run's record when the caller has just read it (saves reading it again).
 
     A transient failure raises TransientError (after recording it) so the job is retried,
     unless this is the final attempt. Any other failure is recorded on its step and the
     remaining steps still run (on-call wants the ticket even when a dispatch failed), unless
     the failed step has ``stop_on_failure``: then the rest is recorded as skipped.
+
+    Each step's result is saved (a checkpoint) before the next step starts; the last step's
+    is saved together with the run's outcome. Worker metrics observed meanwhile ride along in
+    the same round trip as the checkpoint.
     """
-    record = runtime.runs.get(run_id)
+    recorder = metrics.recorder()
+    with recorder.batching() if recorder is not None else contextlib.nullcontext():
+        return _run(runtime, record or runtime.runs.get(run_id), final_attempt=final_attempt)
+
+
+def _run(runtime: Runtime, record: RunRecord, *, final_attempt: bool) -> RunRecord:
     playbook = runtime.catalog.get(record.playbook)
     record.status, record.attempts, record.error = "running", record.attempts + 1, None
     record.started_at = record.started_at or utcnow()
-    runtime.runs.save(record)
+    _save(runtime, record)
     integrations = runtime.integrations(dry_run=record.dry_run)
     redactor = Redactor(runtime.settings.secret_values())
     ctx = StepContext(
@@ -45,7 +58,8 @@ def run_playbook(runtime: Runtime, run_id: str, *, final_attempt: bool) -> RunRe
     ):
         log.info("run.started", attempt=record.attempts, dry_run=record.dry_run, alert_status=record.alert.status)
         stopped_by: str | None = None
-        for step in playbook.steps_for(record.alert):
+        steps = playbook.steps_for(record.alert)
+        for index, step in enumerate(steps):
             done = record.step(step.name)
             if done is not None and done.done:
                 continue
@@ -63,34 +77,48 @@ def run_playbook(runtime: Runtime, run_id: str, *, final_attempt: bool) -> RunRe
                         _fail(entry, exc, redactor)
                         if not final_attempt:
                             entry.error = f"{entry.error} (will retry)"
-                            _finish_step(runtime, record, entry)
                             record.status = "retrying"
-                            runtime.runs.save(record)
+                            _finish_step(runtime, record, playbook.name, entry)
                             log.warning("step.transient_failure", error=str(exc))
                             raise
                     except ResponderError as exc:
                         _fail(entry, exc, redactor)
-                    except JobTimeoutException:
+                    except JobTimeoutException as exc:
                         entry.status, entry.error = "failed", "run timed out"
-                        _finish_step(runtime, record, entry)
+                        if final_attempt:  # nothing will run it again: report it
+                            record.status, record.ended_at = "failed", utcnow()
+                            record.error = f"timed out in {step.name} ({exc})"
+                        else:  # RQ queues the job again (its retry); the step is not done
+                            record.status = "retrying"
+                        _finish_step(runtime, record, playbook.name, entry)
+                        log.error("run.timed_out", final=final_attempt)
                         raise
                     except Exception as exc:  # a bug: keep the run going, record and log it
                         log.exception("step.crashed")
                         _fail(entry, exc, redactor, prefix="internal error: ")
                     if entry.status == "failed" and step.stop_on_failure:
                         stopped_by = step.name
-                _finish_step(runtime, record, entry)
-                _observe_step(playbook.name, entry)
+                # The last step's checkpoint is the outcome's save below.
+                _finish_step(runtime, record, playbook.name, entry, save=index < len(steps) - 1)
                 log.info("step.finished", status=entry.status, detail=entry.detail, error=entry.error)
         failed = [s.name for s in record.steps if s.status == "failed"]
         record.status = "failed" if failed else "succeeded"
         record.error = f"failed steps: {', '.join(failed)}" if failed else None
         record.ended_at = utcnow()
-        runtime.runs.save(record)
         if (recorder := metrics.recorder()) is not None:
             recorder.run_finished(playbook.name, record.status)
+        _save(runtime, record)
         log.info("run.finished", status=record.status)
     return record
+
+
+def _save(runtime: Runtime, record: RunRecord) -> None:
+    """Write the run record (a checkpoint) and, in the same round trip, the metrics observed so far."""
+    recorder = metrics.recorder()
+    with runtime.redis.pipeline(transaction=False) as pipe:
+        pipe.set(runtime.runs.key(record.id), record.model_dump_json(), ex=runtime.settings.dedup_retention_seconds)
+        with recorder.write_into(pipe) if recorder is not None else contextlib.nullcontext():
+            pipe.execute()
 
 
 def _apply(entry: StepRecord, result: StepResult) -> None:
@@ -104,13 +132,11 @@ def _fail(entry: StepRecord, exc: Exception, redactor: Redactor, *, prefix: str 
     entry.error = redactor.scrub_text(prefix + (str(exc) or type(exc).__name__))
 
 
-def _observe_step(playbook: str, entry: StepRecord) -> None:
-    recorder = metrics.recorder()
-    if recorder is not None and entry.started_at and entry.ended_at:
-        recorder.step_finished(playbook, entry.name, entry.kind, (entry.ended_at - entry.started_at).total_seconds())
-
-
-def _finish_step(runtime: Runtime, record: RunRecord, entry: StepRecord) -> None:
+def _finish_step(runtime: Runtime, record: RunRecord, playbook: str, entry: StepRecord, *, save: bool = True) -> None:
     entry.ended_at = utcnow()
     record.put_step(entry)
-    runtime.runs.save(record)
+    recorder = metrics.recorder()
+    if recorder is not None and entry.started_at:
+        recorder.step_finished(playbook, entry.name, entry.kind, (entry.ended_at - entry.started_at).total_seconds())
+    if save:
+        _save(runtime, record)
