@@ -11,7 +11,7 @@ like the run of any dead worker (below). There is no setting to fork again: noth
 runs needs the isolation (pure-Python clients, each run's state is its run record), and every
 liveness guarantee below holds without it.
 
-While a run is in flight a renewal thread (``RunRenewal``) does what RQ's parent process did
+While a run is in flight the worker's renewal thread (``RunRenewal``) does what RQ's parent process did
 while it waited for its horse: every quarter of ``worker_ttl_seconds``
 (``RESPONDER_WORKER_TTL_SECONDS``, default 60) it renews the run's StartedJobRegistry entry
 and the worker's heartbeat in one pipeline. A renewal that cannot reach Redis is logged and
@@ -57,6 +57,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
@@ -154,7 +155,7 @@ class ResponderWorker(SimpleWorker):
         self.outages = outages
         self.stop_requested = False
         self._starting = False
-        self._renewal: RunRenewal | None = None
+        self._renewal = RunRenewal(self)
         self._in_flight: tuple[Job, Queue, Execution] | None = None
         self._last_heartbeat_sent = -math.inf
 
@@ -163,9 +164,8 @@ class ResponderWorker(SimpleWorker):
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run ``job`` here, with its registry entry and this worker's heartbeat renewed meanwhile."""
         execution = self.prepare_execution(job)
-        self._renewal = RunRenewal(self, job, execution)
         self._in_flight = (job, queue, execution)
-        self._renewal.start()
+        self._renewal.watch(job, execution)
         try:
             self.perform_job(job, queue, execution)
         finally:
@@ -190,9 +190,7 @@ class ResponderWorker(SimpleWorker):
         super()._finalize_failure(job, queue, execution, exc_info)
 
     def _stop_renewal(self) -> None:
-        if self._renewal is not None:
-            self._renewal.stop()
-            self._renewal = None
+        self._renewal.release()
 
     def _requeue_interrupted(self, queue: Queue, job: Job, execution: Execution) -> None:
         reason = f"worker {self.name} was stopped while running it"
@@ -279,6 +277,12 @@ class ResponderWorker(SimpleWorker):
             return
         log.warning("worker.cold_shutdown", job_id=self._in_flight[0].id)
         raise ColdShutdown()
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()  # type: ignore[no-untyped-call]
+        finally:
+            self._renewal.close()
 
     def set_shutdown_requested_date(self) -> None:
         with contextlib.suppress(*REDIS_DOWN):  # only shown by `rq info`; the shutdown goes ahead anyway
@@ -369,7 +373,8 @@ class ResponderWorker(SimpleWorker):
 
 class RunRenewal:
     """While a run is in flight in the worker's process: renew its StartedJobRegistry entry and the
-    worker's heartbeat every ``job_monitoring_interval`` (``worker_ttl / 4``) from a thread of its own.
+    worker's heartbeat every ``job_monitoring_interval`` (``worker_ttl / 4``), from one thread per
+    worker that sleeps while no run is in flight.
 
     A renewal that fails (Redis down) is logged by the worker and tried again at the next tick. A run
     still going ``timeout + OVERRUN_GRACE`` seconds after it started (RQ's SIGALRM did not stop it)
@@ -378,46 +383,68 @@ class RunRenewal:
 
     OVERRUN_GRACE = 60.0
 
-    def __init__(
-        self,
-        worker: ResponderWorker,
-        job: Job,
-        execution: Execution,
-        *,
-        kill: Callable[[], object] | None = None,
-    ) -> None:
-        self._worker, self._job, self._execution = worker, job, execution
-        self._interval = float(worker.job_monitoring_interval)
-        timeout = job.timeout if job.timeout and job.timeout > 0 else None
-        self._deadline = None if timeout is None else time.monotonic() + timeout + self.OVERRUN_GRACE
+    def __init__(self, worker: ResponderWorker, *, kill: Callable[[], object] | None = None) -> None:
+        self._worker = worker
         self._kill = kill or _kill_this_process
-        self._stopped = threading.Event()
-        self._lock = threading.Lock()  # held while renewing: stop() waits for a renewal in progress
-        self._thread = threading.Thread(target=self._run, name=f"renew-{job.id}", daemon=True)
+        self._cond = threading.Condition()  # held while renewing: release() waits for a renewal in progress
+        self._run: _Watched | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
-    def start(self) -> None:
-        self._thread.start()
+    def watch(self, job: Job, execution: Execution) -> None:
+        """Start renewing ``job``'s entry (the first renewal is one interval from now)."""
+        interval = float(self._worker.job_monitoring_interval)
+        started = time.monotonic()
+        deadline = started + job.timeout + self.OVERRUN_GRACE if job.timeout and job.timeout > 0 else math.inf
+        with self._cond:
+            self._closed = False
+            self._run = _Watched(job, execution, interval, started + interval, deadline)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="run-renewal", daemon=True)
+                self._thread.start()
+            self._cond.notify()
 
-    def stop(self) -> None:
-        """No renewal starts after this returns (one in progress is waited for)."""
-        with self._lock:
-            self._stopped.set()
-        if self._thread is not threading.current_thread() and self._thread.ident is not None:
-            self._thread.join(timeout=self._interval + 1)
+    def release(self) -> None:
+        """Stop renewing; no renewal starts after this returns (one in progress is waited for)."""
+        with self._cond:
+            self._run = None
 
-    def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
-            with self._lock:
-                if self._stopped.is_set():
-                    return
-                if self._deadline is not None and time.monotonic() > self._deadline:
-                    log.error("run.overran_timeout", job_id=self._job.id, timeout=self._job.timeout)
+    def close(self) -> None:
+        """End the thread (the worker is done)."""
+        with self._cond:
+            self._run, self._closed = None, True
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        with self._cond:
+            while not self._closed:
+                run = self._run
+                if run is None:
+                    self._cond.wait()
+                    continue
+                now_ = time.monotonic()
+                if now_ > run.deadline:
+                    log.error("run.overran_timeout", job_id=run.job.id, timeout=run.job.timeout)
+                    self._run = None
                     self._kill()
-                    return
+                    continue
+                if now_ < run.due:
+                    self._cond.wait(min(run.due, run.deadline) - now_ + 0.001)
+                    continue
                 try:
-                    self._worker.maintain_heartbeats(self._job, self._execution)
+                    self._worker.maintain_heartbeats(run.job, run.execution)
                 except Exception as exc:  # keep renewing whatever happened: a silent stop would abandon the run
-                    log.error("worker.renewal_failed", job_id=self._job.id, error=_one_line(exc))
+                    log.error("worker.renewal_failed", job_id=run.job.id, error=_one_line(exc))
+                run.due = time.monotonic() + run.interval
+
+
+@dataclass
+class _Watched:
+    job: Job
+    execution: Execution
+    interval: float
+    due: float
+    deadline: float
 
 
 def _kill_this_process() -> None:

@@ -285,9 +285,9 @@ def test_a_run_over_the_job_timeout_is_failed_and_the_worker_takes_the_next(
 def test_a_renewal_stops_before_the_run_is_recorded_and_kills_a_run_past_its_timeout(
     redis: Redis, settings: Settings
 ) -> None:
-    """The renewal thread of an in-process run renews its registry entry until stopped and no more
-    after; a run still going after its timeout plus the grace period gets the worker killed (the
-    injected kill here), so the run is recovered as abandoned instead of running on unbounded."""
+    """The renewal thread renews an in-process run's registry entry until released and not after;
+    a run still going after its timeout plus the grace period gets the worker killed (the injected
+    kill here), so the run is recovered as abandoned instead of running on unbounded."""
     job_id = enqueue_example(redis, settings, "integrity-firing.json")
     queue = Queue(settings.queue, connection=redis)
     worker = ResponderWorker([settings.queue], runtime=Runtime.build(settings), outages=Outages())
@@ -297,26 +297,25 @@ def test_a_renewal_stops_before_the_run_is_recorded_and_kills_a_run_past_its_tim
     execution = worker.prepare_execution(job)
     registry = queue.started_job_registry.key
     kills: list[bool] = []
+    renewal = RunRenewal(worker, kill=lambda: kills.append(True))
 
-    renewal = RunRenewal(worker, job, execution, kill=lambda: kills.append(True))
     first = redis.zscore(registry, execution.composite_key)
-    renewal.start()
+    renewal.watch(job, execution)
     wait_until(lambda: redis.zscore(registry, execution.composite_key) != first, "a renewal")
-    renewal.stop()
+    renewal.release()
     redis.zrem(registry, execution.composite_key)  # as RQ does when it records the end
     time.sleep(0.2)
-    assert redis.zscore(registry, execution.composite_key) is None  # no renewal after stop()
+    assert redis.zscore(registry, execution.composite_key) is None  # no renewal after release()
     assert [] == kills
 
     job.timeout = 1
-    RunRenewal.OVERRUN_GRACE, grace = -0.9, RunRenewal.OVERRUN_GRACE
+    grace, RunRenewal.OVERRUN_GRACE = RunRenewal.OVERRUN_GRACE, -0.9
     try:
-        overrun = RunRenewal(worker, job, execution, kill=lambda: kills.append(True))
-        overrun.start()
+        renewal.watch(job, execution)
         wait_until(lambda: kills, "the overrunning run to be killed", timeout=5)
-        overrun.stop()
     finally:
         RunRenewal.OVERRUN_GRACE = grace
+        renewal.release()
     assert [True] == kills
 
 
