@@ -80,3 +80,19 @@ def test_a_lost_dispatch_does_not_claim_another_runs_dispatch(env):
     env["github"].fail_next("POST", r"/dispatches$", status=502)
     deliver(env, other)
     assert [d.inputs["MODEL_ID"] for d in env["github"].dispatches] == ["fraud-scorer", "credit-limit"]
+
+
+def test_a_lost_retraining_dispatch_found_on_retry_holds_the_cooldown(env):
+    """A retraining dispatch whose answer was lost, found by the retry, counts as dispatched: a
+    re-fire of that model within the cooldown is skipped, not dispatched again."""
+    env["github"].fail_next("POST", r"/dispatches$", status=502, after_write=True)
+    payload = load_example("drift-two-segments-firing.json")
+    payload["alerts"] = payload["alerts"][:1]
+    [run] = deliver(env, payload)
+    assert "after a lost answer" in run.step("dispatch-retraining").detail
+    payload["alerts"][0]["startsAt"] = "2031-01-01T00:00:00Z"  # a new firing instance of the same model
+    payload["alerts"][0]["fingerprint"] = "2222222222222222"
+    [refire] = deliver(env, payload)
+    assert refire.step("dispatch-retraining").status == "skipped"
+    assert "cooldown until" in refire.step("dispatch-retraining").detail
+    assert len(env["github"].dispatches) == 1

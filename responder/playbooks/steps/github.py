@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, cast
 
 from pydantic import Field
+from redis.client import Pipeline
 
 from responder.alerts import IDENTIFIER
 from responder.errors import AlertError, PermanentError, TransientError
@@ -105,25 +106,41 @@ class DispatchWorkflow(StepBase):
         version = self._model_version(ctx)
         inputs = {"MODEL_ID": ctx.model_id, "MODEL_VERSION": version, "REASON": ctx.render(self.params.reason)}
         attempt = DispatchAttempt(ctx, self.name)
-        lost = attempt.find_lost(workflow)
-        if lost is not None:
+        cooldown = self._cooldown(ctx, workflow)
+        key = f"responder:cooldown:{workflow}:{ctx.model_id}"
+        # One round trip: is an earlier attempt's answer lost, and take the cooldown.
+        with ctx.redis.pipeline(transaction=False) as pipe:
+            attempt.read(pipe)
+            if cooldown:
+                until = datetime.now(UTC) + timedelta(seconds=cooldown)
+                pipe.set(key, until.isoformat(), nx=True, ex=cooldown)
+            noted, *took = pipe.execute()
+        taken = bool(took[0]) if cooldown else False
+        try:
+            lost = attempt.find_lost(workflow, cast(bytes | None, noted))
+        except Exception:
+            if taken:
+                ctx.redis.delete(key)
+            raise
+        if lost is not None:  # it was dispatched (a cooldown just taken stays: it was)
             return StepResult(
                 detail=f"dispatched {workflow} (found run {lost.id} after a lost answer)",
                 url=lost.html_url,
                 outputs=inputs,
             )
-        cooldown = self._cooldown(ctx, workflow)
-        key = f"responder:cooldown:{workflow}:{ctx.model_id}"
-        if cooldown:
-            until = datetime.now(UTC) + timedelta(seconds=cooldown)
-            if not ctx.redis.set(key, until.isoformat(), nx=True, ex=cooldown):
-                held = cast(bytes | None, ctx.redis.get(key))
-                when = held.decode() if held else "shortly"
-                return StepResult(
-                    detail=f"cooldown until {when}: {workflow} already dispatched for {ctx.model_id}", skipped=True
-                )
+        if cooldown and not taken:
+            held = cast(bytes | None, ctx.redis.get(key))
+            when = held.decode() if held else "shortly"
+            return StepResult(
+                detail=f"cooldown until {when}: {workflow} already dispatched for {ctx.model_id}", skipped=True
+            )
         try:
             attempt.start()
+        except Exception:
+            if taken:
+                ctx.redis.delete(key)
+            raise
+        try:
             outcome = ctx.github.dispatch_workflow(workflow, inputs)
         except TransientError:
             if cooldown:
@@ -181,27 +198,39 @@ class DispatchAttempt:
         self._ctx = ctx
         self._key = f"responder:dispatch-attempt:{ctx.run.id}:{step}"
 
+    def read(self, pipe: Pipeline) -> None:
+        """Queue the read of the noted attempt on ``pipe``; its result goes to ``find_lost``."""
+        pipe.get(self._key)
+
     def start(self) -> None:
         now = datetime.now(UTC).isoformat()
         self._ctx.redis.set(self._key, now, ex=self._ctx.settings.dedup_retention_seconds)
 
-    def clear(self) -> None:
-        self._ctx.redis.delete(self._key)
+    def clear(self, pipe: Pipeline | None = None) -> None:
+        (pipe if pipe is not None else self._ctx.redis).delete(self._key)
 
     def done(self, run_url: str | None) -> None:
         """The dispatch was answered: its run (when GitHub named it) is not free for a lost attempt to claim."""
-        self.clear()
         match = re.search(r"/runs/(\d+)", run_url or "")
-        if match:
-            self._claim(match.group(1))
+        with self._ctx.redis.pipeline(transaction=False) as pipe:
+            self.clear(pipe)
+            if match:
+                self._claim(match.group(1), pipe)
+            pipe.execute()
 
-    def _claim(self, run_id: str) -> bool:
-        claimed = bool(self._ctx.redis.sadd(CLAIMED_RUNS, run_id))
-        self._ctx.redis.expire(CLAIMED_RUNS, self._ctx.settings.dedup_retention_seconds)
-        return claimed
+    def _claim(self, run_id: str, pipe: Pipeline | None = None) -> bool:
+        """Claim ``run_id`` (True if no attempt had); on ``pipe``, the claim is queued and True returned."""
+        own = pipe is None
+        queue = self._ctx.redis.pipeline(transaction=False) if pipe is None else pipe
+        queue.sadd(CLAIMED_RUNS, run_id)
+        queue.expire(CLAIMED_RUNS, self._ctx.settings.dedup_retention_seconds)
+        if not own:
+            return True
+        with queue:
+            return bool(queue.execute()[0])
 
-    def find_lost(self, workflow: str) -> WorkflowRunRef | None:
-        noted = cast(bytes | None, self._ctx.redis.get(self._key))
+    def find_lost(self, workflow: str, noted: bytes | None) -> WorkflowRunRef | None:
+        """``noted``: the attempt noted before (``read``), None when none was."""
         if noted is None:
             return None
         since = datetime.fromisoformat(noted.decode()) - self.SLACK
