@@ -338,6 +338,9 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    # Keep-alive, as GitHub, Jira and any HTTP/1.1 server: a client's connection serves many requests.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no waiting for the client's ACK
     server: _Server
 
     def _serve(self) -> None:
