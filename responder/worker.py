@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any, cast
 import redis.exceptions
 from redis import Redis
 from rq import Queue, SimpleWorker
+from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.utils import as_text, current_timestamp, now, parse_composite_key
 from rq.worker import WorkerStatus
@@ -79,7 +80,6 @@ from responder.settings import Settings
 
 if TYPE_CHECKING:
     from redis.client import Pipeline
-    from rq.executions import Execution
 
 log = get_logger(__name__)
 
@@ -158,12 +158,14 @@ class ResponderWorker(SimpleWorker):
         self._renewal = RunRenewal(self)
         self._in_flight: tuple[Job, Queue, Execution] | None = None
         self._last_heartbeat_sent = -math.inf
+        self._state_unwritten = False  # the state was changed here but not written to Redis yet
+        self._prepared: str | None = None  # the job ``_start`` prepared for execution
 
     # --- running a job
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run ``job`` here, with its registry entry and this worker's heartbeat renewed meanwhile."""
-        execution = self.prepare_execution(job)
+        execution = self._start(job, queue)
         self._in_flight = (job, queue, execution)
         self._renewal.watch(job, execution)
         try:
@@ -171,7 +173,34 @@ class ResponderWorker(SimpleWorker):
         finally:
             self._in_flight = None
             self._stop_renewal()
-        self.set_state(WorkerStatus.IDLE)
+        # "idle" is written with the next pipelined heartbeat (RQ's suspension check, before the
+        # next dequeue), not in a round trip of its own.
+        self._state, self._state_unwritten = WorkerStatus.IDLE, True
+
+    def _start(self, job: Job, queue: Queue) -> Execution:
+        """RQ's prepare_execution and prepare_job_execution in one round trip: the execution and its
+        StartedJobRegistry entry, the worker busy with its heartbeat, the job started."""
+        with self.connection.pipeline() as pipe:
+            ttl = self.get_heartbeat_ttl(job)
+            execution = Execution.create(job, ttl, pipeline=pipe, worker_name=self.name)
+            self.executions[execution.id] = execution
+            self.set_state(WorkerStatus.BUSY, pipeline=pipe)
+            self.heartbeat(ttl, pipeline=pipe)
+            job.heartbeat(now(), ttl, pipeline=pipe)
+            job.prepare_for_execution(self.name, pipeline=pipe)
+            pipe.persist(job.key)
+            if len(self.queues) == 1:
+                pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+            pipe.execute()
+        self._prepared = job.id
+        return execution
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """Done by ``_start`` already for the job it started."""
+        if self._prepared == job.id:
+            self._prepared = None
+            return
+        super().prepare_job_execution(job, remove_from_intermediate_queue)
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         """The run returned or raised: stop renewing before RQ records the end (a renewal after
@@ -217,6 +246,8 @@ class ResponderWorker(SimpleWorker):
         heartbeat leaves the worker key at least ``worker_ttl`` to live, which outlasts the longest
         wait for a job (``dequeue_timeout`` <= ``worker_ttl - 15``) by far, so a skipped one is never missed."""
         sent = time.monotonic()
+        if pipeline is not None and self._state_unwritten:
+            self.set_state(self._state, pipeline)
         if timeout is None and sent - self._last_heartbeat_sent < self.HEARTBEAT_MIN_INTERVAL:
             return
         try:
@@ -233,8 +264,9 @@ class ResponderWorker(SimpleWorker):
 
     def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
         """RQ's, without the round trip when the state is already the one this worker last wrote."""
-        if pipeline is None and state == self._state:
+        if pipeline is None and state == self._state and not self._state_unwritten:
             return
+        self._state_unwritten = False
         super().set_state(state, pipeline)
 
     def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
