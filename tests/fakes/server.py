@@ -206,6 +206,7 @@ class FakeServer:
         with self._lock:
             self._requests: list[Recorded] = []
             self._faults: list[Fault] = []
+            self._connections = 0
 
     # ----------------------------------------------------------------- observing and arranging
 
@@ -213,6 +214,12 @@ class FakeServer:
     def requests(self) -> list[Recorded]:
         with self._lock:
             return copy.deepcopy(self._requests)
+
+    @property
+    def connections(self) -> int:
+        """TCP connections clients opened since the last reset (keep-alive serves many requests on one)."""
+        with self._lock:
+            return self._connections
 
     def fail_next(
         self,
@@ -342,6 +349,12 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in two writes: no waiting for the client's ACK
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        fake = self.server.fake
+        with fake._lock:
+            fake._connections += 1
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
