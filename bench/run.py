@@ -253,7 +253,8 @@ class Bench:
                     if name == "responder":
                         calls = self.redis_calls()
                         accepted = max(1, sum(v for k, v in result["statuses"].items() if k.startswith("2")))
-                        result["redis_exec_per_request"] = round(calls.get("exec", 0) / accepted, 2)
+                        # the intake's atomic commit is one EVALSHA (a batch of notifications each)
+                        result["redis_commits_per_request"] = round(calls.get("evalsha", 0) / accepted, 3)
                         result["redis_commands_per_request"] = round(sum(calls.values()) / accepted, 1)
                         result["redis_used_mib"] = round(self.redis.used_memory() / 2**20, 1)
                         self.redis.flush()  # keep Redis small between rounds
@@ -262,7 +263,7 @@ class Bench:
                         f"p50 {result['latency_ms']['p50']:6.2f} ms  p99 {result['latency_ms']['p99']:6.2f} ms  "
                         f"statuses {result['statuses']}  CPU {result['server_cpu_ms_per_request']:.3f} ms/req "
                         f"({result['server_cpu_cores']} cores)"
-                        + (f"  MULTI/EXEC per 202: {result['redis_exec_per_request']}" if name == "responder" else ""))
+                        + (f"  commits per 202: {result['redis_commits_per_request']}" if name == "responder" else ""))
         finally:
             self.procs.stop(bare)
 
@@ -286,7 +287,7 @@ class Bench:
             "responder_non_2xx": sum(r["non_2xx"] for r in of("responder")),
             "responder_socket_errors": sum(sum(r["socket_errors"].values()) for r in of("responder")),
             "responder_requests": sum(r["requests"] for r in of("responder")),
-            "redis_exec_per_request": statistics.median(r["redis_exec_per_request"] for r in of("responder")),
+            "redis_commits_per_request": statistics.median(r["redis_commits_per_request"] for r in of("responder")),
             "responder_cpu_ms_per_request": statistics.median(r["server_cpu_ms_per_request"] for r in of("responder")),
             "bare_cpu_ms_per_request": statistics.median(r["server_cpu_ms_per_request"] for r in of("bare")),
             "responder_cpu_cores": statistics.median(r["server_cpu_cores"] for r in of("responder")),
@@ -535,6 +536,9 @@ class Bench:
 
     # ----------------------------------------------------------------- all
 
+    def wants(self, part: str) -> bool:
+        return not self.args.only or part in self.args.only
+
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
         self.results["machine"] = machine_info(self.redis.version(), self.load.wrk_version())
@@ -544,15 +548,20 @@ class Bench:
             "env": {k: v for k, v in self.env.items() if k.startswith("RESPONDER_") and "TOKEN" not in k},
         }
         self.note_receiver_memory("start")
-        self.intake()
-        self.note_receiver_memory("intake")
-        self.groups()
-        self.note_receiver_memory("group sizes up to 1,000 (distinct models)")
-        self.first_action()
-        self.throughput()
-        self.note_receiver_memory("playbook throughput (enqueueing)")
-        self.memory()
-        self.one_model_thousand()
+        if self.wants("intake"):
+            self.intake()
+            self.note_receiver_memory("intake")
+        if self.wants("groups"):
+            self.groups()
+            self.note_receiver_memory("group sizes up to 1,000 (distinct models)")
+        if self.wants("first-action"):
+            self.first_action()
+        if self.wants("throughput"):
+            self.throughput()
+            self.note_receiver_memory("playbook throughput (enqueueing)")
+            self.memory()
+        if self.wants("groups"):
+            self.one_model_thousand()
         self.results["machine"]["load_average_at_end"] = list(os.getloadavg())
         self.results["seconds"] = round(time.monotonic() - started, 1)
         return self.results
@@ -564,6 +573,9 @@ class Bench:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+PARTS = ("intake", "groups", "first-action", "throughput")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short smoke run (results in bench/results/quick/)")
@@ -573,8 +585,12 @@ def main(argv: list[str] | None = None) -> int:
                              "everysec, or off (no AOF)")
     parser.add_argument("--no-install", action="store_true", help="do not install wrk/matplotlib when missing")
     parser.add_argument("--no-readme", action="store_true", help="do not write the table into bench/README.md")
+    parser.add_argument("--only", type=lambda v: [p.strip() for p in v.split(",")], default=[],
+                        help=f"comma-separated parts to run ({', '.join(PARTS)}); a partial run leaves README alone")
     args = parser.parse_args(argv)
-    out = args.out or (ROOT / "bench" / "results" / ("quick" if args.quick else ""))
+    if unknown := [p for p in args.only if p not in PARTS]:
+        parser.error(f"--only: unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    out = args.out or (ROOT / "bench" / "results" / ("partial" if args.only else "quick" if args.quick else ""))
     ensure_tools(not args.no_install)
 
     from bench import procs, report
@@ -595,13 +611,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = report.rows(results)
     results["table"] = rows
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    plots = report.plots(results, out)
+    plots = [] if args.only else report.plots(results, out)
     table = report.table(rows)
     print()
     print(report.machine_line(results))
     print(table)
-    print(f"\nresults: {out / 'results.json'}; plots: {', '.join(str(p) for p in plots)}")
-    if not args.quick and not args.no_readme and args.out is None:
+    print(f"\nresults: {out / 'results.json'}; plots: {', '.join(str(p) for p in plots) or 'none'}")
+    if not args.quick and not args.no_readme and args.out is None and not args.only:
         report.update_readme(ROOT / "bench" / "README.md", results, table, [p.name for p in plots])
         print("bench/README.md updated with this table")
     return 0

@@ -7,6 +7,7 @@ Answers on-call's most common question, "why did (or didn't) this run?". Bounded
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
@@ -16,6 +17,7 @@ from redis.client import Pipeline
 
 from responder.errors import ResponderError
 from responder.runs import Source, utcnow
+from responder.writeset import WriteSet
 
 INDEX_KEY = "responder:notifications"
 
@@ -73,10 +75,18 @@ class History:
 
     def add(self, record: NotificationRecord, pipe: Pipeline) -> None:
         """Queue the record's writes on ``pipe`` (the intake's transaction)."""
-        pipe.set(self.key(record.id), record.model_dump_json(), ex=self._retention)
-        pipe.zadd(INDEX_KEY, {record.id: record.received_at.timestamp()})
+        self.add_many([record], pipe)
+
+    def add_many(self, records: Sequence[NotificationRecord], pipe: Pipeline | WriteSet) -> None:
+        """``add`` for several records (a group commit), indexed and trimmed once."""
+        if not records:
+            return
+        for record in records:
+            pipe.set(self.key(record.id), record.model_dump_json(), ex=self._retention)
+        pipe.zadd(INDEX_KEY, {record.id: record.received_at.timestamp() for record in records})
         pipe.zremrangebyrank(INDEX_KEY, 0, -(self._keep + 1))
-        pipe.zremrangebyscore(INDEX_KEY, "-inf", record.received_at.timestamp() - self._retention)
+        oldest = min(record.received_at.timestamp() for record in records)
+        pipe.zremrangebyscore(INDEX_KEY, "-inf", oldest - self._retention)
 
     def get(self, record_id: str) -> NotificationRecord:
         raw = self._redis.get(self.key(record_id))

@@ -10,25 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Literal, cast
 
 from redis import Redis
-from redis.client import Pipeline
-from redis.exceptions import WatchError
+from redis.asyncio import Redis as AsyncRedis
 from rq import Queue
 
 from responder.alerts import Alert, Notification
 from responder.errors import AlertError
 from responder.history import AlertDecision, History, NotificationRecord
 from responder.playbooks.catalog import Catalog
-from responder.queueing import enqueue_run
+from responder.queueing import FirstAttempts, enqueue_run
 from responder.redis_keys import storm_models_key
 from responder.runs import RunRecord, RunStore, Source
 from responder.settings import Settings
+from responder.writeset import APPLY, WriteSet
 
 DecisionKind = Literal["queued", "duplicate", "ignored", "rejected", "suppressed"]
 TRIAGE_PLAYBOOK = "needs-triage"
@@ -86,6 +85,7 @@ class _Candidate:
 
     record: RunRecord
     dedup: bool = True
+    origin: int = 0  # which notification of a group commit it came from
 
     @property
     def dedup_key(self) -> str:
@@ -104,7 +104,30 @@ class _Plan:
     suppressed: dict[str, str] = field(default_factory=dict)  # run id -> reason
     triage: dict[str, str] = field(default_factory=dict)  # rejected fingerprint -> triage run id
     triage_suppressed: set[str] = field(default_factory=set)  # rejected fingerprints past the storm limit
-    repeated: set[int] = field(default_factory=set)  # ids of candidates listed twice in one notification
+    repeated: dict[int, str] = field(default_factory=dict)  # id() of a candidate whose run id came earlier -> reason
+    slots: dict[str, int] = field(default_factory=dict)  # storm-guard slots taken, by playbook
+
+
+@dataclass
+class _Batch:
+    """The notifications of one commit, decided alert by alert up to what Redis must tell."""
+
+    notifications: list[Notification]
+    source: Source
+    outcomes: list[list[Decision | _Candidate]]
+    candidates: list[_Candidate]
+    rejected: list[Decision]
+    window: int
+    counters: dict[str, str]  # storm counter key by playbook
+
+    @property
+    def reads(self) -> list[str]:
+        """What the decision depends on: dedup and triage markers, storm counters."""
+        dedup = [c.dedup_key for c in self.candidates if c.dedup]
+        return list(dict.fromkeys([*dedup, *(_triage_key(d.alert) for d in self.rejected), *self.counters.values()]))
+
+    def decisions(self, plan: _Plan) -> list[list[Decision]]:
+        return [[_final(o, plan) for o in each] for each in self.outcomes]
 
 
 class Intake:
@@ -113,9 +136,10 @@ class Intake:
         self._settings = settings
         self._catalog = catalog
         self._queue = Queue(settings.queue, connection=redis)
+        self._jobs = FirstAttempts(self._queue, settings)
         self._runs = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
         self._history = History(redis, keep=settings.history_keep, retention_seconds=settings.history_retention_seconds)
-        self._take_slots = redis.register_script(_TAKE_SLOTS)
+        self._apply = redis.register_script(APPLY)
 
     def accept(
         self, notification: Notification, *, source: Source = "webhook", dry_run: bool = False
@@ -125,46 +149,67 @@ class Intake:
         A replay (``source="replay"``) is not de-duplicated: it is how a playbook change is
         tried on a payload that was already handled.
         """
-        groups = _firing_groups(notification)
-        outcomes = [
-            self._decide(alert, notification, groups, source=source, dry_run=dry_run) for alert in notification.alerts
+        return self.accept_many([notification], source=source, dry_run=dry_run)[0]
+
+    def accept_many(
+        self, notifications: list[Notification], *, source: Source = "webhook", dry_run: bool = False
+    ) -> list[list[Decision]]:
+        """``accept`` for several notifications in one transaction (the receiver's group commit).
+
+        Each gets its own decisions and history record, as if accepted one after the other in
+        the order given: an instance in two of them is queued for the first and a duplicate for
+        the second.
+        """
+        batch = self._batch(notifications, source=source, dry_run=dry_run)
+        while True:
+            plan, writes = self._attempt(batch, _mget(self._redis, batch.reads))
+            if writes.apply(self._apply):
+                return batch.decisions(plan)
+
+    async def accept_many_async(
+        self, redis: AsyncRedis, notifications: list[Notification], *, source: Source = "webhook"
+    ) -> list[list[Decision]]:
+        """``accept_many`` through an asyncio Redis client (the receiver's event loop does not wait
+        on Redis: it reads the next requests meanwhile)."""
+        batch = self._batch(notifications, source=source, dry_run=False)
+        apply = redis.register_script(APPLY)
+        while True:
+            values = cast(list[bytes | None], await redis.mget(batch.reads)) if batch.reads else []
+            plan, writes = self._attempt(batch, values)
+            if await writes.apply_async(apply):
+                return batch.decisions(plan)
+
+    def _batch(self, notifications: list[Notification], *, source: Source, dry_run: bool) -> _Batch:
+        outcomes = [self._outcomes(n, i, source=source, dry_run=dry_run) for i, n in enumerate(notifications)]
+        candidates = [o for each in outcomes for o in each if isinstance(o, _Candidate)]
+        rejected = [
+            o
+            for each in outcomes
+            for o in each
+            if isinstance(o, Decision) and o.decision == "rejected" and source == "webhook"
         ]
-        candidates = [o for o in outcomes if isinstance(o, _Candidate)]
-        rejected = [o for o in outcomes if isinstance(o, Decision) and o.decision == "rejected" and source == "webhook"]
-        history = NotificationRecord(
+        guarded = {c.record.playbook for c in candidates if c.storm_guarded}
+        if rejected:
+            guarded.add(TRIAGE_PLAYBOOK)
+        window = self._window()
+        return _Batch(
+            notifications=notifications,
             source=source,
-            receiver=notification.receiver,
-            group_key=notification.groupKey,
-            status=notification.status,
-            external_url=notification.externalURL,
-            truncated_alerts=notification.truncatedAlerts,
+            outcomes=outcomes,
+            candidates=candidates,
+            rejected=rejected,
+            window=window,
+            counters={playbook: _storm_counter(playbook, window) for playbook in sorted(guarded)},
         )
 
-        def decisions(plan: _Plan) -> list[Decision]:
-            return [self._final(outcome, plan) for outcome in outcomes]
-
-        plan = self._commit(
-            candidates,
-            rejected,
-            lambda plan: history.model_copy(update={"alerts": [d.to_history() for d in decisions(plan)]}),
-        )
-        return decisions(plan)
-
-    @staticmethod
-    def _final(outcome: Decision | _Candidate, plan: _Plan) -> Decision:
-        if isinstance(outcome, Decision):
-            triage = plan.triage.get(outcome.fingerprint) if outcome.decision == "rejected" else None
-            return Decision(outcome.alert, outcome.decision, job_id=triage, reason=outcome.reason)
-        run_id, alert = outcome.record.id, outcome.record.alert
-        if id(outcome) in plan.repeated:
-            return Decision(alert, "duplicate", job_id=run_id, reason="listed twice in this notification")
-        if run_id in plan.queued:
-            return Decision(
-                alert, "queued", job_id=run_id, reason=None if outcome.dedup else "replay: not de-duplicated"
-            )
-        if run_id in plan.suppressed:
-            return Decision(alert, "suppressed", job_id=run_id, reason=plan.suppressed[run_id])
-        return Decision(alert, "duplicate", job_id=run_id, reason=f"this {alert.status} instance was already queued")
+    def _outcomes(
+        self, notification: Notification, origin: int, *, source: Source, dry_run: bool
+    ) -> list[Decision | _Candidate]:
+        groups = _firing_groups(notification)
+        return [
+            self._decide(alert, notification, groups, origin, source=source, dry_run=dry_run)
+            for alert in notification.alerts
+        ]
 
     def enqueue_manual(
         self, playbook: str, alert: Alert, *, dry_run: bool, requested_by: str | None = None, queue: bool = True
@@ -200,7 +245,8 @@ class Intake:
         self,
         alert: Alert,
         notification: Notification,
-        groups: dict[tuple[str, str | None], list[Alert]],
+        groups: _Groups,
+        origin: int,
         *,
         source: Source,
         dry_run: bool,
@@ -228,88 +274,68 @@ class Intake:
             related=related,
             external_url=notification.externalURL,
         )
-        return _Candidate(record, dedup=not replay)
+        return _Candidate(record, dedup=not replay, origin=origin)
 
     # --- the transaction ---------------------------------------------------------------
 
-    def _commit(
-        self,
-        candidates: list[_Candidate],
-        rejected: list[Decision],
-        history: Callable[[_Plan], NotificationRecord] | None,
-    ) -> _Plan:
-        """Read what was seen, decide, and write it all in one MULTI/EXEC; a concurrent
-        delivery touching the same dedup keys makes it start over (and then see duplicates).
+    def _attempt(self, batch: _Batch, values: list[bytes | None]) -> tuple[_Plan, WriteSet]:
+        """Decide from what was read (``batch.reads``) and gather the writes.
 
-        Storm-guard slots are reserved atomically (a Lua script) rather than watched: every
-        delivery for a playbook touches its counter, and watching it made concurrent
-        deliveries of different alerts abort each other. Slots of an attempt that does not
-        commit are given back.
+        The writes apply only if every dedup or triage key this decision took as absent is still
+        absent and every storm counter still has the room it was found with (a concurrent
+        delivery changed neither); otherwise nothing is written and the intake reads and
+        decides again, and then sees the other delivery's runs as duplicates.
         """
-        window = self._window()
-        dedup_keys = [c.dedup_key for c in candidates if c.dedup]
-        triage_keys = [_triage_key(d.alert) for d in rejected]
-        watched = [*dedup_keys, *triage_keys]
-        with self._redis.pipeline(transaction=True) as pipe:
-            while True:
-                slots = _Slots(self, window)
-                try:
-                    if watched:
-                        pipe.watch(*watched)  # type: ignore[no-untyped-call]
-                    plan = self._plan(pipe, candidates, rejected, slots, dedup_keys, triage_keys)
-                    pipe.multi()
-                    self._write(pipe, plan, candidates, rejected, window)
-                    if history is not None:
-                        self._history.add(history(plan), pipe)
-                    pipe.execute()
-                    return plan
-                except WatchError:
-                    slots.give_back()
-                    continue
-                except BaseException:
-                    slots.give_back()
-                    raise
+        read = dict(zip(batch.reads, values, strict=True))
+        used = {playbook: int(read[key] or 0) for playbook, key in batch.counters.items()}
+        plan = self._plan(batch, read, used)
+        writes = WriteSet()
+        self._write(writes, plan, batch)
+        self._history.add_many(
+            [
+                _history_record(n, batch.source, [_final(o, plan).to_history() for o in each])
+                for n, each in zip(batch.notifications, batch.outcomes, strict=True)
+            ],
+            writes,
+        )
+        return plan, writes
 
-    def _plan(
-        self,
-        pipe: Pipeline,
-        candidates: list[_Candidate],
-        rejected: list[Decision],
-        slots: _Slots,
-        dedup_keys: list[str],
-        triage_keys: list[str],
-    ) -> _Plan:
-        seen = {k for k, v in zip(dedup_keys, _mget(pipe, dedup_keys), strict=True) if v is not None}
+    def _plan(self, batch: _Batch, read: dict[str, bytes | None], used: dict[str, int]) -> _Plan:
+        limit = self._settings.storm_max_runs
+        room = {playbook: max(0, limit - count) for playbook, count in used.items()}
         plan = _Plan()
         fresh: list[_Candidate] = []
-        ids: set[str] = set()
-        for candidate in candidates:
+        first: dict[str, _Candidate] = {}
+        for candidate in batch.candidates:
             run_id = candidate.record.id
-            if run_id in ids:
-                plan.repeated.add(id(candidate))  # listed twice in this notification
+            if run_id in first:
+                plan.repeated[id(candidate)] = (
+                    "listed twice in this notification"
+                    if first[run_id].origin == candidate.origin
+                    else f"this {candidate.record.alert.status} instance was already queued"
+                )
                 continue
-            ids.add(run_id)
-            if not (candidate.dedup and candidate.dedup_key in seen):
+            first[run_id] = candidate
+            if not (candidate.dedup and read[candidate.dedup_key] is not None):
                 fresh.append(candidate)
-        wanted: dict[str, int] = {}
-        for candidate in fresh:
-            if candidate.storm_guarded:
-                wanted[candidate.record.playbook] = wanted.get(candidate.record.playbook, 0) + 1
-        allowed = {playbook: slots.take(playbook, count) for playbook, count in wanted.items()}
         for candidate in fresh:
             playbook, run_id = candidate.record.playbook, candidate.record.id
             if candidate.storm_guarded:
-                if allowed[playbook] == 0:
+                if room[playbook] == 0:
                     plan.suppressed[run_id] = self._storm_reason(playbook)
                     continue
-                allowed[playbook] -= 1
+                room[playbook] -= 1
+                plan.slots[playbook] = plan.slots.get(playbook, 0) + 1
             plan.queued.add(run_id)
-        fresh_keys = {k for k, v in zip(triage_keys, _mget(pipe, triage_keys), strict=True) if v is None}
-        fingerprints = list(dict.fromkeys(d.fingerprint for d in rejected if _triage_key(d.alert) in fresh_keys))
-        room = slots.take(TRIAGE_PLAYBOOK, len(fingerprints)) if fingerprints else 0
-        for fingerprint in fingerprints[:room]:
+        fingerprints = list(
+            dict.fromkeys(d.fingerprint for d in batch.rejected if read[_triage_key(d.alert)] is None)
+        )
+        allowed = min(len(fingerprints), room.get(TRIAGE_PLAYBOOK, 0))
+        for fingerprint in fingerprints[:allowed]:
             plan.triage[fingerprint] = f"triage-{_digest(fingerprint)}-{secrets.token_hex(3)}"
-        plan.triage_suppressed.update(fingerprints[room:])
+        if allowed:
+            plan.slots[TRIAGE_PLAYBOOK] = allowed
+        plan.triage_suppressed.update(fingerprints[allowed:])
         return plan
 
     def _storm_reason(self, playbook: str) -> str:
@@ -318,10 +344,19 @@ class Intake:
             f"{self._settings.storm_window_seconds}s; listed on the storm ticket"
         )
 
-    def _write(
-        self, pipe: Pipeline, plan: _Plan, candidates: list[_Candidate], rejected: list[Decision], window: int
-    ) -> None:
+    def _write(self, pipe: WriteSet, plan: _Plan, batch: _Batch) -> None:
+        """Gather the plan's writes on ``pipe``, with the conditions they were decided on."""
+        candidates, rejected, window = batch.candidates, batch.rejected, batch.window
+        for playbook, count in plan.slots.items():
+            pipe.take(
+                batch.counters[playbook],
+                count,
+                limit=self._settings.storm_max_runs,
+                ttl=2 * self._settings.storm_window_seconds,
+            )
         retention = self._settings.dedup_retention_seconds
+        records: list[RunRecord] = []  # run records to store
+        queued: list[str] = []  # of which these are queued, in this order
         suppressed_by_playbook: dict[str, list[RunRecord]] = {}
         for candidate in candidates:
             record = candidate.record
@@ -330,25 +365,29 @@ class Intake:
             if record.id in plan.queued:
                 if candidate.dedup:
                     pipe.set(candidate.dedup_key, "1", ex=retention)
-                self._runs.add(record, pipe)
-                enqueue_run(self._queue, self._settings, record.id, pipeline=pipe)
+                    pipe.require_absent(candidate.dedup_key)
+                records.append(record)
+                queued.append(record.id)
             elif record.id in plan.suppressed:
                 pipe.set(candidate.dedup_key, "1", ex=retention)
-                suppressed = record.model_copy(update={"status": "suppressed", "error": plan.suppressed[record.id]})
-                self._runs.add(suppressed, pipe)
+                pipe.require_absent(candidate.dedup_key)
+                records.append(record.model_copy(update={"status": "suppressed", "error": plan.suppressed[record.id]}))
                 suppressed_by_playbook.setdefault(record.playbook, []).append(record)
-        for playbook, records in suppressed_by_playbook.items():
+        for playbook, suppressed in suppressed_by_playbook.items():
             key = storm_models_key(playbook, window)
-            pipe.rpush(key, *[r.model_id or "?" for r in records])
+            pipe.rpush(key, *[r.model_id or "?" for r in suppressed])
             pipe.expire(key, retention)
-            self._queue_system_run(pipe, STORM_PLAYBOOK, _storm_alert(records[0].alert, playbook, window))
+            records.append(_system_run(STORM_PLAYBOOK, _storm_alert(suppressed[0].alert, playbook, window)))
+            queued.append(records[-1].id)
         for decision in rejected:
             run_id = plan.triage.get(decision.fingerprint)
             if run_id is not None:
                 pipe.set(_triage_key(decision.alert), run_id, ex=retention)
-                record = RunRecord(id=run_id, playbook=TRIAGE_PLAYBOOK, alert=decision.alert, reason=decision.reason)
-                self._runs.add(record, pipe)
-                enqueue_run(self._queue, self._settings, record.id, pipeline=pipe)
+                pipe.require_absent(_triage_key(decision.alert))
+                records.append(
+                    RunRecord(id=run_id, playbook=TRIAGE_PLAYBOOK, alert=decision.alert, reason=decision.reason)
+                )
+                queued.append(run_id)
         if plan.triage_suppressed:
             # A flood of unusable alerts: each is on the storm ticket of needs-triage instead of its own.
             key = storm_models_key(TRIAGE_PLAYBOOK, window)
@@ -356,80 +395,82 @@ class Intake:
             pipe.expire(key, retention)
             example = next(d.alert for d in rejected if d.fingerprint in plan.triage_suppressed)
             storm_alert = _storm_alert(example, TRIAGE_PLAYBOOK, window, alertname=TRIAGE_PLAYBOOK)
-            self._queue_system_run(pipe, STORM_PLAYBOOK, storm_alert)
+            records.append(_system_run(STORM_PLAYBOOK, storm_alert))
+            queued.append(records[-1].id)
             for fingerprint in plan.triage_suppressed:
-                pipe.set(f"responder:seen:triage:{_digest(fingerprint)}", "storm", ex=retention)
-
-    def _queue_system_run(self, pipe: Pipeline, playbook: str, alert: Alert) -> None:
-        record = RunRecord(id=f"{playbook}-{secrets.token_hex(6)}", playbook=playbook, alert=alert)
-        self._runs.add(record, pipe)
-        enqueue_run(self._queue, self._settings, record.id, pipeline=pipe)
+                key = f"responder:seen:triage:{_digest(fingerprint)}"
+                pipe.set(key, "storm", ex=retention)
+                pipe.require_absent(key)
+        self._runs.add_many(records, pipe)
+        self._jobs.add(pipe, queued)
 
     def _window(self) -> int:
         return int(datetime.now(UTC).timestamp() // self._settings.storm_window_seconds)
 
-    @staticmethod
-    def _storm_counter(playbook: str, window: int) -> str:
-        return f"responder:storm:{playbook}:{window}:started"
 
 
-# Take up to ARGV[1] slots below the limit ARGV[2]; returns how many were taken.
-_TAKE_SLOTS = """
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-local taken = math.min(tonumber(ARGV[1]), math.max(0, tonumber(ARGV[2]) - used))
-if taken > 0 then
-  redis.call('INCRBY', KEYS[1], taken)
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-end
-return taken
-"""
-
-
-class _Slots:
-    """Storm-guard slots one intake attempt took, per playbook, to give back if it does not commit."""
-
-    def __init__(self, intake: Intake, window: int) -> None:
-        self._intake = intake
-        self._window = window
-        self._taken: dict[str, int] = {}
-
-    def take(self, playbook: str, count: int) -> int:
-        intake = self._intake
-        key = intake._storm_counter(playbook, self._window)
-        taken = int(
-            intake._take_slots(
-                keys=[key], args=[count, intake._settings.storm_max_runs, 2 * intake._settings.storm_window_seconds]
-            )
-        )
-        self._taken[playbook] = self._taken.get(playbook, 0) + taken
-        return taken
-
-    def give_back(self) -> None:
-        for playbook, count in self._taken.items():
-            if count:
-                self._intake._redis.decrby(self._intake._storm_counter(playbook, self._window), count)
-        self._taken.clear()
+def _storm_counter(playbook: str, window: int) -> str:
+    return f"responder:storm:{playbook}:{window}:started"
 
 
 MAX_RELATED = 50  # sibling alerts kept in a run record (for checklists); bounds its size in big groups
 
 
-def _firing_groups(notification: Notification) -> dict[tuple[str, str | None], list[Alert]]:
-    """The notification's firing alerts by (alertname, model_id), built once per notification."""
-    groups: dict[tuple[str, str | None], list[Alert]] = {}
+def _final(outcome: Decision | _Candidate, plan: _Plan) -> Decision:
+    if isinstance(outcome, Decision):
+        triage = plan.triage.get(outcome.fingerprint) if outcome.decision == "rejected" else None
+        return Decision(outcome.alert, outcome.decision, job_id=triage, reason=outcome.reason)
+    run_id, alert = outcome.record.id, outcome.record.alert
+    if id(outcome) in plan.repeated:
+        return Decision(alert, "duplicate", job_id=run_id, reason=plan.repeated[id(outcome)])
+    if run_id in plan.queued:
+        return Decision(
+            alert, "queued", job_id=run_id, reason=None if outcome.dedup else "replay: not de-duplicated"
+        )
+    if run_id in plan.suppressed:
+        return Decision(alert, "suppressed", job_id=run_id, reason=plan.suppressed[run_id])
+    return Decision(alert, "duplicate", job_id=run_id, reason=f"this {alert.status} instance was already queued")
+
+
+def _system_run(playbook: str, alert: Alert) -> RunRecord:
+    return RunRecord(id=f"{playbook}-{secrets.token_hex(6)}", playbook=playbook, alert=alert)
+
+
+def _history_record(notification: Notification, source: Source, decisions: list[AlertDecision]) -> NotificationRecord:
+    return NotificationRecord(
+        source=source,
+        receiver=notification.receiver,
+        group_key=notification.groupKey,
+        status=notification.status,
+        external_url=notification.externalURL,
+        truncated_alerts=notification.truncatedAlerts,
+        alerts=decisions,
+    )
+
+
+_Groups = dict[tuple[str, str | None], list[tuple[Alert, Alert]]]
+
+
+def _firing_groups(notification: Notification) -> _Groups:
+    """The notification's firing alerts by (alertname, model_id), built once per notification: of
+    each group the first MAX_RELATED + 1 (the only ones a related list can hold), each with its
+    labels-only copy, made once and shared by the run records (alerts are immutable)."""
+    groups: _Groups = {}
     for alert in notification.firing():
-        groups.setdefault((alert.alertname, alert.model_id), []).append(alert)
+        group = groups.setdefault((alert.alertname, alert.model_id), [])
+        if len(group) <= MAX_RELATED:
+            group.append((alert, alert.model_copy(update={"annotations": {}})))
     return groups
 
 
-def _related(alert: Alert, groups: dict[tuple[str, str | None], list[Alert]]) -> list[Alert]:
+def _related(alert: Alert, groups: _Groups) -> list[Alert]:
     """Other firing alerts of the same alertname and model in the notification, labels only."""
-    siblings = (a for a in groups.get((alert.alertname, alert.model_id), []) if a is not alert)
-    return [a.model_copy(update={"annotations": {}}) for a in islice(siblings, MAX_RELATED)]
+    siblings = (copy for original, copy in groups.get((alert.alertname, alert.model_id), []) if original is not alert)
+    return list(islice(siblings, MAX_RELATED))
 
 
-def _mget(pipe: Pipeline, keys: list[str]) -> list[bytes | None]:
-    return cast(list[bytes | None], pipe.mget(keys)) if keys else []
+def _mget(redis: Redis, keys: list[str]) -> list[bytes | None]:
+    return cast(list[bytes | None], redis.mget(keys)) if keys else []
 
 
 def _digest(text: str) -> str:

@@ -1,8 +1,9 @@
 """The aiohttp app: Alertmanager's webhook, health, readiness, metrics and the runs page.
 
 The webhook handler only authenticates, validates and hands the notification to Intake,
-which decides and enqueues in one Redis transaction; it answers 202 once every queued job
-is stored, well inside Alertmanager's 10 s notification timeout.
+which decides and enqueues in one Redis transaction shared with the deliveries that arrive
+at the same time (``groupcommit``); it answers 202 once every queued job is stored, well
+inside Alertmanager's 10 s notification timeout.
 """
 
 from __future__ import annotations
@@ -20,18 +21,20 @@ from redis import Redis
 
 from responder.alerts import Notification
 from responder.auth import authorized
+from responder.groupcommit import GroupCommit
 from responder.intake import Intake
 from responder.log import get_logger
 from responder.metrics import ReceiverMetrics
 from responder.pages import RUN_STORE, add_pages
 from responder.playbooks.catalog import Catalog
-from responder.redisconn import redis_client
+from responder.redisconn import async_redis_client, redis_client
 from responder.runs import RunStore
 from responder.settings import Settings
 
 log = get_logger(__name__)
 
 INTAKE = web.AppKey("intake", Intake)
+GROUP_COMMIT = web.AppKey("group_commit", GroupCommit)
 METRICS = web.AppKey("metrics", ReceiverMetrics)
 REDIS = web.AppKey("redis", Redis)
 RETRY_AFTER_SECONDS = "5"
@@ -44,13 +47,16 @@ def create_app(settings: Settings, catalog: Catalog, *, token: SecretStr | None)
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         client = redis_client(settings)
+        loop_client = async_redis_client(settings)
         app[REDIS] = client
         app[INTAKE] = Intake(client, settings, catalog)
+        app[GROUP_COMMIT] = GroupCommit(app[INTAKE], loop_client)
         known = {p.alertname for p in catalog.playbooks.values() if p.alertname}
         app[METRICS] = ReceiverMetrics(client, settings.queue, known_alertnames=known)
         app[RUN_STORE] = RunStore(client, retention_seconds=settings.dedup_retention_seconds)
         yield
         client.close()
+        await loop_client.aclose()
 
     app.cleanup_ctx.append(redis_ctx)
     webhook = _authenticated(_webhook, token)
@@ -133,9 +139,8 @@ async def _webhook(request: web.Request) -> web.Response:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "body"
         return _error(422, f"{field}: {first['msg']}", field=field)
-    intake = request.app[INTAKE]
     try:
-        decisions = await asyncio.to_thread(intake.accept, notification)
+        decisions = await request.app[GROUP_COMMIT].accept(notification)
     except REDIS_DOWN:
         log.warning("webhook.redis_unavailable")
         return _unavailable("Redis is unavailable; retry later")

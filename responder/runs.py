@@ -6,6 +6,7 @@ sorted set ``responder:runs``; both expire after the dedup retention.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal, cast
 
@@ -15,6 +16,7 @@ from redis.client import Pipeline
 
 from responder.alerts import Alert
 from responder.errors import RunNotFound
+from responder.writeset import WriteSet
 
 StepStatus = Literal["ok", "skipped", "planned", "failed"]
 RunStatus = Literal["queued", "running", "retrying", "succeeded", "failed", "suppressed"]
@@ -114,8 +116,15 @@ class RunStore:
 
     def add(self, record: RunRecord, pipeline: Pipeline) -> None:
         """Queue the writes of a new record on ``pipeline`` (so it lands with its job, or not at all)."""
-        pipeline.set(self.key(record.id), record.model_dump_json(), ex=self._retention)
-        pipeline.zadd(INDEX_KEY, {record.id: record.enqueued_at.timestamp()})
+        self.add_many([record], pipeline)
+
+    def add_many(self, records: Sequence[RunRecord], pipeline: Pipeline | WriteSet) -> None:
+        """``add`` for several records, indexed in one command."""
+        if not records:
+            return
+        for record in records:
+            pipeline.set(self.key(record.id), record.model_dump_json(), ex=self._retention)
+        pipeline.zadd(INDEX_KEY, {record.id: record.enqueued_at.timestamp() for record in records})
 
     def save(self, record: RunRecord) -> None:
         self._redis.set(self.key(record.id), record.model_dump_json(), ex=self._retention)

@@ -1,0 +1,132 @@
+"""The writes of one intake commit, applied by Redis as one atomic script call.
+
+The intake reads (what was seen, how full the storm counters are), decides, then writes run
+records, jobs, dedup markers and history. Sent as MULTI ... EXEC under WATCH, that costs a
+command, a reply and Python bookkeeping per write, plus a round trip per storm counter.
+Here the writes are gathered (with the pipeline methods the stores already call) and sent
+as the arguments of one script, with the conditions the decision was taken on: keys that
+must still be absent (what WATCH guarded) and storm counters that must still have room for
+the slots taken. If a condition no longer holds, nothing is written and the intake reads
+and decides again. A script runs atomically and, with ``appendfsync always``, is on disk
+before its reply, as EXEC was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TypeVar
+
+from redis.commands.core import AsyncScript, Script
+
+Arg = str | bytes | int | float
+T = TypeVar("T")
+CHUNK = 500  # members per variadic command: Lua's unpack() takes at most ~8000 values
+
+# Load with ``redis.register_script(APPLY)``.
+# KEYS: keys that must still be absent, then storm counters.
+# ARGV[1]: number of counters; per counter: slots to take, limit, ttl; then the writes,
+# each as <n> <command> <arg>..., n = 1 + number of args.
+APPLY = """
+local counters = tonumber(ARGV[1])
+local absent = #KEYS - counters
+for i = 1, absent do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+end
+local a = 2
+for i = absent + 1, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') + tonumber(ARGV[a]) > tonumber(ARGV[a + 1]) then return 0 end
+  a = a + 3
+end
+a = 2
+for i = absent + 1, #KEYS do
+  redis.call('INCRBY', KEYS[i], ARGV[a])
+  redis.call('EXPIRE', KEYS[i], ARGV[a + 2])
+  a = a + 3
+end
+while a <= #ARGV do
+  local n = tonumber(ARGV[a])
+  redis.call(unpack(ARGV, a + 1, a + n))
+  a = a + n + 1
+end
+return 1
+"""
+
+
+class WriteSet:
+    """Redis writes gathered for one atomic application (the subset of pipeline methods the
+    stores use), and the conditions under which they apply."""
+
+    def __init__(self) -> None:
+        self._writes: list[Arg] = []
+        self._absent: list[str] = []
+        self._counters: list[str] = []
+        self._takes: list[Arg] = []
+
+    # --- conditions
+
+    def require_absent(self, key: str) -> None:
+        """Apply only if ``key`` does not exist (it was read as absent)."""
+        self._absent.append(key)
+
+    def take(self, counter: str, count: int, *, limit: int, ttl: int) -> None:
+        """Add ``count`` to ``counter`` (expiring in ``ttl`` s); apply only if it stays within ``limit``."""
+        self._counters.append(counter)
+        self._takes.extend((count, limit, ttl))
+
+    # --- writes
+
+    def _add(self, *command: Arg) -> None:
+        self._writes.append(len(command))
+        self._writes.extend(command)
+
+    def set(self, key: str, value: Arg, *, ex: int | None = None) -> None:
+        if ex is None:
+            self._add("SET", key, value)
+        else:
+            self._add("SET", key, value, "EX", ex)
+
+    def expire(self, key: str, seconds: int) -> None:
+        self._add("EXPIRE", key, seconds)
+
+    def hset(self, key: str, *, mapping: Mapping[str, Arg]) -> None:
+        self._add("HSET", key, *[part for item in mapping.items() for part in item])
+
+    def zadd(self, key: str, mapping: Mapping[str, float]) -> None:
+        pairs = [(score, member) for member, score in mapping.items()]
+        for chunk in _chunks(pairs):
+            self._add("ZADD", key, *[part for pair in chunk for part in pair])
+
+    def zremrangebyrank(self, key: str, start: int, end: int) -> None:
+        self._add("ZREMRANGEBYRANK", key, start, end)
+
+    def zremrangebyscore(self, key: str, low: float | str, high: float | str) -> None:
+        self._add("ZREMRANGEBYSCORE", key, low, high)
+
+    def rpush(self, key: str, *values: Arg) -> None:
+        for chunk in _chunks(values):
+            self._add("RPUSH", key, *chunk)
+
+    def sadd(self, key: str, *values: Arg) -> None:
+        for chunk in _chunks(values):
+            self._add("SADD", key, *chunk)
+
+    # --- applying
+
+    def _call(self) -> tuple[list[str], list[Arg]]:
+        return [*self._absent, *self._counters], [len(self._counters), *self._takes, *self._writes]
+
+    def apply(self, script: Script) -> bool:
+        """Write everything at once with ``script`` (APPLY, registered); False (nothing written)
+        when a condition no longer holds."""
+        keys, args = self._call()
+        return bool(script(keys=keys, args=args))
+
+    async def apply_async(self, script: AsyncScript) -> bool:
+        """``apply`` through an asyncio client."""
+        keys, args = self._call()
+        return bool(await script(keys=keys, args=args))
+
+
+def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
