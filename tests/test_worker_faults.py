@@ -230,8 +230,7 @@ def test_a_run_longer_than_the_worker_ttl_is_renewed_and_not_taken_for_abandoned
     env = service_env(cli_env, worker_ttl_seconds="4", maintenance_interval_seconds="1")
     fake_github.fail_next("GET", MANIFEST_READ, status=None, delay=8)  # a slow but normal answer
     first = services(env, "worker-1", "worker")
-    time.sleep(0.5)  # let the worker start its scheduler process
-    before = set(_descendants(first.proc.pid))
+    before = wait_until(lambda: set(_descendants(first.proc.pid)), "the worker's scheduler process")
     job_id = enqueue_example(redis, settings, "integrity-firing.json")
     wait_until(in_flight(fake_github, MANIFEST_READ), "the manifest read", logs=(first.log,))
     second = services(env, "worker-2", "worker")
