@@ -12,6 +12,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from itertools import islice
 from typing import Literal, cast
 
@@ -25,7 +26,7 @@ from responder.history import AlertDecision, History, NotificationRecord
 from responder.playbooks.catalog import Catalog
 from responder.queueing import FirstAttempts, enqueue_run
 from responder.redis_keys import storm_models_key
-from responder.runs import RunRecord, RunStore, Source
+from responder.runs import MAX_RELATED, RunRecord, RunStore, Source, related_key
 from responder.settings import Settings
 from responder.writeset import APPLY, WriteSet
 
@@ -86,6 +87,7 @@ class _Candidate:
     record: RunRecord
     dedup: bool = True
     origin: int = 0  # which notification of a group commit it came from
+    group: _Group | None = None  # whose related alerts the record shares
 
     @property
     def dedup_key(self) -> str:
@@ -262,7 +264,8 @@ class Intake:
             alert.check_actionable(playbook.requires_labels)
         except AlertError as exc:
             return Decision(alert, "rejected", reason=str(exc))
-        related = _related(alert, groups) if alert.is_firing else []
+        group = groups.get((alert.alertname, alert.model_id)) if alert.is_firing else None
+        related = group.related(alert) if group is not None else []
         replay = source == "replay"
         run_id = f"replay-{secrets.token_hex(4)}-{alert.job_id()}" if replay else alert.job_id()
         record = RunRecord(
@@ -272,9 +275,10 @@ class Intake:
             dry_run=dry_run,
             alert=alert,
             related=related,
+            related_key=group.key if group is not None and related else None,
             external_url=notification.externalURL,
         )
-        return _Candidate(record, dedup=not replay, origin=origin)
+        return _Candidate(record, dedup=not replay, origin=origin, group=group if related else None)
 
     # --- the transaction ---------------------------------------------------------------
 
@@ -401,6 +405,10 @@ class Intake:
                 key = f"responder:seen:triage:{_digest(fingerprint)}"
                 pipe.set(key, "storm", ex=retention)
                 pipe.require_absent(key)
+        stored = {r.id for r in records}
+        shared = {id(c.group): c.group for c in candidates if c.group is not None and c.record.id in stored}
+        for group in shared.values():
+            self._runs.add_related(group.key, group.copies, pipe)
         self._runs.add_many(records, pipe)
         self._jobs.add(pipe, queued)
 
@@ -413,7 +421,6 @@ def _storm_counter(playbook: str, window: int) -> str:
     return f"responder:storm:{playbook}:{window}:started"
 
 
-MAX_RELATED = 50  # sibling alerts kept in a run record (for checklists); bounds its size in big groups
 
 
 def _final(outcome: Decision | _Candidate, plan: _Plan) -> Decision:
@@ -448,25 +455,38 @@ def _history_record(notification: Notification, source: Source, decisions: list[
     )
 
 
-_Groups = dict[tuple[str, str | None], list[tuple[Alert, Alert]]]
+@dataclass
+class _Group:
+    """The first MAX_RELATED + 1 firing alerts of one (alertname, model_id) in a notification (the
+    only ones a related list can hold), each with its labels-only copy, made once: run records
+    share the copies, stored once under ``key`` (alerts are immutable)."""
+
+    members: list[tuple[Alert, Alert]] = field(default_factory=list)
+
+    @property
+    def copies(self) -> list[Alert]:
+        return [copy for _, copy in self.members]
+
+    @cached_property
+    def key(self) -> str:
+        return related_key(_digest("\n".join(original.instance_key() for original, _ in self.members)))
+
+    def related(self, alert: Alert) -> list[Alert]:
+        """Other firing alerts of the group, labels only."""
+        return list(islice((copy for original, copy in self.members if original is not alert), MAX_RELATED))
+
+
+_Groups = dict[tuple[str, str | None], _Group]
 
 
 def _firing_groups(notification: Notification) -> _Groups:
-    """The notification's firing alerts by (alertname, model_id), built once per notification: of
-    each group the first MAX_RELATED + 1 (the only ones a related list can hold), each with its
-    labels-only copy, made once and shared by the run records (alerts are immutable)."""
+    """The notification's firing alerts by (alertname, model_id), built once per notification."""
     groups: _Groups = {}
     for alert in notification.firing():
-        group = groups.setdefault((alert.alertname, alert.model_id), [])
-        if len(group) <= MAX_RELATED:
-            group.append((alert, alert.model_copy(update={"annotations": {}})))
+        group = groups.setdefault((alert.alertname, alert.model_id), _Group())
+        if len(group.members) <= MAX_RELATED:
+            group.members.append((alert, alert.model_copy(update={"annotations": {}})))
     return groups
-
-
-def _related(alert: Alert, groups: _Groups) -> list[Alert]:
-    """Other firing alerts of the same alertname and model in the notification, labels only."""
-    siblings = (copy for original, copy in groups.get((alert.alertname, alert.model_id), []) if original is not alert)
-    return list(islice(siblings, MAX_RELATED))
 
 
 def _mget(redis: Redis, keys: list[str]) -> list[bytes | None]:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal, cast
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 from redis import Redis
 from redis.client import Pipeline
 
@@ -24,6 +24,12 @@ RUN_STATUSES: tuple[str, ...] = ("queued", "running", "retrying", "succeeded", "
 Source = Literal["webhook", "manual", "replay"]
 
 INDEX_KEY = "responder:runs"
+MAX_RELATED = 50  # sibling alerts kept for a run (for checklists); bounds its size in big groups
+_ALERTS = TypeAdapter(list[Alert])
+
+
+def related_key(digest: str) -> str:
+    return f"responder:related:{digest}"
 
 
 def utcnow() -> datetime:
@@ -58,6 +64,9 @@ class RunRecord(BaseModel):
     status: RunStatus = "queued"
     alert: Alert
     related: list[Alert] = Field(default_factory=list, description="Other firing alerts of the group.")
+    related_key: str | None = Field(
+        None, description="Where ``related`` is stored, once for all the runs of the group (filled in by RunStore.get)."
+    )
     external_url: str = ""
     enqueued_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
@@ -99,6 +108,11 @@ class RunRecord(BaseModel):
         return self.model_dump(mode="json")
 
 
+def _stored(record: RunRecord) -> str:
+    """The record as kept in Redis: without its related alerts when they are shared."""
+    return record.model_dump_json(exclude={"related"} if record.related_key is not None else None)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -123,17 +137,34 @@ class RunStore:
         if not records:
             return
         for record in records:
-            pipeline.set(self.key(record.id), record.model_dump_json(), ex=self._retention)
+            pipeline.set(self.key(record.id), _stored(record), ex=self._retention)
         pipeline.zadd(INDEX_KEY, {record.id: record.enqueued_at.timestamp() for record in records})
 
+    def add_related(self, key: str, alerts: list[Alert], pipeline: Pipeline | WriteSet) -> None:
+        """Store the related alerts that the runs of one group share (a group's first
+        MAX_RELATED + 1 alerts: each run's related list is the others)."""
+        pipeline.set(key, _ALERTS.dump_json(alerts), ex=self._retention)
+
     def save(self, record: RunRecord) -> None:
-        self._redis.set(self.key(record.id), record.model_dump_json(), ex=self._retention)
+        if record.related_key is None:
+            self._redis.set(self.key(record.id), _stored(record), ex=self._retention)
+            return
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self.key(record.id), _stored(record), ex=self._retention)
+            pipe.expire(record.related_key, self._retention)  # kept as long as the run that reads it
+            pipe.execute()
 
     def get(self, run_id: str) -> RunRecord:
         raw = self._redis.get(self.key(run_id))
         if raw is None:
             raise RunNotFound(f"no run with id {run_id!r} (it may have expired)")
-        return RunRecord.model_validate_json(raw)
+        record = RunRecord.model_validate_json(raw)
+        if record.related_key is not None:
+            shared = cast(bytes | None, self._redis.get(record.related_key))
+            group = _ALERTS.validate_json(shared) if shared is not None else []
+            mine = record.alert.instance_key()
+            record.related = [a for a in group if a.instance_key() != mine][:MAX_RELATED]
+        return record
 
     def recent(self, *, limit: int = 20, status: str | None = None) -> list[RunRecord]:
         """Newest first; records that expired are dropped from the index as they are met."""
