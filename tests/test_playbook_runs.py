@@ -177,6 +177,18 @@ def test_drift_ticket_lists_segments_as_checklist(settings, redis, worker, fake_
     assert "- [ ] eu" in issue.body
 
 
+def test_a_runs_checkpoints_keep_the_groups_shared_related_alerts_out_of_its_record(
+    settings, redis, worker, fake_github
+):
+    """The runner saves each checkpoint the way RunStore does: the related alerts a group's runs
+    share stay stored once, not copied into each finished run record, and still read back."""
+    runs = run(settings, redis, worker, load_example("drift-two-segments-firing.json"))
+    assert ["succeeded", "succeeded"] == [r.status for r in runs]
+    for record in runs:
+        assert b'"related"' not in redis.get(RunStore.key(record.id))
+        assert 1 == len(record.related)
+
+
 def test_drift_segment_arriving_later_is_added_to_open_ticket(settings, redis, worker, fake_github):
     """A segment that starts drifting later is added as a comment to the open ticket, not a new ticket."""
     first = load_example("drift-two-segments-firing.json")
