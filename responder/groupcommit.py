@@ -25,35 +25,32 @@ from responder.intake import Decision, Intake
 
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 MAX_ALERTS = 1000  # alerts per commit; bounds the time a batch holds the ones behind it
-IN_FLIGHT = 2  # commits at once: one gathers its batch while the other waits for Redis
 
 _Waiting = tuple[Notification, "asyncio.Future[list[Decision]]"]
 
 
 class GroupCommit:
-    def __init__(
-        self, intake: Intake, redis: AsyncRedis, *, max_alerts: int = MAX_ALERTS, in_flight: int = IN_FLIGHT
-    ) -> None:
+    def __init__(self, intake: Intake, redis: AsyncRedis, *, max_alerts: int = MAX_ALERTS) -> None:
         self._intake = intake
         self._redis = redis
         self._max_alerts = max_alerts
-        self._in_flight = in_flight
         self._waiting: deque[_Waiting] = deque()
-        self._committers: set[asyncio.Task[None]] = set()
+        self._committer: asyncio.Task[None] | None = None
 
     async def accept(self, notification: Notification) -> list[Decision]:
         """The notification's decisions, once the commit holding them is in Redis."""
         future: asyncio.Future[list[Decision]] = asyncio.get_running_loop().create_future()
         self._waiting.append((notification, future))
-        if len(self._committers) < self._in_flight:
-            committer = asyncio.create_task(self._commit_waiting())
-            self._committers.add(committer)
-            committer.add_done_callback(self._committers.discard)
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_waiting())
         return await future
 
     async def _commit_waiting(self) -> None:
-        while self._waiting:
-            await self._commit(self._next_batch())
+        try:
+            while self._waiting:
+                await self._commit(self._next_batch())
+        finally:
+            self._committer = None
 
     def _next_batch(self) -> list[_Waiting]:
         batch = [self._waiting.popleft()]
