@@ -526,8 +526,8 @@ class Bench:
             "workers_2": two["worker_memory"],
             "worker_rss_mib_max": max(w["rss_mib"] for w in two["worker_memory"]),
             "note": "worker RSS is each `responder worker` main process, read while it was still running after "
-                    "the 2-worker throughput load; RQ forks a work horse per run (not counted; its peak RSS is "
-                    "in throughput[].work_horse_peak_rss_mib, mostly pages shared with the parent) and one "
+                    "the 2-worker throughput load; runs execute in that process (no work horse is forked per "
+                    "run; throughput[].work_horse_peak_rss_mib would list any other child's peak) and one "
                     "worker runs RQ's scheduler as a child process (listed under children)",
         }
         log(f"5. memory: receiver RSS {self.results['memory']['receiver']['rss_mib']} MiB "
