@@ -275,7 +275,9 @@ def test_a_run_over_the_job_timeout_is_failed_and_the_worker_takes_the_next(
     assert timed_out is not None and "run timed out" == timed_out.error
     assert (record.error or "").startswith("timed out in verify-digest")
     assert "2 seconds" in (record.error or "")
-    assert JobStatus.FAILED == Job.fetch(stuck, connection=redis).get_status()
+    wait_until(  # RQ records the job's failure right after the run record
+        lambda: Job.fetch(stuck, connection=redis).get_status() == JobStatus.FAILED, "RQ to fail the job"
+    )
     following = wait_until(lambda: finished(redis, after), "the next run", timeout=20, logs=(worker.log,))
     assert "succeeded" == following.status, following.error
     assert worker.alive
