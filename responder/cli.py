@@ -50,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.log_format,
             settings.secret_values(),
             stream=sys.stdout if service else sys.stderr,
+            final=service,
         )
         return handler(args, settings)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:

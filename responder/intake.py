@@ -458,22 +458,25 @@ def _history_record(notification: Notification, source: Source, decisions: list[
 @dataclass
 class _Group:
     """The first MAX_RELATED + 1 firing alerts of one (alertname, model_id) in a notification (the
-    only ones a related list can hold), each with its labels-only copy, made once: run records
-    share the copies, stored once under ``key`` (alerts are immutable)."""
+    only ones a related list can hold). Their labels-only copies are made once, when a run first
+    asks for its related alerts, and shared: stored once under ``key`` (alerts are immutable)."""
 
-    members: list[tuple[Alert, Alert]] = field(default_factory=list)
+    members: list[Alert] = field(default_factory=list)
 
-    @property
+    @cached_property
     def copies(self) -> list[Alert]:
-        return [copy for _, copy in self.members]
+        return [alert.model_copy(update={"annotations": {}}) for alert in self.members]
 
     @cached_property
     def key(self) -> str:
-        return related_key(_digest("\n".join(original.instance_key() for original, _ in self.members)))
+        return related_key(_digest("\n".join(alert.instance_key() for alert in self.members)))
 
     def related(self, alert: Alert) -> list[Alert]:
         """Other firing alerts of the group, labels only."""
-        return list(islice((copy for original, copy in self.members if original is not alert), MAX_RELATED))
+        if len(self.members) < 2:
+            return []
+        others = (copy for original, copy in zip(self.members, self.copies, strict=True) if original is not alert)
+        return list(islice(others, MAX_RELATED))
 
 
 _Groups = dict[tuple[str, str | None], _Group]
@@ -485,7 +488,7 @@ def _firing_groups(notification: Notification) -> _Groups:
     for alert in notification.firing():
         group = groups.setdefault((alert.alertname, alert.model_id), _Group())
         if len(group.members) <= MAX_RELATED:
-            group.members.append((alert, alert.model_copy(update={"annotations": {}})))
+            group.members.append(alert)
     return groups
 
 

@@ -62,11 +62,18 @@ def _mask(match: re.Match[str]) -> str:
 
 
 def configure_logging(
-    level: str = "info", fmt: str = "auto", secrets: Iterable[str] = (), stream: TextIO | None = None
+    level: str = "info",
+    fmt: str = "auto",
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+    *,
+    final: bool = False,
 ) -> Redactor:
     """Configure structlog (and stdlib logging of libraries) once per process.
 
     Services log to stdout; CLI commands pass ``sys.stderr`` so their stdout holds only output.
+    ``final``: this configuration stays for the life of the process (the services), so each
+    module's logger is built once instead of on every call (tests configure again and again).
     """
     stream = stream or sys.stdout
     redactor = Redactor(secrets)
@@ -83,7 +90,7 @@ def configure_logging(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(stream),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=final,
     )
     # Libraries (rq, aiohttp, urllib3) log through stdlib logging: render them the same way.
     handler = logging.StreamHandler(stream)
