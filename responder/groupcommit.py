@@ -1,9 +1,11 @@
 """Group commit: webhook deliveries that arrive together share one Redis commit.
 
-While one commit is in flight, the notifications that arrive wait; when it ends they all go
-into the next one (up to ``max_alerts`` alerts; a larger notification goes alone). The
-commit talks to Redis through an asyncio client, so the event loop reads and validates the
-next requests while it waits. Every request is still answered only after the commit holding
+Up to two commits are in flight at once (one is decided and written while the other waits
+for Redis); the notifications that arrive meanwhile wait, and the next free committer takes
+them all (up to ``max_alerts`` alerts; a larger notification goes alone). Commits talk to
+Redis through an asyncio client, so the event loop reads and validates the next requests
+while they wait. Two concurrent commits touching the same alerts are safe: the later one's
+conditions fail and it decides again (see ``writeset``). Every request is still answered only after the commit holding
 its runs is in Redis, so "no 202 before the job is stored" holds as before; what is shared is
 the cost: one read, one atomic write and one fsync per batch instead of per notification.
 
@@ -25,32 +27,35 @@ from responder.intake import Decision, Intake
 
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 MAX_ALERTS = 1000  # alerts per commit; bounds the time a batch holds the ones behind it
+IN_FLIGHT = 2  # commits at once: one is decided and written while the other waits for Redis
 
 _Waiting = tuple[Notification, "asyncio.Future[list[Decision]]"]
 
 
 class GroupCommit:
-    def __init__(self, intake: Intake, redis: AsyncRedis, *, max_alerts: int = MAX_ALERTS) -> None:
+    def __init__(
+        self, intake: Intake, redis: AsyncRedis, *, max_alerts: int = MAX_ALERTS, in_flight: int = IN_FLIGHT
+    ) -> None:
         self._intake = intake
         self._redis = redis
         self._max_alerts = max_alerts
+        self._in_flight = in_flight
         self._waiting: deque[_Waiting] = deque()
-        self._committer: asyncio.Task[None] | None = None
+        self._committers: set[asyncio.Task[None]] = set()
 
     async def accept(self, notification: Notification) -> list[Decision]:
         """The notification's decisions, once the commit holding them is in Redis."""
         future: asyncio.Future[list[Decision]] = asyncio.get_running_loop().create_future()
         self._waiting.append((notification, future))
-        if self._committer is None:
-            self._committer = asyncio.create_task(self._commit_waiting())
+        if len(self._committers) < self._in_flight:
+            committer = asyncio.create_task(self._commit_waiting())
+            self._committers.add(committer)
+            committer.add_done_callback(self._committers.discard)
         return await future
 
     async def _commit_waiting(self) -> None:
-        try:
-            while self._waiting:
-                await self._commit(self._next_batch())
-        finally:
-            self._committer = None
+        while self._waiting:
+            await self._commit(self._next_batch())
 
     def _next_batch(self) -> list[_Waiting]:
         batch = [self._waiting.popleft()]
