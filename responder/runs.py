@@ -145,14 +145,16 @@ class RunStore:
         MAX_RELATED + 1 alerts: each run's related list is the others)."""
         pipeline.set(key, _ALERTS.dump_json(alerts), ex=self._retention)
 
-    def save(self, record: RunRecord) -> None:
-        if record.related_key is None:
-            self._redis.set(self.key(record.id), _stored(record), ex=self._retention)
+    def save(self, record: RunRecord, pipeline: Pipeline | None = None) -> None:
+        """Store the record (a checkpoint), or queue its writes on ``pipeline`` for the caller to send."""
+        if pipeline is None:
+            with self._redis.pipeline(transaction=False) as pipe:
+                self.save(record, pipe)
+                pipe.execute()
             return
-        with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(self.key(record.id), _stored(record), ex=self._retention)
-            pipe.expire(record.related_key, self._retention)  # kept as long as the run that reads it
-            pipe.execute()
+        pipeline.set(self.key(record.id), _stored(record), ex=self._retention)
+        if record.related_key is not None:
+            pipeline.expire(record.related_key, self._retention)  # kept as long as the run that reads it
 
     def get(self, run_id: str) -> RunRecord:
         raw = self._redis.get(self.key(run_id))

@@ -12,7 +12,7 @@ from responder.errors import ResponderError, TransientError
 from responder.log import Redactor, get_logger
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps import StepResult
-from responder.runs import RunRecord, RunStore, StepRecord, utcnow
+from responder.runs import RunRecord, StepRecord, utcnow
 from responder.runtime import Runtime
 
 log = get_logger(__name__)
@@ -113,15 +113,13 @@ def _run(runtime: Runtime, record: RunRecord, *, final_attempt: bool) -> RunReco
 
 
 def _save(runtime: Runtime, record: RunRecord) -> None:
-    """Save the run record (a checkpoint) as RunStore.save does and, in the same round trip, the
-    metrics observed so far. (RunStore.save has no pipeline argument, so a RunStore over this
-    pipeline queues its writes there; a write it sends through a pipeline of its own goes out first.)"""
+    """Save the run record (a checkpoint) and, in the same round trip, the metrics observed so far."""
     recorder = metrics.recorder()
     if recorder is None:
         runtime.runs.save(record)
         return
     with runtime.redis.pipeline(transaction=False) as pipe:
-        RunStore(pipe, retention_seconds=runtime.settings.dedup_retention_seconds).save(record)
+        runtime.runs.save(record, pipe)
         with recorder.write_into(pipe):
             pipe.execute()
 
