@@ -62,6 +62,15 @@ def test_lost_answer_to_a_dispatch_dispatches_once(env):
     assert "after a lost answer" in step.detail
 
 
+def test_a_claimed_dispatch_run_is_forgotten_after_the_retention(env):
+    """Claims are one key per workflow run, each expiring on its own: nothing grows without bound."""
+    env["github"].fail_next("POST", r"/dispatches$", status=502, after_write=True)
+    deliver(env, load_example("integrity-firing.json"))
+    run_id = env["github"].dispatches[0].html_url.rsplit("/", 1)[1]
+    ttl = env["redis"].ttl(f"responder:dispatch-claimed:{run_id}")
+    assert 0 < ttl <= env["settings"].dedup_retention_seconds
+
+
 def test_dispatch_that_never_reached_github_is_sent_on_retry(env):
     """A 502 before GitHub did anything: the retry finds no run and dispatches."""
     env["github"].fail_next("POST", r"/dispatches$", status=502)

@@ -179,7 +179,7 @@ class DispatchWorkflow(StepBase):
         return version
 
 
-CLAIMED_RUNS = "responder:dispatch-claimed"
+CLAIMED_RUNS = "responder:dispatch-claimed"  # :<workflow run id>, one key per claim, each expiring on its own
 
 
 class DispatchAttempt:
@@ -220,14 +220,11 @@ class DispatchAttempt:
 
     def _claim(self, run_id: str, pipe: Pipeline | None = None) -> bool:
         """Claim ``run_id`` (True if no attempt had); on ``pipe``, the claim is queued and True returned."""
-        own = pipe is None
-        queue = self._ctx.redis.pipeline(transaction=False) if pipe is None else pipe
-        queue.sadd(CLAIMED_RUNS, run_id)
-        queue.expire(CLAIMED_RUNS, self._ctx.settings.dedup_retention_seconds)
-        if not own:
+        key, retention = f"{CLAIMED_RUNS}:{run_id}", self._ctx.settings.dedup_retention_seconds
+        if pipe is not None:
+            pipe.set(key, "1", nx=True, ex=retention)
             return True
-        with queue:
-            return bool(queue.execute()[0])
+        return bool(self._ctx.redis.set(key, "1", nx=True, ex=retention))
 
     def find_lost(self, workflow: str, noted: bytes | None) -> WorkflowRunRef | None:
         """``noted``: the attempt noted before (``read``), None when none was."""
