@@ -1,9 +1,10 @@
 """Decide what to do with each alert of a notification, and durably queue the runs.
 
 The only code the webhook handler (and ``responder replay``/``run``) calls. Dedup, the storm
-guard, the decision history and the enqueue happen in one Redis transaction per
-notification: an instance is marked seen exactly when its run record and its RQ job are
-stored, so a failure leaves nothing half-done and Alertmanager's retry is accepted again.
+guard, the decision history and the enqueue happen in one atomic Redis commit per batch of
+notifications (``writeset``): an instance is marked seen exactly when its run record and its
+RQ job are stored, so a failure leaves nothing half-done and Alertmanager's retry is
+accepted again.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class _Candidate:
 
 @dataclass
 class _Plan:
-    """What one transaction writes, decided from what it read."""
+    """What one commit writes, decided from what it read."""
 
     queued: set[str] = field(default_factory=set)
     suppressed: dict[str, str] = field(default_factory=dict)  # run id -> reason
@@ -156,7 +157,7 @@ class Intake:
     def accept_many(
         self, notifications: list[Notification], *, source: Source = "webhook", dry_run: bool = False
     ) -> list[list[Decision]]:
-        """``accept`` for several notifications in one transaction (the receiver's group commit).
+        """``accept`` for several notifications in one commit (the receiver's group commit).
 
         Each gets its own decisions and history record, as if accepted one after the other in
         the order given: an instance in two of them is queued for the first and a duplicate for
@@ -280,7 +281,7 @@ class Intake:
         )
         return _Candidate(record, dedup=not replay, origin=origin, group=group if related else None)
 
-    # --- the transaction ---------------------------------------------------------------
+    # --- the commit --------------------------------------------------------------------
 
     def _attempt(self, batch: _Batch, values: list[bytes | None]) -> tuple[_Plan, WriteSet]:
         """Decide from what was read (``batch.reads``) and gather the writes.

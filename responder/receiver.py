@@ -1,7 +1,7 @@
 """The aiohttp app: Alertmanager's webhook, health, readiness, metrics and the runs page.
 
 The webhook handler only authenticates, validates and hands the notification to Intake,
-which decides and enqueues in one Redis transaction shared with the deliveries that arrive
+which decides and enqueues in one atomic Redis commit shared with the deliveries that arrive
 at the same time (``groupcommit``); it answers 202 once every queued job is stored, well
 inside Alertmanager's 10 s notification timeout.
 """
