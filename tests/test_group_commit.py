@@ -137,3 +137,34 @@ async def test_redis_down_fails_every_delivery_of_the_batch(dry_settings: Settin
     commit = GroupCommit(intake(dry_settings, redis), down)
     results = await asyncio.gather(commit.accept(drift("a")), commit.accept(drift("b")), return_exceptions=True)
     assert [True, True] == [isinstance(r, RedisUnreachable) for r in results]
+
+
+def test_storm_slots_taken_by_another_receiver_are_respected(dry_settings: Settings, redis: Redis) -> None:
+    """Each receiver guesses the storm counter from what it last saw; the commit checks the guess,
+    so slots another receiver took since are never taken twice (limit 3, two alerts per delivery)."""
+    settings = dry_settings.model_copy(update={"storm_max_runs": 3})
+    first, second = intake(settings, redis), intake(settings, redis)
+    assert [["queued", "queued"]] == [decisions(a) for a in first.accept_many([drift("m0")])]
+    assert [["queued", "suppressed"]] == [decisions(a) for a in second.accept_many([drift("m1")])]
+    assert [["suppressed", "suppressed"]] == [decisions(a) for a in first.accept_many([drift("m2")])]
+
+
+class CountingReads(Redis):
+    """A real client that counts the intake's reads."""
+
+    reads = 0
+
+    def mget(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return super().mget(*args, **kwargs)
+
+
+def test_new_alerts_are_committed_without_a_read_and_duplicates_with_one(
+    dry_settings: Settings, redis_url: str
+) -> None:
+    client = CountingReads.from_url(redis_url)
+    accepting = intake(dry_settings, client)
+    assert [["queued", "queued"]] == [decisions(a) for a in accepting.accept_many([drift("m0")])]
+    assert 0 == client.reads
+    assert [["duplicate", "duplicate"]] == [decisions(a) for a in accepting.accept_many([drift("m0")])]
+    assert 1 == client.reads
