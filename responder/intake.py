@@ -110,6 +110,11 @@ class _Plan:
     repeated: dict[int, str] = field(default_factory=dict)  # id() of a candidate whose run id came earlier -> reason
     slots: dict[str, int] = field(default_factory=dict)  # storm-guard slots taken, by playbook
 
+    @property
+    def holds_back(self) -> bool:
+        """Whether the storm guard suppresses anything in this plan."""
+        return bool(self.suppressed or self.triage_suppressed)
+
 
 @dataclass
 class _Batch:
@@ -165,12 +170,12 @@ class Intake:
         the second.
         """
         batch = self._batch(notifications, source=source, dry_run=dry_run)
-        values = self._guess(batch)
+        values, guessed = self._guess(batch), True
         while True:
             plan, writes = self._attempt(batch, values)
-            if writes.apply(self._apply):
+            if not (guessed and plan.holds_back) and writes.apply(self._apply):
                 return self._committed(batch, plan)
-            values = _mget(self._redis, batch.reads)
+            values, guessed = _mget(self._redis, batch.reads), False
             self._remember(batch, values)
 
     async def accept_many_async(
@@ -180,19 +185,22 @@ class Intake:
         on Redis: it reads the next requests meanwhile)."""
         batch = self._batch(notifications, source=source, dry_run=False)
         apply = redis.register_script(APPLY)
-        values = self._guess(batch)
+        values, guessed = self._guess(batch), True
         while True:
             plan, writes = self._attempt(batch, values)
-            if await writes.apply_async(apply):
+            if not (guessed and plan.holds_back) and await writes.apply_async(apply):
                 return self._committed(batch, plan)
-            values = cast(list[bytes | None], await redis.mget(batch.reads)) if batch.reads else []
+            values, guessed = cast(list[bytes | None], await redis.mget(batch.reads)) if batch.reads else [], False
             self._remember(batch, values)
 
     # A commit is tried first without reading: as if no alert of the batch had been seen and
     # each storm counter stood where this process last saw it. The commit's conditions check
     # exactly that, so a wrong guess (a duplicate, a counter moved on by others) costs one
     # round trip: the intake then reads and decides again. In a storm of new alerts, the
-    # common case, a batch takes one round trip instead of two.
+    # common case, a batch takes one round trip instead of two. A guess may only let runs
+    # through (the commit checks the room it takes), never hold them back: a plan from a guess
+    # that suppresses anything is decided again from what Redis holds (an operator may have
+    # reset a counter).
 
     def _guess(self, batch: _Batch) -> list[bytes | None]:
         counters = self._counters_seen

@@ -168,3 +168,13 @@ def test_new_alerts_are_committed_without_a_read_and_duplicates_with_one(
     assert 0 == client.reads
     assert [["duplicate", "duplicate"]] == [decisions(a) for a in accepting.accept_many([drift("m0")])]
     assert 1 == client.reads
+
+
+def test_a_storm_counter_reset_by_an_operator_lets_runs_through_again(dry_settings: Settings, redis: Redis) -> None:
+    """What this receiver last saw of a counter may only let runs through, never hold them back."""
+    settings = dry_settings.model_copy(update={"storm_max_runs": 2})
+    accepting = intake(settings, redis)
+    accepting.accept_many([drift("m0")])  # the counter is at the limit now, and this intake knows it
+    for key in redis.scan_iter("responder:storm:*:started"):
+        redis.delete(key)
+    assert [["queued", "queued"]] == [decisions(a) for a in accepting.accept_many([drift("m1")])]
