@@ -208,17 +208,20 @@ class Intake:
 
     def _remember(self, batch: _Batch, values: list[bytes | None]) -> None:
         read = dict(zip(batch.reads, values, strict=True))
-        if any(key not in self._counters_seen for key in batch.counters.values()):  # a new window: forget the old
-            window = f":{batch.window}:started"
-            self._counters_seen = {k: v for k, v in self._counters_seen.items() if k.endswith(window)}
         for key in batch.counters.values():
-            self._counters_seen[key] = int(read[key] or 0)
+            self._note(batch, key, int(read[key] or 0))
 
     def _committed(self, batch: _Batch, plan: _Plan) -> list[list[Decision]]:
         for playbook, taken in plan.slots.items():
             key = batch.counters[playbook]
-            self._counters_seen[key] = self._counters_seen.get(key, 0) + taken
+            self._note(batch, key, self._counters_seen.get(key, 0) + taken)
         return batch.decisions(plan)
+
+    def _note(self, batch: _Batch, key: str, value: int) -> None:
+        if key not in self._counters_seen:  # perhaps a new storm window: forget the counters of older ones
+            window = f":{batch.window}:started"
+            self._counters_seen = {k: v for k, v in self._counters_seen.items() if k.endswith(window)}
+        self._counters_seen[key] = value
 
     def _batch(self, notifications: list[Notification], *, source: Source, dry_run: bool) -> _Batch:
         outcomes = [self._outcomes(n, i, source=source, dry_run=dry_run) for i, n in enumerate(notifications)]

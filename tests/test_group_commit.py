@@ -178,3 +178,12 @@ def test_a_storm_counter_reset_by_an_operator_lets_runs_through_again(dry_settin
     for key in redis.scan_iter("responder:storm:*:started"):
         redis.delete(key)
     assert [["queued", "queued"]] == [decisions(a) for a in accepting.accept_many([drift("m1")])]
+
+
+def test_counters_of_past_storm_windows_are_forgotten(dry_settings: Settings, redis: Redis) -> None:
+    """A receiver that runs for months keeps what it saw of the current window's counters only."""
+    accepting = intake(dry_settings, redis)
+    for window in (100, 101, 102):
+        accepting._window = lambda window=window: window  # type: ignore[method-assign]
+        accepting.accept_many([drift(f"m{window}")])
+    assert ["responder:storm:model_drift_detected:102:started"] == list(accepting._counters_seen)
