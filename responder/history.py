@@ -73,12 +73,8 @@ class History:
     def key(record_id: str) -> str:
         return f"responder:notification:{record_id}"
 
-    def add(self, record: NotificationRecord, pipe: Pipeline) -> None:
-        """Queue the record's writes on ``pipe`` (the intake's transaction)."""
-        self.add_many([record], pipe)
-
     def add_many(self, records: Sequence[NotificationRecord], pipe: Pipeline | WriteSet) -> None:
-        """``add`` for several records (a group commit), indexed and trimmed once."""
+        """Queue the records' writes on ``pipe`` (the intake's commit), indexed and trimmed once."""
         if not records:
             return
         for record in records:
