@@ -18,13 +18,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import redis.exceptions
-
 from responder import __version__, output
 from responder.alerts import Alert
 from responder.errors import ConfigError, ResponderError
 from responder.history import History
 from responder.log import configure_logging
+from responder.redisconn import REDIS_DOWN
 from responder.runs import RUN_STATUSES, RunStore
 from responder.settings import Settings, load_settings
 
@@ -53,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             final=service,
         )
         return handler(args, settings)
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+    except REDIS_DOWN as exc:
         _error(f"cannot reach Redis ({_one_line(exc)}): start it or fix RESPONDER_REDIS_URL")
         return EXIT_REDIS
     except ResponderError as exc:

@@ -19,13 +19,12 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-import redis.exceptions
 from redis.asyncio import Redis as AsyncRedis
 
 from responder.alerts import Notification
 from responder.intake import Decision, Intake
+from responder.redisconn import REDIS_DOWN
 
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 MAX_ALERTS = 1000  # alerts per commit; bounds the time a batch holds the ones behind it
 IN_FLIGHT = 2  # commits at once: one is decided and written while the other waits for Redis
 

@@ -21,7 +21,6 @@ from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import redis.exceptions
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
@@ -29,6 +28,7 @@ from pydantic import SecretStr
 
 from responder.auth import authorized
 from responder.errors import RunNotFound
+from responder.redisconn import REDIS_DOWN
 from responder.runs import RUN_STATUSES, RunStore, StepRecord, utcnow
 from responder.timefmt import ago, took
 
@@ -38,7 +38,6 @@ RUN_STORE = web.AppKey("run_store", RunStore)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 RETRY_AFTER_SECONDS = "5"
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 STATUS_ICONS = {
     "succeeded": "✓",

@@ -13,7 +13,6 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import redis.exceptions
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr, ValidationError
@@ -27,7 +26,7 @@ from responder.log import get_logger
 from responder.metrics import ReceiverMetrics
 from responder.pages import RUN_STORE, add_pages
 from responder.playbooks.catalog import Catalog
-from responder.redisconn import async_redis_client, redis_client
+from responder.redisconn import REDIS_DOWN, async_redis_client, redis_client
 from responder.runs import RunStore
 from responder.settings import Settings
 
@@ -38,7 +37,6 @@ GROUP_COMMIT = web.AppKey("group_commit", GroupCommit)
 METRICS = web.AppKey("metrics", ReceiverMetrics)
 REDIS = web.AppKey("redis", Redis)
 RETRY_AFTER_SECONDS = "5"
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def create_app(settings: Settings, catalog: Catalog, *, token: SecretStr | None) -> web.Application:

@@ -14,6 +14,9 @@ from redis.typing import EncodableT
 
 from responder.settings import Settings
 
+# Redis could not be reached (down, restarting, unreachable): retry later, or answer 503.
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
 
 def redis_client(settings: Settings) -> Redis:
     return Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30)
@@ -33,7 +36,7 @@ def async_redis_client(settings: Settings) -> AsyncRedis:
         socket_connect_timeout=3,
         health_check_interval=30,
         retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.1, cap=1.0), retries=3),
-        retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+        retry_on_error=list(REDIS_DOWN),
         connection_class=_HiredisPackingConnection,
     )
 

@@ -63,7 +63,6 @@ from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
-import redis.exceptions
 from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.executions import Execution
@@ -75,6 +74,7 @@ from responder.errors import RunNotFound
 from responder.jobs import install_runtime
 from responder.log import get_logger
 from responder.queueing import JOB_FUNCTION
+from responder.redisconn import REDIS_DOWN
 from responder.runs import utcnow
 from responder.runtime import Runtime
 from responder.settings import Settings
@@ -84,7 +84,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 RECONNECT_MAX_SECONDS = 10.0  # longest wait between two attempts to reach Redis again
 STABLE_SECONDS = 60.0  # an RQ worker that ran this long resets the restart backoff
 MAX_ABANDONED_REQUEUES = 3  # a job whose worker died more often than this is failed, not re-queued
