@@ -172,9 +172,9 @@ class Intake:
         batch = self._batch(notifications, source=source, dry_run=dry_run)
         values, guessed = self._guess(batch), True
         while True:
-            plan, writes = self._attempt(batch, values)
+            plan, writes, decisions = self._attempt(batch, values)
             if not (guessed and plan.holds_back) and writes.apply(self._apply):
-                return self._committed(batch, plan)
+                return self._committed(batch, plan, decisions)
             values, guessed = _mget(self._redis, batch.reads), False
             self._remember(batch, values)
 
@@ -187,9 +187,9 @@ class Intake:
         apply = redis.register_script(APPLY)
         values, guessed = self._guess(batch), True
         while True:
-            plan, writes = self._attempt(batch, values)
+            plan, writes, decisions = self._attempt(batch, values)
             if not (guessed and plan.holds_back) and await writes.apply_async(apply):
-                return self._committed(batch, plan)
+                return self._committed(batch, plan, decisions)
             values, guessed = cast(list[bytes | None], await redis.mget(batch.reads)) if batch.reads else [], False
             self._remember(batch, values)
 
@@ -211,11 +211,11 @@ class Intake:
         for key in batch.counters.values():
             self._note(batch, key, int(read[key] or 0))
 
-    def _committed(self, batch: _Batch, plan: _Plan) -> list[list[Decision]]:
+    def _committed(self, batch: _Batch, plan: _Plan, decisions: list[list[Decision]]) -> list[list[Decision]]:
         for playbook, taken in plan.slots.items():
             key = batch.counters[playbook]
             self._note(batch, key, self._counters_seen.get(key, 0) + taken)
-        return batch.decisions(plan)
+        return decisions
 
     def _note(self, batch: _Batch, key: str, value: int) -> None:
         if key not in self._counters_seen:  # perhaps a new storm window: forget the counters of older ones
@@ -324,7 +324,7 @@ class Intake:
 
     # --- the commit --------------------------------------------------------------------
 
-    def _attempt(self, batch: _Batch, values: list[bytes | None]) -> tuple[_Plan, WriteSet]:
+    def _attempt(self, batch: _Batch, values: list[bytes | None]) -> tuple[_Plan, WriteSet, list[list[Decision]]]:
         """Decide from what was read (``batch.reads``) and gather the writes.
 
         The writes apply only if every dedup or triage key this decision took as absent is still
@@ -337,14 +337,15 @@ class Intake:
         plan = self._plan(batch, read, used)
         writes = WriteSet()
         self._write(writes, plan, batch)
+        decisions = batch.decisions(plan)
         self._history.add_many(
             [
-                _history_record(n, batch.source, [_final(o, plan).to_history() for o in each])
-                for n, each in zip(batch.notifications, batch.outcomes, strict=True)
+                _history_record(n, batch.source, [d.to_history() for d in each])
+                for n, each in zip(batch.notifications, decisions, strict=True)
             ],
             writes,
         )
-        return plan, writes
+        return plan, writes, decisions
 
     def _plan(self, batch: _Batch, read: dict[str, bytes | None], used: dict[str, int]) -> _Plan:
         limit = self._settings.storm_max_runs

@@ -81,13 +81,14 @@ class FirstAttempts:
         if not run_ids:
             return
         stamp = utcformat(now())
+        template, dumps = self._template, self._serializer.dumps
         for run_id in run_ids:
             args = (run_id,)
             fields = {
-                **self._template,
+                **template,
                 "created_at": stamp,
                 "enqueued_at": stamp,
-                "data": zlib.compress(self._serializer.dumps((JOB_FUNCTION, None, args, {}))),
+                "data": zlib.compress(dumps((JOB_FUNCTION, None, args, {}))),
                 "description": get_call_string(JOB_FUNCTION, args, {}) or "",
             }
             pipe.hset(Job.key_for(run_id), mapping=fields)

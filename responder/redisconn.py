@@ -3,6 +3,7 @@ receiver does not import the GitHub, Jira and toggle clients it never uses)."""
 
 from __future__ import annotations
 
+import hiredis
 import redis.exceptions
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -43,11 +44,18 @@ def async_redis_client(settings: Settings) -> AsyncRedis:
 
 class _HiredisPackingConnection(AsyncConnection):
     """redis.asyncio packs commands in Python, argument by argument (about 1 µs each: an intake
-    commit has thousands); the synchronous client packs them with hiredis, in C. This
-    connection uses the synchronous client's packer (hiredis is a dependency)."""
+    commit has thousands). This connection packs them with hiredis, in C (hiredis is a
+    dependency), as the synchronous client does, but without its pass over every argument
+    looking for bytearray and memoryview: only a command hiredis refuses takes that path."""
 
     _packer = HiredisRespSerializer()
 
     def pack_command(self, *args: EncodableT) -> list[bytes]:
+        name = args[0]
+        if isinstance(name, str) and " " not in name:
+            try:
+                return [hiredis.pack_command(args)]
+            except TypeError:
+                pass
         packed: list[bytes] = self._packer.pack(*args)  # type: ignore[arg-type]
         return packed

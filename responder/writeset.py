@@ -14,6 +14,7 @@ before its reply, as EXEC was.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 from typing import TypeVar
 
 from redis.commands.core import AsyncScript, Script
@@ -89,7 +90,7 @@ class WriteSet:
         self._add("EXPIRE", key, seconds)
 
     def hset(self, key: str, *, mapping: Mapping[str, Arg]) -> None:
-        self._add("HSET", key, *[part for item in mapping.items() for part in item])
+        self._add("HSET", key, *chain.from_iterable(mapping.items()))
 
     def zadd(self, key: str, mapping: Mapping[str, float]) -> None:
         pairs = [(score, member) for member, score in mapping.items()]

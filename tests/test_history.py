@@ -128,3 +128,11 @@ def test_jobs_retry_refuses_a_run_that_did_not_fail(cli_env, settings, redis):
     result = run_cli(cli_env, "jobs", "retry", record.id)
     assert result.returncode == 1
     assert "is queued; only failed runs can be retried" in result.stderr
+
+
+def test_records_received_in_one_second_get_distinct_ids():
+    """A storm's thousands of notifications a second each keep their own record (one id each)."""
+    from responder.history import NotificationRecord
+
+    ids = {NotificationRecord().id for _ in range(50_000)}
+    assert len(ids) == 50_000

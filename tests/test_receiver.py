@@ -227,6 +227,18 @@ async def test_deeply_nested_json_within_size_limit(client: TestClient) -> None:
     assert response.status == 400
 
 
+async def test_nesting_deeper_than_pydantic_parses_in_an_ignored_field_is_accepted(
+    client: TestClient, redis: Redis, settings: Settings
+) -> None:
+    """pydantic's parser stops at 200 levels; Python's takes 300, as the receiver always has."""
+    payload = {**load_example("bias-firing.json"), "extra": json.loads("[" * 300 + "]" * 300)}
+
+    response = await client.post(URL, json=payload, headers=AUTH)
+
+    assert response.status == 202
+    assert [d["decision"] for d in (await response.json())["alerts"]] == ["queued"]
+
+
 @pytest.mark.parametrize(
     ("payload", "field"),
     [

@@ -32,3 +32,13 @@ async def test_a_command_split_in_its_name_is_sent_as_separate_words(redis: Redi
     finally:
         await client.aclose()
     assert ["maxmemory-policy"] == [k.decode() if isinstance(k, bytes) else k for k in answer]
+
+
+async def test_bytearray_and_memoryview_arguments_are_sent_as_their_bytes(redis: Redis, redis_url: str) -> None:
+    """hiredis refuses them; the connection packs such a command the way redis-py does."""
+    client = async_redis_client(make_settings(redis_url))
+    try:
+        await client.rpush("t:views", bytearray(b"ab"), memoryview(b"cd"))
+    finally:
+        await client.aclose()
+    assert redis.lrange("t:views", 0, -1) == [b"ab", b"cd"]
