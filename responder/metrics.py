@@ -225,12 +225,21 @@ class ReceiverMetrics:
             "responder_alert_decisions", "Decisions taken on received alerts.", ["decision"], registry=self.registry
         )
         self.registry.register(_RedisCollector(redis, queue))
+        self._children: dict[tuple[object, ...], Counter] = {}
 
     def observe(self, decisions: Iterable[Decided]) -> None:
         for d in decisions:
             # alertname is untrusted text: unknown ones share one label value (bounded cardinality).
-            self.alerts_received.labels(d.alertname if d.alertname in self._known else "other", d.status).inc()
-            self.decisions.labels(d.decision).inc()
+            self._child(self.alerts_received, d.alertname if d.alertname in self._known else "other", d.status).inc()
+            self._child(self.decisions, d.decision).inc()
+
+    def _child(self, counter: Counter, *labels: str) -> Counter:
+        """``counter.labels(*labels)``, looked up once per label set (labels() costs as much as inc())."""
+        key = (id(counter), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        return child
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
