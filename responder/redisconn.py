@@ -54,7 +54,7 @@ class _HiredisPackingConnection(AsyncConnection):
         name = args[0]
         if isinstance(name, str) and " " not in name:
             try:
-                return [hiredis.pack_command(args)]
+                return [hiredis.pack_command(args)]  # type: ignore[arg-type]  # bytearray: TypeError
             except TypeError:
                 pass
         packed: list[bytes] = self._packer.pack(*args)  # type: ignore[arg-type]

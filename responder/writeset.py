@@ -25,11 +25,15 @@ CHUNK = 500  # members per variadic command: Lua's unpack() takes at most ~8000 
 
 # Load with ``redis.register_script(APPLY)``.
 # KEYS: keys that must still be absent, then storm counters.
-# ARGV[1]: number of counters; per counter: slots to take, limit, ttl; then the writes,
-# each as <n> <command> <arg>..., n = 1 + number of args.
+# ARGV[1]: number of counters; per counter: slots to take, limit, ttl; then the number of
+# shared hash fields (a count of args) and those field/value pairs; then the writes, each as
+# <n> <command> <arg>..., n = 1 + number of args. The command HSET_SHARED <key> <field> <value>...
+# is an HSET of the shared pairs followed by its own.
 APPLY = """
 local counters = tonumber(ARGV[1])
 local absent = #KEYS - counters
+local s = 2 + 3 * counters
+local shared = {unpack(ARGV, s + 1, s + tonumber(ARGV[s]))}
 for i = 1, absent do
   if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
 end
@@ -44,9 +48,16 @@ for i = absent + 1, #KEYS do
   redis.call('EXPIRE', KEYS[i], ARGV[a + 2])
   a = a + 3
 end
+a = s + #shared + 1
 while a <= #ARGV do
   local n = tonumber(ARGV[a])
-  redis.call(unpack(ARGV, a + 1, a + n))
+  if ARGV[a + 1] == 'HSET_SHARED' then
+    local args = {ARGV[a + 2], unpack(shared)}
+    for i = a + 3, a + n do args[#args + 1] = ARGV[i] end
+    redis.call('HSET', unpack(args))
+  else
+    redis.call(unpack(ARGV, a + 1, a + n))
+  end
   a = a + n + 1
 end
 return 1
@@ -62,6 +73,7 @@ class WriteSet:
         self._absent: list[str] = []
         self._counters: list[str] = []
         self._takes: list[Arg] = []
+        self._shared: Mapping[str, Arg] | None = None
 
     # --- conditions
 
@@ -89,8 +101,15 @@ class WriteSet:
     def expire(self, key: str, seconds: int) -> None:
         self._add("EXPIRE", key, seconds)
 
-    def hset(self, key: str, *, mapping: Mapping[str, Arg]) -> None:
-        self._add("HSET", key, *chain.from_iterable(mapping.items()))
+    def hset(self, key: str, *, mapping: Mapping[str, Arg], shared: Mapping[str, Arg] | None = None) -> None:
+        """HSET of ``shared`` and then ``mapping``. The ``shared`` fields of many hashes (every job of
+        a commit has the same ten) are sent once, when each call passes the same mapping object."""
+        if shared is not None and self._shared is None:
+            self._shared = shared
+        if shared is not None and shared is self._shared:
+            self._add("HSET_SHARED", key, *chain.from_iterable(mapping.items()))
+        else:
+            self._add("HSET", key, *chain.from_iterable({**(shared or {}), **mapping}.items()))
 
     def zadd(self, key: str, mapping: Mapping[str, float]) -> None:
         pairs = [(score, member) for member, score in mapping.items()]
@@ -114,7 +133,9 @@ class WriteSet:
     # --- applying
 
     def _call(self) -> tuple[list[str], list[Arg]]:
-        return [*self._absent, *self._counters], [len(self._counters), *self._takes, *self._writes]
+        shared = list(chain.from_iterable(self._shared.items())) if self._shared else []
+        keys = [*self._absent, *self._counters]
+        return keys, [len(self._counters), *self._takes, len(shared), *shared, *self._writes]
 
     def apply(self, script: Script) -> bool:
         """Write everything at once with ``script`` (APPLY, registered); False (nothing written)

@@ -11,6 +11,7 @@ from rq import Queue
 from rq.job import Job
 
 from responder.queueing import FirstAttempts, enqueue_run
+from responder.writeset import APPLY, WriteSet
 from tests.conftest import make_settings
 
 TIMESTAMPS = {b"created_at", b"enqueued_at"}
@@ -30,10 +31,9 @@ def test_first_attempt_is_the_hash_rq_writes(redis: Redis, redis_url: str, retri
         pipe.multi()
         enqueue_run(queue, settings, "run-by-rq", pipeline=pipe)
         pipe.execute()
-    with redis.pipeline() as pipe:
-        pipe.multi()
-        FirstAttempts(queue, settings).add(pipe, ["run-by-tp"])
-        pipe.execute()
+    writes = WriteSet()
+    FirstAttempts(queue, settings).add(writes, ["run-by-tp"])
+    assert writes.apply(redis.register_script(APPLY))
     by_rq, by_template = written(redis, "run-by-rq"), written(redis, "run-by-tp")
     assert zlib.decompress(by_template.pop(b"data")) == zlib.decompress(by_rq.pop(b"data")).replace(
         b"run-by-rq", b"run-by-tp"
@@ -45,10 +45,9 @@ def test_first_attempt_is_the_hash_rq_writes(redis: Redis, redis_url: str, retri
 def test_first_attempts_are_queued_in_order_and_load_as_rq_jobs(redis: Redis, redis_url: str) -> None:
     settings = make_settings(redis_url)
     queue = Queue(settings.queue, connection=redis)
-    with redis.pipeline() as pipe:
-        pipe.multi()
-        FirstAttempts(queue, settings).add(pipe, ["run-a", "run-b", "run-c"])
-        pipe.execute()
+    writes = WriteSet()
+    FirstAttempts(queue, settings).add(writes, ["run-a", "run-b", "run-c"])
+    assert writes.apply(redis.register_script(APPLY))
     assert ["run-a", "run-b", "run-c"] == queue.job_ids
     job: Any = queue.fetch_job("run-b")
     assert ("responder.jobs.run_playbook_job", ("run-b",), "queued") == (job.func_name, job.args, job.get_status())

@@ -23,6 +23,20 @@ def test_applies_every_write_when_the_absent_keys_are_absent(redis: Redis) -> No
     assert 0 < redis.ttl("t:seen") <= 60
 
 
+def test_shared_hash_fields_are_written_into_every_hash_that_shares_them(redis: Redis) -> None:
+    shared = {"status": "queued", "timeout": 300}
+    writes = WriteSet()
+    writes.hset("t:job:a", mapping={"data": "a"}, shared=shared)
+    writes.hset("t:job:b", mapping={"data": "b", "status": "started"}, shared=shared)  # its own field wins
+    writes.hset("t:job:c", mapping={"data": "c"}, shared={"status": "deferred"})  # another mapping: sent inline
+    assert writes.apply(redis.register_script(APPLY))
+    assert [
+        {b"status": b"queued", b"timeout": b"300", b"data": b"a"},
+        {b"status": b"started", b"timeout": b"300", b"data": b"b"},
+        {b"status": b"deferred", b"data": b"c"},
+    ] == [redis.hgetall(f"t:job:{name}") for name in "abc"]
+
+
 def test_writes_nothing_when_an_absent_key_exists(redis: Redis) -> None:
     redis.set("t:seen", "other delivery")
     writes = WriteSet()
