@@ -103,7 +103,7 @@ class WriteSet:
 
     def hset(self, key: str, *, mapping: Mapping[str, Arg], shared: Mapping[str, Arg] | None = None) -> None:
         """HSET of ``shared`` and then ``mapping``. The ``shared`` fields of many hashes (every job of
-        a commit has the same ten) are sent once, when each call passes the same mapping object."""
+        a commit has the same dozen or so) are sent once, when each call passes the same mapping object."""
         if shared is not None and self._shared is None:
             self._shared = shared
         if shared is not None and shared is self._shared:
