@@ -171,10 +171,13 @@ def responder_env(redis_url: str, github: Any, token: str, queue: str) -> dict[s
 CLI = [sys.executable, "-m", "responder.cli"]
 
 
-def start_receiver(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_receiver(env: dict[str, str], workdir: Path, *, http_only: bool = False
+                   ) -> tuple[subprocess.Popen[bytes], str]:
+    """`responder serve`, or with ``http_only`` the same with canned decisions (bench/http_only.py)."""
     port = free_port()
-    log = workdir / "receiver.log"
-    proc = start([*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)], log, env)
+    log = workdir / ("http-only.log" if http_only else "receiver.log")
+    program = [sys.executable, str(ROOT / "bench" / "http_only.py")] if http_only else CLI
+    proc = start([*program, "serve", "--host", "127.0.0.1", "--port", str(port)], log, env)
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: http_status(f"{base}/readyz") == 200, "responder serve /readyz", proc=proc, log=log,
                timeout=30, interval=0.1)

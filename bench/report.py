@@ -62,6 +62,12 @@ def _intake_rows(intake: dict[str, Any]) -> list[Row]:
         "1. intake throughput, responder / bare (16 conn.)",
         f"{intake['ratio']:.2f} ({intake['responder_rps_median']:.0f} / {intake['bare_rps_median']:.0f} req/s)",
         ">= 0.33", intake["ratio"] >= 0.33))
+    if "http_only_ratio" in intake:
+        out.append(_row(
+            "1. HTTP path alone (canned decisions) / bare",
+            f"{intake['http_only_ratio']:.2f}; CPU per request: bare {intake['bare_cpu_ms_per_request']:.3f}, "
+            f"HTTP path {intake['http_only_cpu_ms_per_request']:.3f}, responder "
+            f"{intake['responder_cpu_ms_per_request']:.3f} ms", "-", None))
     out.append(_row("1. intake p99 latency, responder", f"{intake['responder_p99_ms_median']:.1f} ms "
                     f"(rounds' max {intake['responder_p99_ms_max']:.1f}; bare {intake['bare_p99_ms_median']:.1f})",
                     "<= 15 ms", intake["responder_p99_ms_median"] <= 15))
@@ -112,10 +118,17 @@ def plots(r: dict[str, Any], out: Path) -> list[Path]:
     rounds = r["intake"]["rounds"]
     bare = [x for x in rounds if x["server"] == "bare"]
     resp = [x for x in rounds if x["server"] == "responder"]
+    http_only = [x for x in rounds if x["server"] == "http-only"]
     fig, ax = plt.subplots(figsize=(7, 4))
     idx = list(range(1, len(bare) + 1))
-    ax.bar([i - 0.2 for i in idx], [x["rps"] for x in bare], 0.4, label="bare aiohttp (read body, 202)")
-    ax.bar([i + 0.2 for i in idx], [x["rps"] for x in resp], 0.4, label="responder serve")
+    bars = [(bare, "bare aiohttp (read body, 202)"), (resp, "responder serve"),
+            (http_only, "responder's HTTP path alone (canned decisions)")]
+    bars = [(rows_, label) for rows_, label in bars if rows_]
+    width = 0.8 / len(bars)
+    for n, (rows_, label) in enumerate(bars):
+        offset = (n - (len(bars) - 1) / 2) * width
+        ax.bar([i + offset for i in idx], [x["rps"] for x in rows_], width, label=label)
+    ax.set_ylim(0, 1.45 * max(x["rps"] for x in rounds))  # room for the legend
     ax.plot([0.5, len(idx) + 0.5], [r["intake"]["bare_rps_median"] * 0.33] * 2, "r--", label="target: 0.33 x bare")
     ax.set_xticks(idx)
     ax.set_xlabel("round (alternating, same run)")

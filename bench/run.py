@@ -229,17 +229,20 @@ class Bench:
         seconds = 2 if self.quick else 5
         log(f"1. intake: {rounds} alternating rounds of {seconds}s, wrk -t2 -c16 (workers not running)")
         bare, bare_url = self.procs.start_bare(self.workdir)
+        http_only, http_only_url = self.procs.start_receiver(self.env, self.workdir, http_only=True)
+        servers = {"bare": (bare, bare_url), "responder": (self.receiver, self.receiver_url),
+                   "http-only": (http_only, http_only_url)}
         tag = random.randrange(1, 60000)
         try:
-            for url in (bare_url, self.receiver_url):  # warm-up, not recorded
+            for _, url in servers.values():  # warm-up, not recorded
                 self.load.run_wrk(url, token=TOKEN, tag=tag, seconds=1)
                 tag += 1
             self.redis.flush()
             per_round: list[dict[str, Any]] = []
             for index in range(rounds):
-                for name, url in (("bare", bare_url), ("responder", self.receiver_url)):
+                for name, (proc, url) in servers.items():
                     self.redis.client.config_resetstat()
-                    pid = bare.pid if name == "bare" else self.receiver.pid
+                    pid = proc.pid
                     cpu_before = self.procs.cpu_seconds(pid, with_reaped_children=False)
                     redis_before = self.procs.cpu_seconds(self.redis.proc.pid)
                     result = self.load.run_wrk(url, token=TOKEN, tag=tag, seconds=seconds)
@@ -266,6 +269,7 @@ class Bench:
                         + (f"  commits per 202: {result['redis_commits_per_request']}" if name == "responder" else ""))
         finally:
             self.procs.stop(bare)
+            self.procs.stop(http_only)
 
         def of(server: str) -> list[dict[str, Any]]:
             return [r for r in per_round if r["server"] == server]
@@ -279,6 +283,9 @@ class Bench:
             "bare_rps_median": bare_rps,
             "responder_rps_median": resp_rps,
             "ratio": round(resp_rps / bare_rps, 3),
+            "http_only_rps_median": statistics.median(r["rps"] for r in of("http-only")),
+            "http_only_ratio": round(statistics.median(r["rps"] for r in of("http-only")) / bare_rps, 3),
+            "http_only_cpu_ms_per_request": statistics.median(r["server_cpu_ms_per_request"] for r in of("http-only")),
             "ratio_per_round": [round(r, 3) for r in ratios],
             "responder_p50_ms_median": statistics.median(r["latency_ms"]["p50"] for r in of("responder")),
             "responder_p99_ms_median": statistics.median(r["latency_ms"]["p99"] for r in of("responder")),
