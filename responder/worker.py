@@ -108,7 +108,8 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
             worker = ResponderWorker([settings.queue], runtime=runtime, outages=outages)
             if stop.requested:  # asked to stop while the worker was being set up
                 return
-            worker.work(burst=burst, with_scheduler=True)
+            # RQ sets its loggers to INFO when imported; the setting decides for them too.
+            worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
         except REDIS_DOWN as exc:
             if burst:
                 raise

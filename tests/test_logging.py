@@ -240,3 +240,19 @@ def test_bound_context_keys_are_redacted(logs: LogOutput) -> None:
     lines = logs.new_lines()
 
     assert [(line["job_id"], line["github_token"]) for line in lines] == [("j-1", REDACTED)]
+
+
+def test_worker_at_level_warning_writes_no_info_lines_of_rq(cli_env: dict[str, str], fake_github: Any) -> None:
+    """RESPONDER_LOG_LEVEL=warning quiets RQ's per-job lines too (RQ sets its own loggers to INFO)."""
+    from tests.conftest import run_cli
+
+    env = {**cli_env, "RESPONDER_LOG_LEVEL": "warning"}
+    queued = run_cli(env, "run", "model_drift_detected", "--label", "model_id=fraud-scorer")
+    assert queued.returncode == 0, queued.stderr
+
+    worked = run_cli(env, "worker", "--burst")
+
+    assert worked.returncode == 0, worked.stderr
+    assert len(fake_github.dispatches) == 1  # the run did happen
+    levels = [json.loads(line).get("level") for line in worked.stdout.splitlines() if line.startswith("{")]
+    assert "info" not in levels
