@@ -20,7 +20,7 @@ from responder.log import REDACTED, Redactor, configure_logging, get_logger
 from responder.playbooks.catalog import load_catalog
 from responder.receiver import create_app
 from responder.settings import Settings
-from tests.conftest import ROOT, WEBHOOK_TOKEN, load_example, make_settings
+from tests.conftest import ROOT, WEBHOOK_TOKEN, load_example, make_settings, run_cli
 
 SECRET = "SECRETVALUE-0123456789"
 URL = "/webhooks/alertmanager"
@@ -244,8 +244,6 @@ def test_bound_context_keys_are_redacted(logs: LogOutput) -> None:
 
 def test_worker_at_level_warning_writes_no_info_lines_of_rq(cli_env: dict[str, str], fake_github: Any) -> None:
     """RESPONDER_LOG_LEVEL=warning quiets RQ's per-job lines too (RQ sets its own loggers to INFO)."""
-    from tests.conftest import run_cli
-
     env = {**cli_env, "RESPONDER_LOG_LEVEL": "warning"}
     queued = run_cli(env, "run", "model_drift_detected", "--label", "model_id=fraud-scorer")
     assert queued.returncode == 0, queued.stderr
