@@ -174,7 +174,8 @@ class Intake:
         while True:
             plan, writes, decisions = self._attempt(batch, values)
             if not (guessed and plan.holds_back) and writes.apply(self._apply):
-                return self._committed(batch, plan, decisions)
+                self._note_slots_taken(batch, plan)
+                return decisions
             values, guessed = _mget(self._redis, batch.reads), False
             self._remember(batch, values)
 
@@ -189,7 +190,8 @@ class Intake:
         while True:
             plan, writes, decisions = self._attempt(batch, values)
             if not (guessed and plan.holds_back) and await writes.apply_async(apply):
-                return self._committed(batch, plan, decisions)
+                self._note_slots_taken(batch, plan)
+                return decisions
             values, guessed = cast(list[bytes | None], await redis.mget(batch.reads)) if batch.reads else [], False
             self._remember(batch, values)
 
@@ -211,11 +213,10 @@ class Intake:
         for key in batch.counters.values():
             self._note(batch, key, int(read[key] or 0))
 
-    def _committed(self, batch: _Batch, plan: _Plan, decisions: list[list[Decision]]) -> list[list[Decision]]:
+    def _note_slots_taken(self, batch: _Batch, plan: _Plan) -> None:
         for playbook, taken in plan.slots.items():
             key = batch.counters[playbook]
             self._note(batch, key, self._counters_seen.get(key, 0) + taken)
-        return decisions
 
     def _note(self, batch: _Batch, key: str, value: int) -> None:
         if key not in self._counters_seen:  # perhaps a new storm window: forget the counters of older ones
@@ -459,11 +460,8 @@ class Intake:
         return int(datetime.now(UTC).timestamp() // self._settings.storm_window_seconds)
 
 
-
 def _storm_counter(playbook: str, window: int) -> str:
     return f"responder:storm:{playbook}:{window}:started"
-
-
 
 
 def _final(outcome: Decision | _Candidate, plan: _Plan) -> Decision:

@@ -122,10 +122,9 @@ async def _webhook(request: web.Request) -> web.Response:
         return _error(415, f"content type must be application/json, not {request.content_type or 'none'}")
     if request.content_length is not None and request.content_length > request.app._client_max_size:
         return _error(413, f"body larger than {request.app._client_max_size} bytes")
-    parsed = _notification(await request.read())
-    if isinstance(parsed, web.Response):
-        return parsed
-    notification = parsed
+    notification = _notification(await request.read())
+    if isinstance(notification, web.Response):
+        return notification
     try:
         decisions = await request.app[GROUP_COMMIT].accept(notification)
     except REDIS_DOWN:
