@@ -11,7 +11,8 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 from responder.errors import AlertError
 
@@ -33,7 +34,20 @@ def _storable(text: str) -> str:
     return text
 
 
-Text = Annotated[str, AfterValidator(_storable)]
+class _StorableText:
+    """A str that has a UTF-8 form. pydantic's JSON parser already refuses a lone surrogate
+    escape, so only Python input (``json.loads`` admits them) is checked here, string by string:
+    a webhook body's dozens of strings are not each handed to a Python function."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: type, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.json_or_python_schema(
+            json_schema=core_schema.str_schema(),
+            python_schema=core_schema.no_info_after_validator_function(_storable, core_schema.str_schema()),
+        )
+
+
+Text = Annotated[str, _StorableText]
 
 
 class Alert(BaseModel):

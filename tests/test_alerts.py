@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from responder.alerts import Alert, Notification
 from responder.errors import AlertError
@@ -41,6 +43,20 @@ def test_every_sample_parses(name: str) -> None:
 
     assert len(raw["alerts"]) == len(parsed.alerts)
     assert [a["fingerprint"] for a in raw["alerts"]] == [a.fingerprint for a in parsed.alerts]
+
+
+@pytest.mark.parametrize("parse", ["python", "json"])
+def test_lone_surrogate_escape_is_refused_from_python_and_from_json(parse: str) -> None:
+    """Text that has no UTF-8 form is refused whichever way a payload is read: from Python
+    objects by our check, from JSON by pydantic's parser (which the receiver relies on)."""
+    raw = load_example("bias-firing.json")
+    raw["alerts"][0]["labels"]["segment"] = "x\ud800y"
+
+    with pytest.raises(ValidationError):
+        if parse == "python":
+            Notification.model_validate(raw)
+        else:
+            Notification.model_validate_json(json.dumps(raw))  # json.dumps writes the escape \ud800
 
 
 def test_zero_end_time_means_still_open() -> None:
