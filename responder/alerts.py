@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
@@ -50,6 +51,12 @@ class _StorableText:
 Text = Annotated[str, _StorableText]
 
 
+@lru_cache(maxsize=256)
+def _job_id_prefix(alertname: str) -> str:
+    """The alertname with what RQ refuses in a job id replaced (a handful of alertnames recur)."""
+    return _JOB_ID_UNSAFE.sub("_", alertname)[:64] or "alert"
+
+
 class Alert(BaseModel):
     """One alert of a notification."""
 
@@ -87,7 +94,7 @@ class Alert(BaseModel):
     def job_id(self) -> str:
         """RQ job id derived from the instance (RQ allows [A-Za-z0-9_-] only); a resolve has its own."""
         digest = hashlib.sha256(self.instance_key().encode()).hexdigest()[:20]
-        prefix = _JOB_ID_UNSAFE.sub("_", self.alertname)[:64] or "alert"
+        prefix = _job_id_prefix(self.alertname)
         return f"{prefix}-{digest}" if self.is_firing else f"{prefix}-resolved-{digest}"
 
     def check_actionable(self, required: tuple[str, ...] = REQUIRED_LABELS) -> None:

@@ -7,6 +7,7 @@ Answers on-call's most common question, "why did (or didn't) this run?". Bounded
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
@@ -38,9 +39,9 @@ class AlertDecision(BaseModel):
 
 
 def _record_id() -> str:
-    """The second received, then 48 random bits, so that thousands a second do not collide. Not
-    secret (``random``, not ``secrets``: no system call per record)."""
-    return f"n-{utcnow():%Y%m%d%H%M%S}-{random.getrandbits(48):012x}"
+    """The second received (UTC), then 48 random bits, so that thousands a second do not collide.
+    Not secret (``random``, not ``secrets``: no system call per record)."""
+    return f"n-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{random.getrandbits(48):012x}"
 
 
 class NotificationRecord(BaseModel):

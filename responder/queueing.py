@@ -11,7 +11,7 @@ from typing import Any
 from redis.client import Pipeline
 from rq import Queue, Retry
 from rq.job import Job, JobStatus
-from rq.utils import get_call_string, now, utcformat
+from rq.utils import now, utcformat
 
 from responder.settings import Settings
 from responder.writeset import Arg, WriteSet
@@ -89,7 +89,7 @@ class FirstAttempts:
                 "created_at": stamp,
                 "enqueued_at": stamp,
                 "data": _zlib_stored(dumps((JOB_FUNCTION, None, args, {}))),
-                "description": get_call_string(JOB_FUNCTION, args, {}) or "",
+                "description": f"{JOB_FUNCTION}({run_id!r})",  # what rq.utils.get_call_string writes
             }
             pipe.hset(Job.key_for(run_id), mapping=fields, shared=template)
         pipe.sadd(self._queue.redis_queues_keys, self._queue.key)
