@@ -20,6 +20,7 @@ import asyncio
 from collections import deque
 
 from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from responder.alerts import Notification
 from responder.intake import Decision, Intake
@@ -27,18 +28,28 @@ from responder.redisconn import REDIS_DOWN
 
 MAX_ALERTS = 1000  # alerts per commit; bounds the time a batch holds the ones behind it
 IN_FLIGHT = 2  # commits at once: one is decided and written while the other waits for Redis
+# A commit not done by then (Redis hung, or unreachable through every retry) fails as Redis
+# unavailable: a 503, well inside Alertmanager's 10 s, which retries.
+COMMIT_TIMEOUT_SECONDS = 5.0
 
 _Waiting = tuple[Notification, "asyncio.Future[list[Decision]]"]
 
 
 class GroupCommit:
     def __init__(
-        self, intake: Intake, redis: AsyncRedis, *, max_alerts: int = MAX_ALERTS, in_flight: int = IN_FLIGHT
+        self,
+        intake: Intake,
+        redis: AsyncRedis,
+        *,
+        max_alerts: int = MAX_ALERTS,
+        in_flight: int = IN_FLIGHT,
+        timeout: float = COMMIT_TIMEOUT_SECONDS,
     ) -> None:
         self._intake = intake
         self._redis = redis
         self._max_alerts = max_alerts
         self._in_flight = in_flight
+        self._timeout = timeout
         self._waiting: deque[_Waiting] = deque()
         self._committers: set[asyncio.Task[None]] = set()
 
@@ -66,10 +77,15 @@ class GroupCommit:
 
     async def _commit(self, batch: list[_Waiting]) -> None:
         try:
-            results = await self._intake.accept_many_async(self._redis, [n for n, _ in batch])
+            async with asyncio.timeout(self._timeout):
+                results = await self._intake.accept_many_async(self._redis, [n for n, _ in batch])
         except REDIS_DOWN as exc:
             for _, future in batch:
                 _fail(future, exc)
+        except TimeoutError:
+            late = RedisTimeout(f"Redis did not complete the commit within {self._timeout:g} s")
+            for _, future in batch:
+                _fail(future, late)
         except Exception as exc:
             if len(batch) == 1:
                 _fail(batch[0][1], exc)

@@ -19,6 +19,7 @@ from typing import Literal, cast
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
+from redis.commands.core import AsyncScript
 from rq import Queue
 
 from responder.alerts import Alert, Notification
@@ -148,6 +149,7 @@ class Intake:
         self._runs = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
         self._history = History(redis, keep=settings.history_keep, retention_seconds=settings.history_retention_seconds)
         self._apply = redis.register_script(APPLY)
+        self._async_script: AsyncScript | None = None
         self._counters_seen: dict[str, int] = {}  # storm counter key -> value last read or written here
 
     def accept(
@@ -185,7 +187,7 @@ class Intake:
         """``accept_many`` through an asyncio Redis client (the receiver's event loop does not wait
         on Redis: it reads the next requests meanwhile)."""
         batch = self._batch(notifications, source=source, dry_run=False)
-        apply = redis.register_script(APPLY)
+        apply = self._apply_async(redis)
         values, guessed = self._guess(batch), True
         while True:
             plan, writes, decisions = self._attempt(batch, values)
@@ -194,6 +196,12 @@ class Intake:
                 return decisions
             values, guessed = cast(list[bytes | None], await redis.mget(batch.reads)) if batch.reads else [], False
             self._remember(batch, values)
+
+    def _apply_async(self, redis: AsyncRedis) -> AsyncScript:
+        """The APPLY script bound to ``redis``, made once (making it hashes the script's text)."""
+        if self._async_script is None or self._async_script.registered_client is not redis:
+            self._async_script = redis.register_script(APPLY)
+        return self._async_script
 
     # A commit is tried first without reading: as if no alert of the batch had been seen and
     # each storm counter stood where this process last saw it. The commit's conditions check

@@ -30,10 +30,14 @@ def async_redis_client(settings: Settings) -> AsyncRedis:
     pooled connection Redis closed (after a Redis restart): it is told to. Retrying the intake's
     commit is safe: a commit that did apply before the connection dropped fails its own
     conditions the second time, and the intake decides again (its alerts then read as duplicates).
+
+    No timeout per command: with one, redis.asyncio runs every send under ``asyncio.wait_for``,
+    a task of its own and a turn of the event loop per command. The caller bounds each commit
+    as a whole instead, round trips and retries together (``groupcommit.COMMIT_TIMEOUT_SECONDS``).
     """
     return AsyncRedis.from_url(
         settings.redis_url,
-        socket_timeout=5,
+        socket_timeout=None,
         socket_connect_timeout=3,
         health_check_interval=30,
         retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.1, cap=1.0), retries=3),

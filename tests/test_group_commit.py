@@ -16,8 +16,9 @@ from responder.groupcommit import GroupCommit
 from responder.history import History
 from responder.intake import Decision, Intake
 from responder.playbooks.catalog import load_catalog
+from responder.redisconn import REDIS_DOWN, async_redis_client
 from responder.settings import Settings
-from tests.conftest import load_example
+from tests.conftest import load_example, make_settings
 
 
 @pytest.fixture
@@ -137,6 +138,30 @@ async def test_redis_down_fails_every_delivery_of_the_batch(dry_settings: Settin
     commit = GroupCommit(intake(dry_settings, redis), down)
     results = await asyncio.gather(commit.accept(drift("a")), commit.accept(drift("b")), return_exceptions=True)
     assert [True, True] == [isinstance(r, RedisUnreachable) for r in results]
+
+
+async def test_a_commit_that_redis_never_answers_fails_as_redis_unavailable(
+    dry_settings: Settings, redis: Redis
+) -> None:
+    """A hung Redis (it takes the connection and never answers) fails the batch once the commit
+    bound passes, as Redis unavailable (the receiver answers 503), instead of holding the
+    deliveries past Alertmanager's timeout."""
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # reads everything, answers nothing
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hung = async_redis_client(make_settings(f"redis://127.0.0.1:{port}/0"))  # the receiver's own client
+    commit = GroupCommit(intake(dry_settings, redis), hung, timeout=0.5)
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(commit.accept(drift("a")), commit.accept(drift("b")), return_exceptions=True), 10
+        )
+    finally:
+        await hung.aclose()
+        server.close()
+    assert [True, True] == [isinstance(r, REDIS_DOWN) for r in results]
 
 
 def test_storm_slots_taken_by_another_receiver_are_respected(dry_settings: Settings, redis: Redis) -> None:
