@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,16 @@ class Catalog:
             raise PlaybookError(f"no playbook named {name!r} (known: {known})") from None
 
     def for_alertname(self, alertname: str) -> Playbook | None:
-        return next((p for p in self.playbooks.values() if p.alertname == alertname), None)
+        return self._by_alertname.get(alertname)
+
+    @cached_property
+    def _by_alertname(self) -> dict[str, Playbook]:
+        """The playbook of each alertname (the first, were two to name the same one)."""
+        index: dict[str, Playbook] = {}
+        for playbook in self.playbooks.values():
+            if playbook.alertname is not None:
+                index.setdefault(playbook.alertname, playbook)
+        return index
 
 
 def load_catalog(directory: Path) -> Catalog:
