@@ -171,16 +171,17 @@ def responder_env(redis_url: str, github: Any, token: str, queue: str) -> dict[s
 CLI = [sys.executable, "-m", "responder.cli"]
 
 
-def start_receiver(env: dict[str, str], workdir: Path, *, http_only: bool = False
-                   ) -> tuple[subprocess.Popen[bytes], str]:
-    """`responder serve`, or with ``http_only`` the same with canned decisions (bench/http_only.py)."""
+def start_receiver(env: dict[str, str], workdir: Path, *, http_only: bool = False, under: list[str] | None = None,
+                   timeout: float = 30) -> tuple[subprocess.Popen[bytes], str]:
+    """`responder serve`, or with ``http_only`` the same with canned decisions (bench/http_only.py);
+    ``under``: a command it runs under (valgrind)."""
     port = free_port()
     log = workdir / ("http-only.log" if http_only else "receiver.log")
     program = [sys.executable, str(ROOT / "bench" / "http_only.py")] if http_only else CLI
-    proc = start([*program, "serve", "--host", "127.0.0.1", "--port", str(port)], log, env)
+    proc = start([*(under or []), *program, "serve", "--host", "127.0.0.1", "--port", str(port)], log, env)
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: http_status(f"{base}/readyz") == 200, "responder serve /readyz", proc=proc, log=log,
-               timeout=30, interval=0.1)
+               timeout=timeout, interval=0.1)
     return proc, base
 
 
@@ -192,13 +193,14 @@ def start_workers(env: dict[str, str], workdir: Path, count: int) -> list[subpro
     return procs
 
 
-def start_bare(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_bare(workdir: Path, *, under: list[str] | None = None, timeout: float = 20
+               ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     log = workdir / "bare.log"
-    proc = start([sys.executable, str(ROOT / "bench" / "bare_server.py"), "--port", str(port)], log)
+    proc = start([*(under or []), sys.executable, str(ROOT / "bench" / "bare_server.py"), "--port", str(port)], log)
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: http_status(f"{base}/healthz") == 200, "bare server /healthz", proc=proc, log=log,
-               timeout=20, interval=0.1)
+               timeout=timeout, interval=0.1)
     return proc, base
 
 

@@ -19,6 +19,13 @@ def rows(r: dict[str, Any]) -> list[Row]:
     intake = r.get("intake")
     if intake:
         out += _intake_rows(intake)
+    counted = r.get("instructions")
+    if counted and "servers" in counted:
+        servers = counted["servers"]
+        out.append(_row("1. intake by instructions (callgrind), responder / bare",
+                        f"{counted['ratio']:.2f}; instructions per request: bare {servers['bare']['per_request']:,}, "
+                        f"HTTP path {servers['http-only']['per_request']:,} ({counted['http_only_ratio']:.2f}), "
+                        f"responder {servers['responder']['per_request']:,}", "-", None))
     large = r.get("large_group")
     if large:
         out.append(_row("2. ack of 1,000 alerts (distinct models), max",

@@ -43,15 +43,17 @@ MB = 1024  # kB per MiB (VmRSS is in kB)
 
 
 def ensure_tools(install: bool) -> None:
-    """wrk from Debian and matplotlib from PyPI, installed when missing (like scripts/test does)."""
-    if shutil.which("wrk") is None:
-        if not install:
-            sys.exit("bench: wrk is not installed: apt-get install -y wrk (or drop --no-install)")
-        print("bench: installing wrk (apt-get)", flush=True)
+    """wrk and valgrind from Debian and matplotlib from PyPI, installed when missing (like scripts/test
+    does). Without valgrind (and --no-install) only the instruction counts are skipped."""
+    missing = [tool for tool in ("wrk", "valgrind") if shutil.which(tool) is None]
+    if "wrk" in missing and not install:
+        sys.exit("bench: wrk is not installed: apt-get install -y wrk (or drop --no-install)")
+    if missing and install:
+        print(f"bench: installing {', '.join(missing)} (apt-get)", flush=True)
         sudo = [] if os.geteuid() == 0 else ["sudo"]
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env,
+        subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", *missing], check=True, env=env,
                        stdout=subprocess.DEVNULL)
     if shutil.which("redis-server") is None:
         sys.exit("bench: redis-server is not installed: apt-get install -y redis-server (scripts/test does)")
@@ -299,6 +301,44 @@ class Bench:
             "bare_cpu_ms_per_request": statistics.median(r["server_cpu_ms_per_request"] for r in of("bare")),
             "responder_cpu_cores": statistics.median(r["server_cpu_cores"] for r in of("responder")),
             "redis_commands_per_request": statistics.median(r["redis_commands_per_request"] for r in of("responder")),
+        }
+
+    # ----------------------------------------------------------------- 1. intake, by instructions
+
+    def instructions(self) -> None:
+        from bench import instructions
+
+        if not instructions.available():
+            log("1. intake by instructions: skipped (valgrind is not installed: apt-get install -y valgrind)")
+            self.results["instructions"] = {"skipped": "valgrind is not installed"}
+            return
+        seconds = 3 if self.quick else 20
+        log(f"1. intake by instructions: each server under callgrind, {seconds}s of wrk -t2 -c16 counted")
+        starts = {
+            "bare": lambda under: self.procs.start_bare(self.workdir, under=under,
+                                                        timeout=instructions.STARTUP_SECONDS),
+            "http-only": lambda under: self.procs.start_receiver(self.env, self.workdir, http_only=True, under=under,
+                                                                 timeout=instructions.STARTUP_SECONDS),
+            "responder": lambda under: self.procs.start_receiver(self.env, self.workdir, under=under,
+                                                                 timeout=instructions.STARTUP_SECONDS),
+        }
+        counted: dict[str, Any] = {}
+        for tag, (name, start) in enumerate(starts.items(), start=random.randrange(60000, 90000)):
+            self.redis.client.config_resetstat()
+            counted[name] = instructions.count(name, start, self.workdir, token=TOKEN, tag=tag * 2, seconds=seconds)
+            commits = self.redis_calls().get("evalsha", 0)  # the receiver's commits, warm-up included
+            self.redis.flush()
+            log(f"   {name:9s} {counted[name]['per_request']:>9,} instructions per request "
+                f"({counted[name]['requests']} requests counted, statuses {counted[name]['statuses']}"
+                + (f", {commits} commits)" if name == "responder" else ")"))
+            if name == "responder":
+                counted[name]["redis_commits"] = commits
+        bare = counted["bare"]["per_request"]
+        self.results["instructions"] = {
+            "servers": counted,
+            "seconds": seconds,
+            "ratio": round(bare / counted["responder"]["per_request"], 3),
+            "http_only_ratio": round(bare / counted["http-only"]["per_request"], 3),
         }
 
     # ----------------------------------------------------------------- 2 and 6. group sizes
@@ -558,6 +598,8 @@ class Bench:
         if self.wants("intake"):
             self.intake()
             self.note_receiver_memory("intake")
+        if self.wants("instructions"):
+            self.instructions()
         if self.wants("groups"):
             self.groups()
             self.note_receiver_memory("group sizes up to 1,000 (distinct models)")
@@ -580,7 +622,7 @@ class Bench:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-PARTS = ("intake", "groups", "first-action", "throughput")
+PARTS = ("intake", "instructions", "groups", "first-action", "throughput")
 
 
 def main(argv: list[str] | None = None) -> int:
