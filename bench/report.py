@@ -100,7 +100,19 @@ def machine_line(r: dict[str, Any]) -> str:
     return (f"{m['date']}  {m['cpu_model']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['os']}; "
             f"Python {m['python']}, Redis {m['redis']} (appendfsync {r['settings']['redis_appendfsync']}), "
             f"wrk {m['wrk']}; commit {m['git_commit']}{' + local changes' if m['git_dirty'] else ''}; "
-            f"load average at start {load}; {r['seconds']:.0f} s")
+            f"load average at start {load}; {r['seconds']:.0f} s" + _speed(r))
+
+
+def _speed(r: dict[str, Any]) -> str:
+    """How fast this machine ran real code: the bare server's instructions (callgrind) per ns of the
+    CPU time it took per request in the intake rounds. Two runs on VMs with the same model name
+    have differed by a factor of 3 here (caches shared with other tenants), which moves every
+    absolute target (runs/s, ms); a tight loop in L1 does not show it."""
+    counted, intake = r.get("instructions") or {}, r.get("intake") or {}
+    if "servers" not in counted or not intake.get("bare_cpu_ms_per_request"):
+        return ""
+    per_ns = counted["servers"]["bare"]["per_request"] / (intake["bare_cpu_ms_per_request"] * 1e6)
+    return f"; speed: the bare server ran {per_ns:.1f} instructions per ns of CPU"
 
 
 # --------------------------------------------------------------------------- plots

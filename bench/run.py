@@ -1,8 +1,8 @@
 """Benchmark responder: intake, large groups, alert to first action, playbook throughput, memory
 and scaling, side by side in one run. See bench/README.md.
 
-    python bench/run.py            # full run (about 95 s)
-    python bench/run.py --quick    # smoke run (under a minute), results in bench/results/quick/
+    python bench/run.py            # full run (about 3.5 minutes)
+    python bench/run.py --quick    # smoke run (about a minute), results in bench/results/quick/
 
 Everything runs on this machine against private processes: a redis-server on a free port
 (persistence as in docker-compose.yml: appendonly, appendfsync always), the in-repo GitHub fake
