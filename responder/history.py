@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import cast
 
 from pydantic import BaseModel, Field
@@ -41,7 +42,13 @@ class AlertDecision(BaseModel):
 def _record_id() -> str:
     """The second received (UTC), then 48 random bits, so that thousands a second do not collide.
     Not secret (``random``, not ``secrets``: no system call per record)."""
-    return f"n-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{random.getrandbits(48):012x}"
+    return f"n-{_second_stamp(int(time.time()))}-{random.getrandbits(48):012x}"
+
+
+@lru_cache(maxsize=1)
+def _second_stamp(second: int) -> str:
+    """``YYYYmmddHHMMSS`` of ``second`` (UTC), formatted once for all the records of that second."""
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime(second))
 
 
 class NotificationRecord(BaseModel):
