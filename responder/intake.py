@@ -309,7 +309,7 @@ class Intake:
         playbook = self._catalog.for_alertname(alert.alertname)
         if playbook is None:
             return Decision(alert, "ignored", reason=f"no playbook handles alertname {alert.alertname!r}")
-        if not playbook.has_steps_for(alert):
+        if not playbook.steps_for(alert):
             return Decision(alert, "ignored", reason=f"playbook {playbook.name} has no steps for {alert.status} alerts")
         try:
             alert.check_actionable(playbook.requires_labels)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -52,23 +51,8 @@ class Playbook(BaseModel):
 
     def steps_for(self, alert: Alert) -> list[RunnableStep]:
         """The steps a run of ``alert`` executes: ``steps`` when firing, ``on_resolved`` when resolved."""
-        firing, resolved = self.runnable_steps
-        return list(firing if alert.is_firing else resolved)
-
-    def has_steps_for(self, alert: Alert) -> bool:
-        """Whether ``steps_for(alert)`` is not empty (the intake asks for every alert)."""
-        firing, resolved = self.runnable_steps
-        return bool(firing if alert.is_firing else resolved)
-
-    @cached_property
-    def runnable_steps(self) -> tuple[tuple[RunnableStep, ...], tuple[RunnableStep, ...]]:
-        """The steps of a firing and of a resolved alert, includes left out; sorted out once (an
-        ``isinstance`` against a pydantic model class goes through ``ABCMeta``, slowly)."""
-        return _runnable(self.steps), _runnable(self.on_resolved or [])
+        chosen = self.steps if alert.is_firing else (self.on_resolved or [])
+        return [step for step in chosen if not isinstance(step, Include)]
 
     def includes(self) -> list[Include]:
         return [s for s in [*self.steps, *(self.on_resolved or [])] if isinstance(s, Include)]
-
-
-def _runnable(steps: list[Step]) -> tuple[RunnableStep, ...]:
-    return tuple(step for step in steps if not isinstance(step, Include))
