@@ -33,10 +33,10 @@ def count(name: str, start: Callable[[list[str]], tuple[subprocess.Popen[bytes],
     proc, url = start(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"])
     try:
         load.run_wrk(url, token=token, tag=tag, seconds=2)  # warm-up, not counted
-        _control("--instr=on", proc.pid)
+        control("--instr=on", proc.pid)
         result = load.run_wrk(url, token=token, tag=tag + 1, seconds=seconds)
-        _control("--instr=off", proc.pid)
-        _control("--dump", proc.pid)
+        control("--instr=off", proc.pid)
+        control("--dump", proc.pid)
     finally:
         procs.stop(proc)
     instructions = sum(_totals(part) for part in workdir.glob(f"{out.name}*"))
@@ -48,7 +48,8 @@ def count(name: str, start: Callable[[list[str]], tuple[subprocess.Popen[bytes],
     }
 
 
-def _control(option: str, pid: int) -> None:
+def control(option: str, pid: int) -> None:
+    """Tell the callgrind run of ``pid`` to switch counting on or off (``--instr=on|off``) or to dump."""
     subprocess.run(["callgrind_control", option, str(pid)], check=True, capture_output=True, timeout=60)
 
 

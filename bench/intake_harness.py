@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import load, procs  # noqa: E402
+from bench import instructions, load, procs  # noqa: E402
 
 CALLERS = 16
 COUNTING = "RESPONDER_BENCH_COUNTING"  # set in the run under valgrind: toggle counting around the work
@@ -66,19 +66,15 @@ async def accept_all(per_caller: int, rounds: int, redis: procs.RedisServer) -> 
         work = [bodies(per_caller) for _ in range(CALLERS)]
         counting = os.environ.get(COUNTING) == "1"
         if counting:
-            _instrumentation("on")
+            instructions.control("--instr=on", os.getpid())
         started = time.process_time()
         await asyncio.gather(*(caller(raws) for raws in work))
         spent = time.process_time() - started
         if counting:
-            _instrumentation("off")
+            instructions.control("--instr=off", os.getpid())
         cpu_per_notification.append(spent / (per_caller * CALLERS))
         redis.flush()
     return cpu_per_notification
-
-
-def _instrumentation(state: str) -> None:
-    subprocess.run(["callgrind_control", f"--instr={state}", str(os.getpid())], check=True, capture_output=True)
 
 
 def measure(per_caller: int, rounds: int) -> list[float]:
