@@ -435,6 +435,36 @@ def test_receiver_answers_503_while_redis_is_down_and_202_only_once_the_job_is_s
     assert "queued" == run_of(client, alert["job_id"]).status
 
 
+def test_a_frozen_redis_gets_503_inside_alertmanagers_timeout_and_the_run_is_queued_once(
+    cli_env: dict[str, str], own_redis: RedisServer, services: Callable[..., Service]
+) -> None:
+    """Redis frozen (SIGSTOP) under a commit: the webhook answers 503 with Retry-After once the
+    commit bound passes, before Alertmanager gives up (10 s). Redis applies the commit it had
+    been sent when it resumes, so the retry finds the run queued already ("duplicate") or, had
+    Redis dropped it, queues it then; either way the alert has exactly one job."""
+    env = service_env(cli_env, redis_url=own_redis.url)
+    _, base = start_receiver(services, env)
+    assert 202 == _post(base, "bias-firing.json").status_code  # the receiver's connection is open
+    assert own_redis.proc is not None
+
+    own_redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        frozen = requests.post(
+            f"{base}/webhooks/alertmanager", json=load_example("integrity-firing.json"), headers=AUTH, timeout=9.5
+        )
+    finally:
+        own_redis.proc.send_signal(signal.SIGCONT)
+    assert 503 == frozen.status_code, frozen.text
+    assert frozen.headers.get("Retry-After")
+
+    retried = _post(base, "integrity-firing.json")
+    assert 202 == retried.status_code, retried.text
+    [alert] = retried.json()["alerts"]
+    assert alert["decision"] in ("queued", "duplicate")
+    job_ids = Queue("responder-test", connection=Redis.from_url(own_redis.url)).job_ids
+    assert 1 == job_ids.count(alert["job_id"])
+
+
 def test_worker_rides_out_a_redis_outage_mid_run_and_takes_new_work(
     cli_env: dict[str, str], own_redis: RedisServer, services: Callable[..., Service], fake_github: FakeGitHub
 ) -> None:
