@@ -3,7 +3,7 @@
 Wall-clock ratios on a shared 2-core VM move by a fifth from run to run (another tenant, the
 CPU's clock). Instruction counts do not: each server runs under ``valgrind --tool=callgrind``
 with counting switched on (``callgrind_control -i on``) only while wrk loads it, and the count
-is divided by the requests wrk completed in that window. Two runs agree within about 2 % (the
+is divided by the requests wrk completed in that window. Two runs agree within about 3 % (the
 receiver's batches differ a little from run to run). The ratio bare / responder tracks the
 throughput ratio on this machine, where the receiver is CPU-bound; it does not see cache misses
 or system calls, so it is reported beside the wall-clock ratio, not instead of it.

@@ -5,9 +5,11 @@ for Redis); the notifications that arrive meanwhile wait, and the next free comm
 them all (up to ``max_alerts`` alerts; a larger notification goes alone). Commits talk to
 Redis through an asyncio client, so the event loop reads and validates the next requests
 while they wait. Two concurrent commits touching the same alerts are safe: the later one's
-conditions fail and it decides again (see ``writeset``). Every request is still answered only after the commit holding
-its runs is in Redis, so "no 202 before the job is stored" holds as before; what is shared is
-the cost: one read, one atomic write and one fsync per batch instead of per notification.
+conditions fail and it decides again (see ``writeset``). Every request is still answered only
+after the commit holding its runs is in Redis, so "no 202 before the job is stored" holds as
+before; what is shared is the cost: one read, one atomic write and one fsync per batch instead
+of per notification. A commit not done within ``COMMIT_TIMEOUT_SECONDS`` fails as Redis
+unavailable (503).
 
 The batch is accepted as ``Intake.accept_many`` does: in arrival order, each notification
 with its own decisions. If it fails for another reason than Redis being unreachable, each
