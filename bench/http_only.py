@@ -15,7 +15,7 @@ from responder.groupcommit import GroupCommit
 from responder.intake import Decision
 
 
-async def _canned(self: GroupCommit, notification: Notification) -> list[Decision]:
+async def _canned(self: GroupCommit, notification: Notification, payload: bytes | None = None) -> list[Decision]:
     return [Decision(alert, "queued", job_id=alert.job_id()) for alert in notification.alerts]
 
 

@@ -58,7 +58,7 @@ async def accept_all(per_caller: int, rounds: int, redis: procs.RedisServer) -> 
 
     async def caller(raws: list[bytes]) -> None:
         for raw in raws:
-            await commit.accept(Notification.model_validate_json(raw))
+            await commit.accept(Notification.model_validate_json(raw), raw)
 
     await asyncio.gather(*(caller(bodies(2)) for _ in range(CALLERS)))  # warm-up, not counted
     cpu_per_notification = []

@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     alerts_show = alerts.add_parser("show", help="one notification: each alert's decision, reason and run")
     alerts_show.add_argument("notification_id")
     alerts_show.add_argument("--json", action="store_true")
+    alerts_show.add_argument(
+        "--payload", action="store_true", help="print the body exactly as received (to read, or to `replay`)"
+    )
     alerts_show.set_defaults(handler=cmd_alerts_show)
 
     replay = sub.add_parser("replay", help="feed a stored Alertmanager payload through the webhook's decisions")
@@ -306,6 +309,9 @@ def cmd_alerts_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_alerts_show(args: argparse.Namespace, settings: Settings) -> int:
+    if args.payload:
+        sys.stdout.buffer.write(_history(settings).payload(args.notification_id) + b"\n")
+        return EXIT_OK
     record = _history(settings).get(args.notification_id)
     print(record.model_dump_json(indent=2) if args.json else output.notification_text(record))
     return EXIT_OK

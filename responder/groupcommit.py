@@ -34,7 +34,7 @@ IN_FLIGHT = 2  # commits at once: one is decided and written while the other wai
 # unavailable: a 503, well inside Alertmanager's 10 s, which retries.
 COMMIT_TIMEOUT_SECONDS = 5.0
 
-_Waiting = tuple[Notification, "asyncio.Future[list[Decision]]"]
+_Waiting = tuple[Notification, bytes | None, "asyncio.Future[list[Decision]]"]
 
 
 class GroupCommit:
@@ -55,10 +55,11 @@ class GroupCommit:
         self._waiting: deque[_Waiting] = deque()
         self._committers: set[asyncio.Task[None]] = set()
 
-    async def accept(self, notification: Notification) -> list[Decision]:
-        """The notification's decisions, once the commit holding them is in Redis."""
+    async def accept(self, notification: Notification, payload: bytes | None = None) -> list[Decision]:
+        """The notification's decisions, once the commit holding them is in Redis. ``payload``:
+        the body it was parsed from (``Intake.accept``)."""
         future: asyncio.Future[list[Decision]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((notification, future))
+        self._waiting.append((notification, payload, future))
         if len(self._committers) < self._in_flight:
             committer = asyncio.create_task(self._commit_waiting())
             self._committers.add(committer)
@@ -80,22 +81,24 @@ class GroupCommit:
     async def _commit(self, batch: list[_Waiting]) -> None:
         try:
             async with asyncio.timeout(self._timeout):
-                results = await self._intake.accept_many_async(self._redis, [n for n, _ in batch])
+                results = await self._intake.accept_many_async(
+                    self._redis, [n for n, _, _ in batch], payloads=[p for _, p, _ in batch]
+                )
         except REDIS_DOWN as exc:
-            for _, future in batch:
+            for _, _, future in batch:
                 _fail(future, exc)
         except TimeoutError:
             late = RedisTimeout(f"Redis did not complete the commit within {self._timeout:g} s")
-            for _, future in batch:
+            for _, _, future in batch:
                 _fail(future, late)
         except Exception as exc:
             if len(batch) == 1:
-                _fail(batch[0][1], exc)
+                _fail(batch[0][2], exc)
             else:
                 for waiting in batch:
                     await self._commit([waiting])
         else:
-            for (_, future), decisions in zip(batch, results, strict=True):
+            for (_, _, future), decisions in zip(batch, results, strict=True):
                 if not future.done():  # done: the client went away; its runs are queued all the same
                     future.set_result(decisions)
 

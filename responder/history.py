@@ -2,6 +2,11 @@
 
 Answers on-call's most common question, "why did (or didn't) this run?". Bounded: the last
 ``history_keep`` notifications, each kept at most ``history_retention_seconds``.
+
+Stored as received, not re-encoded: the body Alertmanager posted (``redis_keys.payload_key``,
+which the notification's runs also read their alerts from) and, beside it, what responder
+answered per alert (the webhook's 202 body). ``get`` and ``recent`` put the two together into a
+``NotificationRecord``; ``payload`` gives the body back byte for byte, to read or to replay.
 """
 
 from __future__ import annotations
@@ -9,15 +14,19 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import cast
 
-from pydantic import BaseModel, Field
+import pydantic_core
+from pydantic import BaseModel, Field, ValidationError
 from redis import Redis
 from redis.client import Pipeline
 
+from responder.alerts import Alert, Notification
 from responder.errors import ResponderError
+from responder.redis_keys import payload_key
 from responder.runs import Source, utcnow
 from responder.writeset import WriteSet
 
@@ -39,7 +48,7 @@ class AlertDecision(BaseModel):
     job_id: str | None = None
 
 
-def _record_id() -> str:
+def new_record_id() -> str:
     """The second received (UTC), then 48 random bits, so that thousands a second do not collide.
     Not secret (``random``, not ``secrets``: no system call per record)."""
     return f"n-{_second_stamp(int(time.time()))}-{random.getrandbits(48):012x}"
@@ -52,7 +61,7 @@ def _second_stamp(second: int) -> str:
 
 
 class NotificationRecord(BaseModel):
-    id: str = Field(default_factory=_record_id)
+    id: str = Field(default_factory=new_record_id)
     received_at: datetime = Field(default_factory=utcnow)
     source: Source = "webhook"
     receiver: str = ""
@@ -77,6 +86,60 @@ class NotificationRecord(BaseModel):
         }
 
 
+@dataclass(frozen=True)
+class Received:
+    """A notification as the intake records it: the body as received and the answer per alert
+    (``Decision.to_json``), in the order of the body's alerts."""
+
+    id: str
+    received_at: float  # Unix time
+    source: Source
+    payload: bytes
+    answers: list[dict[str, str]]
+
+
+class _Answered(BaseModel):
+    """One alert's entry in a stored record: the webhook's answer for it."""
+
+    alertname: str
+    fingerprint: str
+    status: str
+    decision: str
+    reason: str | None = None
+    job_id: str | None = None
+
+
+class _Stored(BaseModel):
+    """A history record as kept in Redis, beside its payload."""
+
+    id: str
+    received_at: datetime
+    source: Source
+    answers: list[_Answered]
+
+    def record(self, notification: Notification | None) -> NotificationRecord:
+        alerts: list[Alert | None] = list(notification.alerts) if notification is not None else []
+        alerts += [None] * (len(self.answers) - len(alerts))  # the payload expired: the answers alone
+        return NotificationRecord(
+            id=self.id,
+            received_at=self.received_at,
+            source=self.source,
+            receiver=notification.receiver if notification else "",
+            group_key=notification.groupKey if notification else "",
+            status=notification.status if notification else "",
+            external_url=notification.externalURL if notification else "",
+            truncated_alerts=notification.truncatedAlerts if notification else 0,
+            alerts=[
+                AlertDecision(
+                    **answer.model_dump(),
+                    model_id=alert.model_id if alert else None,
+                    starts_at=alert.startsAt if alert else None,
+                )
+                for answer, alert in zip(self.answers, alerts, strict=False)
+            ],
+        )
+
+
 class History:
     def __init__(self, redis: Redis, *, keep: int, retention_seconds: int) -> None:
         self._redis = redis
@@ -87,24 +150,51 @@ class History:
     def key(record_id: str) -> str:
         return f"responder:notification:{record_id}"
 
-    def add_many(self, records: Sequence[NotificationRecord], pipe: Pipeline | WriteSet) -> None:
-        """Queue the records' writes on ``pipe`` (the intake's commit), indexed and trimmed once."""
-        if not records:
+    def add_many(self, received: Sequence[Received], pipe: Pipeline | WriteSet, *, payload_ttl: int) -> None:
+        """Queue the writes of ``received`` on ``pipe`` (the intake's commit), indexed and trimmed once.
+        The payloads are kept ``payload_ttl`` seconds: as long as the history or the runs that read them."""
+        if not received:
             return
-        for record in records:
-            pipe.set(self.key(record.id), record.model_dump_json(), ex=self._retention)
-        pipe.zadd(INDEX_KEY, {record.id: record.received_at.timestamp() for record in records})
+        for entry in received:
+            # Assembled, not encoded: the id and source are ours, the answers already JSON.
+            stored = b'{"id":"%s","received_at":%r,"source":"%s","answers":%s}' % (
+                entry.id.encode(),
+                entry.received_at,
+                entry.source.encode(),
+                pydantic_core.to_json(entry.answers),
+            )
+            pipe.set(self.key(entry.id), stored, ex=self._retention)
+            pipe.set(payload_key(entry.id), entry.payload, ex=payload_ttl)
+        pipe.zadd(INDEX_KEY, {entry.id: entry.received_at for entry in received})
         pipe.zremrangebyrank(INDEX_KEY, 0, -(self._keep + 1))
-        oldest = min(record.received_at.timestamp() for record in records)
+        oldest = min(entry.received_at for entry in received)
         pipe.zremrangebyscore(INDEX_KEY, "-inf", oldest - self._retention)
 
     def get(self, record_id: str) -> NotificationRecord:
-        raw = self._redis.get(self.key(record_id))
+        raw, payload = cast(list[bytes | None], self._redis.mget([self.key(record_id), payload_key(record_id)]))
         if raw is None:
             raise NotificationNotFound(f"no notification with id {record_id!r} (kept: last {self._keep}, 7 days)")
-        return NotificationRecord.model_validate_json(raw)
+        return _record(raw, payload)
+
+    def payload(self, record_id: str) -> bytes:
+        """The body of the notification exactly as it was received."""
+        payload = cast(bytes | None, self._redis.get(payload_key(record_id)))
+        if payload is None:
+            raise NotificationNotFound(f"no payload kept for notification {record_id!r} (it may have expired)")
+        return payload
 
     def recent(self, *, limit: int = 20) -> list[NotificationRecord]:
-        ids = cast(list[bytes], self._redis.zrevrange(INDEX_KEY, 0, limit - 1))
-        raws = self._redis.mget([self.key(i.decode()) for i in ids]) if ids else []
-        return [NotificationRecord.model_validate_json(raw) for raw in raws if raw is not None]
+        ids = [i.decode() for i in cast(list[bytes], self._redis.zrevrange(INDEX_KEY, 0, limit - 1))]
+        if not ids:
+            return []
+        raws = cast(list[bytes | None], self._redis.mget([self.key(i) for i in ids]))
+        payloads = cast(list[bytes | None], self._redis.mget([payload_key(i) for i in ids]))
+        return [_record(raw, payload) for raw, payload in zip(raws, payloads, strict=True) if raw is not None]
+
+
+def _record(raw: bytes, payload: bytes | None) -> NotificationRecord:
+    try:
+        stored = _Stored.model_validate_json(raw)
+    except ValidationError:
+        return NotificationRecord.model_validate_json(raw)  # kept whole by an earlier version
+    return stored.record(Notification.model_validate_json(payload) if payload is not None else None)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass, field
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from itertools import islice
@@ -24,11 +26,11 @@ from rq import Queue
 
 from responder.alerts import Alert, Notification
 from responder.errors import AlertError
-from responder.history import AlertDecision, History, NotificationRecord
+from responder.history import History, Received, new_record_id
 from responder.playbooks.catalog import Catalog
 from responder.queueing import FirstAttempts, enqueue_run
 from responder.redis_keys import storm_models_key
-from responder.runs import MAX_RELATED, RunRecord, RunStore, Source, related_key
+from responder.runs import MAX_RELATED, QueuedRun, RunRecord, RunStore, Source, related_key
 from responder.settings import Settings
 from responder.writeset import APPLY, WriteSet
 
@@ -69,35 +71,24 @@ class Decision:
             data["reason"] = self.reason
         return data
 
-    def to_history(self) -> AlertDecision:
-        return AlertDecision(
-            alertname=self.alertname,
-            fingerprint=self.fingerprint,
-            status=self.status,
-            model_id=self.alert.model_id,
-            starts_at=self.alert.startsAt,
-            decision=self.decision,
-            reason=self.reason,
-            job_id=self.job_id,
-        )
 
-
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built per alert, and a frozen dataclass takes twice as long
 class _Candidate:
     """A run to queue unless its instance was seen (dedup) or a storm suppresses it."""
 
-    record: RunRecord
+    run: QueuedRun
+    alert: Alert
     dedup: bool = True
     origin: int = 0  # which notification of a group commit it came from
-    group: _Group | None = None  # whose related alerts the record shares
+    group: _Group | None = None  # whose related alerts the run shares
 
     @property
     def dedup_key(self) -> str:
-        return f"responder:seen:{self.record.id}"
+        return f"responder:seen:{self.run.id}"
 
     @property
     def storm_guarded(self) -> bool:
-        return self.dedup and self.record.alert.is_firing and self.record.source == "webhook"
+        return self.dedup and self.alert.is_firing and self.run.source == "webhook"
 
 
 @dataclass
@@ -121,7 +112,10 @@ class _Plan:
 class _Batch:
     """The notifications of one commit, decided alert by alert up to what Redis must tell."""
 
-    notifications: list[Notification]
+    notifications: Sequence[Notification]
+    ids: list[str]  # each notification's id in the decision history
+    payloads: list[bytes]  # each notification's body as received
+    received_at: list[float]  # each notification's arrival (Unix time)
     source: Source
     outcomes: list[list[Decision | _Candidate]]
     candidates: list[_Candidate]
@@ -148,22 +142,35 @@ class Intake:
         self._jobs = FirstAttempts(self._queue, settings)
         self._runs = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
         self._history = History(redis, keep=settings.history_keep, retention_seconds=settings.history_retention_seconds)
+        # A payload is read by its history record and by its runs: kept as long as either.
+        self._payload_ttl = max(settings.history_retention_seconds, settings.dedup_retention_seconds)
         self._apply = redis.register_script(APPLY)
         self._async_script: AsyncScript | None = None
         self._counters_seen: dict[str, int] = {}  # storm counter key -> value last read or written here
 
     def accept(
-        self, notification: Notification, *, source: Source = "webhook", dry_run: bool = False
+        self,
+        notification: Notification,
+        *,
+        source: Source = "webhook",
+        dry_run: bool = False,
+        payload: bytes | None = None,
     ) -> list[Decision]:
         """One decision per alert, in the order of the notification; recorded in the decision history.
 
-        A replay (``source="replay"``) is not de-duplicated: it is how a playbook change is
-        tried on a payload that was already handled.
+        ``payload``: the body the notification was parsed from, kept as received (by default
+        the notification's JSON). A replay (``source="replay"``) is not de-duplicated: it is how
+        a playbook change is tried on a payload that was already handled.
         """
-        return self.accept_many([notification], source=source, dry_run=dry_run)[0]
+        return self.accept_many([notification], source=source, dry_run=dry_run, payloads=[payload])[0]
 
     def accept_many(
-        self, notifications: list[Notification], *, source: Source = "webhook", dry_run: bool = False
+        self,
+        notifications: Sequence[Notification],
+        *,
+        source: Source = "webhook",
+        dry_run: bool = False,
+        payloads: Sequence[bytes | None] | None = None,
     ) -> list[list[Decision]]:
         """``accept`` for several notifications in one commit (the receiver's group commit).
 
@@ -171,7 +178,7 @@ class Intake:
         the order given: an instance in two of them is queued for the first and a duplicate for
         the second.
         """
-        batch = self._batch(notifications, source=source, dry_run=dry_run)
+        batch = self._batch(notifications, payloads, source=source, dry_run=dry_run)
         values, guessed = self._guess(batch), True
         while True:
             plan, writes, decisions = self._attempt(batch, values)
@@ -182,11 +189,16 @@ class Intake:
             self._remember(batch, values)
 
     async def accept_many_async(
-        self, redis: AsyncRedis, notifications: list[Notification], *, source: Source = "webhook"
+        self,
+        redis: AsyncRedis,
+        notifications: Sequence[Notification],
+        *,
+        source: Source = "webhook",
+        payloads: Sequence[bytes | None] | None = None,
     ) -> list[list[Decision]]:
         """``accept_many`` through an asyncio Redis client (the receiver's event loop does not wait
         on Redis: it reads the next requests meanwhile)."""
-        batch = self._batch(notifications, source=source, dry_run=False)
+        batch = self._batch(notifications, payloads, source=source, dry_run=False)
         apply = self._apply_async(redis)
         values, guessed = self._guess(batch), True
         while True:
@@ -232,8 +244,21 @@ class Intake:
             self._counters_seen = {k: v for k, v in self._counters_seen.items() if k.endswith(window)}
         self._counters_seen[key] = value
 
-    def _batch(self, notifications: list[Notification], *, source: Source, dry_run: bool) -> _Batch:
-        outcomes = [self._outcomes(n, i, source=source, dry_run=dry_run) for i, n in enumerate(notifications)]
+    def _batch(
+        self,
+        notifications: Sequence[Notification],
+        payloads: Sequence[bytes | None] | None,
+        *,
+        source: Source,
+        dry_run: bool,
+    ) -> _Batch:
+        ids = [new_record_id() for _ in notifications]
+        now = time.time()
+        received_at = [now + i * 1e-6 for i in range(len(ids))]  # a microsecond apart: the history keeps their order
+        outcomes = [
+            self._outcomes(n, _Found(i, ids[i], received_at[i]), source=source, dry_run=dry_run)
+            for i, n in enumerate(notifications)
+        ]
         candidates = [o for each in outcomes for o in each if isinstance(o, _Candidate)]
         rejected = [
             o
@@ -241,12 +266,15 @@ class Intake:
             for o in each
             if isinstance(o, Decision) and o.decision == "rejected" and source == "webhook"
         ]
-        guarded = {c.record.playbook for c in candidates if c.storm_guarded}
+        guarded = {c.run.playbook for c in candidates if c.storm_guarded}
         if rejected:
             guarded.add(TRIAGE_PLAYBOOK)
         window = self._window()
         return _Batch(
             notifications=notifications,
+            ids=ids,
+            payloads=[_payload(n, p) for n, p in zip(notifications, payloads or [None] * len(ids), strict=True)],
+            received_at=received_at,
             source=source,
             outcomes=outcomes,
             candidates=candidates,
@@ -256,12 +284,12 @@ class Intake:
         )
 
     def _outcomes(
-        self, notification: Notification, origin: int, *, source: Source, dry_run: bool
+        self, notification: Notification, found: _Found, *, source: Source, dry_run: bool
     ) -> list[Decision | _Candidate]:
         groups = _firing_groups(notification)
         return [
-            self._decide(alert, notification, groups, origin, source=source, dry_run=dry_run)
-            for alert in notification.alerts
+            self._decide(alert, index, groups, found, source=source, dry_run=dry_run)
+            for index, alert in enumerate(notification.alerts)
         ]
 
     def enqueue_manual(
@@ -297,9 +325,9 @@ class Intake:
     def _decide(
         self,
         alert: Alert,
-        notification: Notification,
+        index: int,
         groups: _Groups,
-        origin: int,
+        found: _Found,
         *,
         source: Source,
         dry_run: bool,
@@ -319,17 +347,17 @@ class Intake:
         related = group.related(alert) if group is not None else []
         replay = source == "replay"
         run_id = f"replay-{secrets.token_hex(4)}-{alert.job_id()}" if replay else alert.job_id()
-        record = RunRecord(
+        run = QueuedRun(
             id=run_id[:120],
             playbook=playbook.name,
             source=source,
             dry_run=dry_run,
-            alert=alert,
-            related=related,
+            notification=found.notification_id,
+            alert_index=index,
+            enqueued_at=found.received_at,
             related_key=group.key if group is not None and related else None,
-            external_url=notification.externalURL,
         )
-        return _Candidate(record, dedup=not replay, origin=origin, group=group if related else None)
+        return _Candidate(run, alert, dedup=not replay, origin=found.origin, group=group if related else None)
 
     # --- the commit --------------------------------------------------------------------
 
@@ -347,13 +375,11 @@ class Intake:
         writes = WriteSet()
         self._write(writes, plan, batch)
         decisions = batch.decisions(plan)
-        self._history.add_many(
-            [
-                _history_record(n, batch.source, [d.to_history() for d in each])
-                for n, each in zip(batch.notifications, decisions, strict=True)
-            ],
-            writes,
-        )
+        received = [
+            Received(id, at, batch.source, payload, [d.to_json() for d in each])
+            for id, at, payload, each in zip(batch.ids, batch.received_at, batch.payloads, decisions, strict=True)
+        ]
+        self._history.add_many(received, writes, payload_ttl=self._payload_ttl)
         return plan, writes, decisions
 
     def _plan(self, batch: _Batch, read: dict[str, bytes | None], used: dict[str, int]) -> _Plan:
@@ -363,19 +389,19 @@ class Intake:
         fresh: list[_Candidate] = []
         first: dict[str, _Candidate] = {}
         for candidate in batch.candidates:
-            run_id = candidate.record.id
+            run_id = candidate.run.id
             if run_id in first:
                 plan.repeated[id(candidate)] = (
                     "listed twice in this notification"
                     if first[run_id].origin == candidate.origin
-                    else f"this {candidate.record.alert.status} instance was already queued"
+                    else f"this {candidate.alert.status} instance was already queued"
                 )
                 continue
             first[run_id] = candidate
             if not (candidate.dedup and read[candidate.dedup_key] is not None):
                 fresh.append(candidate)
         for candidate in fresh:
-            playbook, run_id = candidate.record.playbook, candidate.record.id
+            playbook, run_id = candidate.run.playbook, candidate.run.id
             if candidate.storm_guarded:
                 if room[playbook] == 0:
                     plan.suppressed[run_id] = self._storm_reason(playbook)
@@ -383,9 +409,7 @@ class Intake:
                 room[playbook] -= 1
                 plan.slots[playbook] = plan.slots.get(playbook, 0) + 1
             plan.queued.add(run_id)
-        fingerprints = list(
-            dict.fromkeys(d.fingerprint for d in batch.rejected if read[_triage_key(d.alert)] is None)
-        )
+        fingerprints = list(dict.fromkeys(d.fingerprint for d in batch.rejected if read[_triage_key(d.alert)] is None))
         allowed = min(len(fingerprints), room.get(TRIAGE_PLAYBOOK, 0))
         for fingerprint in fingerprints[:allowed]:
             plan.triage[fingerprint] = f"triage-{_digest(fingerprint)}-{secrets.token_hex(3)}"
@@ -411,27 +435,27 @@ class Intake:
                 ttl=2 * self._settings.storm_window_seconds,
             )
         retention = self._settings.dedup_retention_seconds
-        records: list[RunRecord] = []  # run records to store
+        records: list[RunRecord | QueuedRun] = []  # run records to store
         queued: list[str] = []  # of which these are queued, in this order
-        suppressed_by_playbook: dict[str, list[RunRecord]] = {}
+        suppressed_by_playbook: dict[str, list[_Candidate]] = {}
         for candidate in candidates:
-            record = candidate.record
+            run = candidate.run
             if id(candidate) in plan.repeated:
                 continue
-            if record.id in plan.queued:
+            if run.id in plan.queued:
                 if candidate.dedup:
                     pipe.set(candidate.dedup_key, "1", ex=retention)
                     pipe.require_absent(candidate.dedup_key)
-                records.append(record)
-                queued.append(record.id)
-            elif record.id in plan.suppressed:
+                records.append(run)
+                queued.append(run.id)
+            elif run.id in plan.suppressed:
                 pipe.set(candidate.dedup_key, "1", ex=retention)
                 pipe.require_absent(candidate.dedup_key)
-                records.append(record.model_copy(update={"status": "suppressed", "error": plan.suppressed[record.id]}))
-                suppressed_by_playbook.setdefault(record.playbook, []).append(record)
+                records.append(replace(run, status="suppressed", error=plan.suppressed[run.id]))
+                suppressed_by_playbook.setdefault(run.playbook, []).append(candidate)
         for playbook, suppressed in suppressed_by_playbook.items():
             key = storm_models_key(playbook, window)
-            pipe.rpush(key, *[r.model_id or "?" for r in suppressed])
+            pipe.rpush(key, *[c.alert.model_id or "?" for c in suppressed])
             pipe.expire(key, retention)
             records.append(_system_run(STORM_PLAYBOOK, _storm_alert(suppressed[0].alert, playbook, window)))
             queued.append(records[-1].id)
@@ -458,7 +482,7 @@ class Intake:
                 pipe.set(key, "storm", ex=retention)
                 pipe.require_absent(key)
         stored = {r.id for r in records}
-        shared = {id(c.group): c.group for c in candidates if c.group is not None and c.record.id in stored}
+        shared = {id(c.group): c.group for c in candidates if c.group is not None and c.run.id in stored}
         for group in shared.values():
             self._runs.add_related(group.key, group.copies, pipe)
         self._runs.add_many(records, pipe)
@@ -466,6 +490,11 @@ class Intake:
 
     def _window(self) -> int:
         return int(datetime.now(UTC).timestamp() // self._settings.storm_window_seconds)
+
+
+def _payload(notification: Notification, payload: bytes | None) -> bytes:
+    """The body as received, or without one (a replay, a test) the notification's JSON."""
+    return payload if payload is not None else notification.model_dump_json().encode()
 
 
 def _storm_counter(playbook: str, window: int) -> str:
@@ -476,13 +505,11 @@ def _final(outcome: Decision | _Candidate, plan: _Plan) -> Decision:
     if isinstance(outcome, Decision):
         triage = plan.triage.get(outcome.fingerprint) if outcome.decision == "rejected" else None
         return Decision(outcome.alert, outcome.decision, job_id=triage, reason=outcome.reason)
-    run_id, alert = outcome.record.id, outcome.record.alert
+    run_id, alert = outcome.run.id, outcome.alert
     if id(outcome) in plan.repeated:
         return Decision(alert, "duplicate", job_id=run_id, reason=plan.repeated[id(outcome)])
     if run_id in plan.queued:
-        return Decision(
-            alert, "queued", job_id=run_id, reason=None if outcome.dedup else "replay: not de-duplicated"
-        )
+        return Decision(alert, "queued", job_id=run_id, reason=None if outcome.dedup else "replay: not de-duplicated")
     if run_id in plan.suppressed:
         return Decision(alert, "suppressed", job_id=run_id, reason=plan.suppressed[run_id])
     return Decision(alert, "duplicate", job_id=run_id, reason=f"this {alert.status} instance was already queued")
@@ -492,16 +519,14 @@ def _system_run(playbook: str, alert: Alert) -> RunRecord:
     return RunRecord(id=f"{playbook}-{secrets.token_hex(6)}", playbook=playbook, alert=alert)
 
 
-def _history_record(notification: Notification, source: Source, decisions: list[AlertDecision]) -> NotificationRecord:
-    return NotificationRecord(
-        source=source,
-        receiver=notification.receiver,
-        group_key=notification.groupKey,
-        status=notification.status,
-        external_url=notification.externalURL,
-        truncated_alerts=notification.truncatedAlerts,
-        alerts=decisions,
-    )
+@dataclass(frozen=True)
+class _Found:
+    """Where the alerts being decided were found: which notification of the commit, its id in
+    the decision history (its runs read their alerts from its payload) and when it arrived."""
+
+    origin: int
+    notification_id: str
+    received_at: float
 
 
 @dataclass

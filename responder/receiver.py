@@ -122,11 +122,12 @@ async def _webhook(request: web.Request) -> web.Response:
         return _error(415, f"content type must be application/json, not {request.content_type or 'none'}")
     if request.content_length is not None and request.content_length > request.app._client_max_size:
         return _error(413, f"body larger than {request.app._client_max_size} bytes")
-    notification = _notification(await request.read())
+    body = await request.read()
+    notification = _notification(body)
     if isinstance(notification, web.Response):
         return notification
     try:
-        decisions = await request.app[GROUP_COMMIT].accept(notification)
+        decisions = await request.app[GROUP_COMMIT].accept(notification, body)
     except REDIS_DOWN:
         log.warning("webhook.redis_unavailable")
         return _unavailable("Redis is unavailable; retry later")

@@ -1,21 +1,28 @@
 """The run record on-call reads: what a playbook run was asked to do and what each step did.
 
 One JSON document per run at ``responder:run:<job_id>``, indexed by enqueue time in the
-sorted set ``responder:runs``; both expire after the dedup retention.
+sorted set ``responder:runs``; both expire after the dedup retention. A run the intake queued
+for an alert of a notification is first stored as a ``QueuedRun``: it points at its alert in the
+notification's payload (``redis_keys.payload_key``, stored once for the whole notification)
+instead of holding a copy. ``RunStore`` reads either form as a full ``RunRecord``, and the
+worker's first checkpoint stores the full form.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, cast
 
-from pydantic import BaseModel, Field, TypeAdapter
+import pydantic_core
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from redis import Redis
 from redis.client import Pipeline
 
-from responder.alerts import Alert
+from responder.alerts import Alert, Notification
 from responder.errors import RunNotFound
+from responder.redis_keys import payload_key
 from responder.writeset import WriteSet
 
 StepStatus = Literal["ok", "skipped", "planned", "failed"]
@@ -108,9 +115,49 @@ class RunRecord(BaseModel):
         return self.model_dump(mode="json")
 
 
-def _stored(record: RunRecord) -> str:
+@dataclass  # not frozen: a frozen dataclass takes three times as long to build
+class QueuedRun:
+    """A run as the intake stores it: its alert is the ``alert_index``-th of the payload of
+    notification ``notification`` (the run's external URL is the notification's too)."""
+
+    id: str
+    playbook: str
+    source: Source
+    dry_run: bool
+    notification: str
+    alert_index: int
+    enqueued_at: float  # Unix time
+    related_key: str | None = None
+    status: RunStatus = "queued"
+    error: str | None = None
+
+    def record(self, notification: Notification) -> RunRecord:
+        return RunRecord(
+            id=self.id,
+            playbook=self.playbook,
+            source=self.source,
+            dry_run=self.dry_run,
+            status=self.status,
+            error=self.error,
+            alert=notification.alerts[self.alert_index],
+            related_key=self.related_key,
+            external_url=notification.externalURL,
+            enqueued_at=datetime.fromtimestamp(self.enqueued_at, UTC),
+        )
+
+
+_QUEUED = TypeAdapter(QueuedRun)
+
+
+def _stored(record: RunRecord | QueuedRun) -> bytes | str:
     """The record as kept in Redis: without its related alerts when they are shared."""
+    if isinstance(record, QueuedRun):
+        return pydantic_core.to_json(vars(record))  # a third of serializing the dataclass
     return record.model_dump_json(exclude={"related"} if record.related_key is not None else None)
+
+
+def _enqueued(record: RunRecord | QueuedRun) -> float:
+    return record.enqueued_at if isinstance(record, QueuedRun) else record.enqueued_at.timestamp()
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -132,13 +179,13 @@ class RunStore:
         """Queue the writes of a new record on ``pipeline`` (so it lands with its job, or not at all)."""
         self.add_many([record], pipeline)
 
-    def add_many(self, records: Sequence[RunRecord], pipeline: Pipeline | WriteSet) -> None:
+    def add_many(self, records: Sequence[RunRecord | QueuedRun], pipeline: Pipeline | WriteSet) -> None:
         """``add`` for several records, indexed in one command."""
         if not records:
             return
         for record in records:
             pipeline.set(self.key(record.id), _stored(record), ex=self._retention)
-        pipeline.zadd(INDEX_KEY, {record.id: record.enqueued_at.timestamp() for record in records})
+        pipeline.zadd(INDEX_KEY, {record.id: _enqueued(record) for record in records})
 
     def add_related(self, key: str, alerts: list[Alert], pipeline: Pipeline | WriteSet) -> None:
         """Store the related alerts that the runs of one group share (a group's first
@@ -157,10 +204,12 @@ class RunStore:
             pipeline.expire(record.related_key, self._retention)  # kept as long as the run that reads it
 
     def get(self, run_id: str) -> RunRecord:
-        raw = self._redis.get(self.key(run_id))
+        raw = cast(bytes | None, self._redis.get(self.key(run_id)))
         if raw is None:
             raise RunNotFound(f"no run with id {run_id!r} (it may have expired)")
-        record = RunRecord.model_validate_json(raw)
+        record = self._records([raw])[0]
+        if record is None:
+            raise RunNotFound(f"run {run_id!r}: the notification it was queued for has expired")
         if record.related_key is not None:
             shared = cast(bytes | None, self._redis.get(record.related_key))
             group = _ALERTS.validate_json(shared) if shared is not None else []
@@ -179,13 +228,35 @@ class RunStore:
             if not ids:
                 break
             offset += page
-            raws = self._redis.mget([self.key(i.decode()) for i in ids])
-            for raw in raws:
-                if raw is None:
+            raws = cast(list[bytes | None], self._redis.mget([self.key(i.decode()) for i in ids]))
+            for record in self._records([raw for raw in raws if raw is not None]):
+                if record is None:
                     continue
-                record = RunRecord.model_validate_json(raw)
                 if status is None or record.status == status:
                     found.append(record)
                     if len(found) == limit:
                         break
         return found
+
+    def _records(self, raws: list[bytes]) -> list[RunRecord | None]:
+        """The stored records as RunRecords; a queued run's alert is read from its notification's
+        payload (each payload once). None: that payload is gone."""
+        stored: list[RunRecord | QueuedRun] = []
+        for raw in raws:
+            try:
+                stored.append(_QUEUED.validate_json(raw))
+            except ValidationError:
+                stored.append(RunRecord.model_validate_json(raw))
+        wanted = list({r.notification for r in stored if isinstance(r, QueuedRun)})
+        payloads = cast(list[bytes | None], self._redis.mget([payload_key(n) for n in wanted])) if wanted else []
+        notifications = {
+            n: Notification.model_validate_json(p) for n, p in zip(wanted, payloads, strict=True) if p is not None
+        }
+        records: list[RunRecord | None] = []
+        for record in stored:
+            if isinstance(record, QueuedRun):
+                notification = notifications.get(record.notification)
+                records.append(record.record(notification) if notification is not None else None)
+            else:
+                records.append(record)
+        return records
