@@ -92,7 +92,8 @@ def run_text(record: RunRecord, *, colour: bool = False) -> str:
     for step in record.steps:
         duration = f" {took(step.started_at, step.ended_at)}" if step.started_at and step.ended_at else ""
         lines.append(
-            f"    {paint(f'{step.status.upper():<8}', step.status, colour)} {step.name} [{step.kind}]{duration}"
+            f"    {paint(f'{step.status.upper():<8}', step.status, colour)} "
+            f"{step.name} [{step.kind}]{duration}"
         )
         if step.detail:
             lines.append(f"             {step.detail}")
