@@ -59,6 +59,15 @@ class Decision:
         return self.alert.status
 
     def to_json(self) -> dict[str, str]:
+        """What the webhook answers for the alert (also kept in the decision history). Built
+        once, shared by the two, and not to be changed. (Cached by hand: functools.cached_property
+        takes a lock on Python 3.11, which costs more than building the dict.)"""
+        data = self.__dict__.get("_json")
+        if data is None:
+            data = self.__dict__["_json"] = self._answer()
+        return data
+
+    def _answer(self) -> dict[str, str]:
         data = {
             "fingerprint": self.fingerprint,
             "alertname": self.alertname,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from redis import Redis
 from rq import Queue
 from rq.job import Job
 
-from responder.queueing import FirstAttempts, enqueue_run
+from responder.queueing import FirstAttempts, _rq_timestamp, _zlib_stored, enqueue_run
 from responder.writeset import APPLY, WriteSet
 from tests.conftest import make_settings
 
@@ -52,3 +53,14 @@ def test_first_attempts_are_queued_in_order_and_load_as_rq_jobs(redis: Redis, re
     job: Any = queue.fetch_job("run-b")
     assert ("responder.jobs.run_playbook_job", ("run-b",), "queued") == (job.func_name, job.args, job.get_status())
     assert settings.job_timeout_seconds == job.timeout
+
+
+@pytest.mark.parametrize("size", [0, 1, 120, 0xFFFF, 0xFFFF + 1, 200_000])
+def test_job_data_is_a_zlib_stream_of_any_size(size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    assert zlib.decompress(_zlib_stored(data)) == data
+
+
+@pytest.mark.parametrize("now", [1764190000.0, 1764190000.5, 1764190000.999999, 1764190000.9999996])
+def test_job_timestamps_are_rqs_format(now: float) -> None:
+    assert _rq_timestamp(now) == datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
