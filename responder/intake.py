@@ -568,7 +568,10 @@ _Groups = dict[tuple[str, str | None], _Group]
 def _firing_groups(notification: Notification) -> _Groups:
     """The notification's firing alerts by (alertname, model_id), built once per notification."""
     groups: _Groups = {}
-    for alert in notification.firing():
+    firing = notification.firing()
+    if len(firing) < 2:
+        return groups  # a lone firing alert has no related alerts
+    for alert in firing:
         group = groups.setdefault((alert.alertname, alert.model_id), _Group())
         if len(group.members) <= MAX_RELATED:
             group.members.append(alert)

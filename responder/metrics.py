@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, Protocol, TypeVar, cast
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis import Redis
@@ -210,39 +211,60 @@ class Decided(Protocol):
 
 
 class ReceiverMetrics:
-    """The receiver's own counters, and the collector of what workers wrote to Redis."""
+    """The receiver's own counters, and the collector of what workers wrote to Redis.
+
+    The receiver counts each alert it is sent in plain dicts, read at scrape time: a
+    prometheus-client child counter's ``inc()`` takes a lock and costs about as much as the
+    rest of the counting, once per alert of every delivery.
+    """
 
     def __init__(self, redis: Redis, queue: str, *, known_alertnames: set[str]) -> None:
         self._known = known_alertnames
+        self._received: dict[tuple[str, str], int] = {}  # (alertname or "other", status) -> alerts
+        self._decided: dict[str, int] = {}  # decision -> alerts
+        self._created: dict[object, float] = {}  # when each series was first counted
         self.registry = CollectorRegistry()
-        self.alerts_received = Counter(
-            "responder_alerts_received",
-            "Alerts received in webhooks, by alertname and the alert's own status.",
-            ["alertname", "status"],
-            registry=self.registry,
-        )
-        self.decisions = Counter(
-            "responder_alert_decisions", "Decisions taken on received alerts.", ["decision"], registry=self.registry
-        )
+        self.registry.register(_ReceiverCollector(self))
         self.registry.register(_RedisCollector(redis, queue))
-        self._children: dict[tuple[object, ...], Counter] = {}
 
     def observe(self, decisions: Iterable[Decided]) -> None:
+        received, decided = self._received, self._decided
         for d in decisions:
             # alertname is untrusted text: unknown ones share one label value (bounded cardinality).
-            self._child(self.alerts_received, d.alertname if d.alertname in self._known else "other", d.status).inc()
-            self._child(self.decisions, d.decision).inc()
-
-    def _child(self, counter: Counter, *labels: str) -> Counter:
-        """``counter.labels(*labels)``, looked up once per label set (labels() costs as much as inc())."""
-        key = (id(counter), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = counter.labels(*labels)
-        return child
+            series = (d.alertname if d.alertname in self._known else "other", d.status)
+            if series not in received:
+                self._created[series] = time.time()
+            received[series] = received.get(series, 0) + 1
+            if d.decision not in decided:
+                self._created[d.decision] = time.time()
+            decided[d.decision] = decided.get(d.decision, 0) + 1
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ReceiverCollector(Collector):
+    """The receiver's counts as Prometheus counters (read from another thread: copied first)."""
+
+    def __init__(self, metrics: ReceiverMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        created = dict(self._metrics._created)
+        received = CounterMetricFamily(
+            "responder_alerts_received",
+            "Alerts received in webhooks, by alertname and the alert's own status.",
+            labels=["alertname", "status"],
+        )
+        for series, count in dict(self._metrics._received).items():
+            received.add_metric(list(series), count, created=created.get(series))
+        yield received
+        decided = CounterMetricFamily(
+            "responder_alert_decisions", "Decisions taken on received alerts.", labels=["decision"]
+        )
+        for decision, count in dict(self._metrics._decided).items():
+            decided.add_metric([decision], count, created=created.get(decision))
+        yield decided
 
 
 class _RedisCollector(Collector):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -132,16 +133,17 @@ async def _webhook(request: web.Request) -> web.Response:
         log.warning("webhook.redis_unavailable")
         return _unavailable("Redis is unavailable; retry later")
     request.app[METRICS].observe(decisions)
-    for d in decisions:
-        log.info(
-            "alert.decision",
-            alertname=d.alertname,
-            fingerprint=d.fingerprint,
-            status=d.status,
-            decision=d.decision,
-            job_id=d.job_id,
-            reason=d.reason,
-        )
+    if log.is_enabled_for(logging.INFO):  # else the arguments would be gathered for nothing
+        for d in decisions:
+            log.info(
+                "alert.decision",
+                alertname=d.alertname,
+                fingerprint=d.fingerprint,
+                status=d.status,
+                decision=d.decision,
+                job_id=d.job_id,
+                reason=d.reason,
+            )
     answer = pydantic_core.to_json({"alerts": [d.to_json() for d in decisions]})  # a fifth of json.dumps' time
     return web.Response(body=answer, status=202, content_type="application/json")
 
