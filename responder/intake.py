@@ -131,12 +131,12 @@ class _Batch:
     rejected: list[Decision]
     window: int
     counters: dict[str, str]  # storm counter key by playbook
+    reads: list[str] = field(init=False)  # what the decision depends on: dedup and triage markers, storm counters
 
-    @property
-    def reads(self) -> list[str]:
-        """What the decision depends on: dedup and triage markers, storm counters."""
+    def __post_init__(self) -> None:
         dedup = [c.dedup_key for c in self.candidates if c.dedup]
-        return list(dict.fromkeys([*dedup, *(_triage_key(d.alert) for d in self.rejected), *self.counters.values()]))
+        triage = [_triage_key(d.alert) for d in self.rejected]
+        self.reads = list(dict.fromkeys([*dedup, *triage, *self.counters.values()]))
 
     def decisions(self, plan: _Plan) -> list[list[Decision]]:
         return [[_final(o, plan) for o in each] for each in self.outcomes]
