@@ -156,12 +156,8 @@ class History:
         if not received:
             return
         for entry in received:
-            # Assembled, not encoded: the id and source are ours, the answers already JSON.
-            stored = b'{"id":"%s","received_at":%r,"source":"%s","answers":%s}' % (
-                entry.id.encode(),
-                entry.received_at,
-                entry.source.encode(),
-                pydantic_core.to_json(entry.answers),
+            stored = pydantic_core.to_json(
+                {"id": entry.id, "received_at": entry.received_at, "source": entry.source, "answers": entry.answers}
             )
             pipe.set(self.key(entry.id), stored, ex=self._retention)
             pipe.set(payload_key(entry.id), entry.payload, ex=payload_ttl)
