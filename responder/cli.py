@@ -326,7 +326,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from responder.redisconn import redis_client
 
     try:
-        notification = Notification.model_validate_json(args.file.read_bytes())
+        payload = args.file.read_bytes()
+        notification = Notification.model_validate_json(payload)
     except OSError as exc:
         raise CommandFailed(f"cannot read {args.file}: {exc.strerror}") from None
     except ValidationError as exc:
@@ -334,7 +335,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         where = ".".join(str(p) for p in first["loc"]) or "payload"
         raise CommandFailed(f"{args.file} is not an Alertmanager webhook payload: {where}: {first['msg']}") from None
     intake = Intake(redis_client(settings), settings, load_catalog(settings.playbooks_dir))
-    for d in intake.accept(notification, source="replay", dry_run=args.dry_run):
+    for d in intake.accept(notification, source="replay", dry_run=args.dry_run, payload=payload):
         reason = f" ({d.reason})" if d.reason else ""
         job = f" -> {d.job_id}" if d.job_id else ""
         print(f"{d.alertname} {d.status} {d.fingerprint}: {d.decision}{job}{reason}")

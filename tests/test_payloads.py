@@ -4,6 +4,7 @@ queued for its alerts read from it, and a worker's first checkpoint stores the r
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -140,3 +141,11 @@ def test_a_worker_stores_the_whole_run_at_its_first_checkpoint(settings: Setting
     stored = json.loads(redis.get(RunStore.key(first)) or b"{}")
     assert stored["alert"]["fingerprint"] == Notification.model_validate_json(RAW).alerts[0].fingerprint
     assert stored["status"] in ("succeeded", "failed")
+
+
+def test_a_replayed_file_is_kept_as_read(cli_env: dict[str, str], tmp_path: Path, redis: Redis) -> None:
+    """`replay FILE` keeps the file's bytes as the notification's payload, as the webhook keeps a body."""
+    path = tmp_path / "payload.json"
+    path.write_bytes(RAW)
+    assert run_cli(cli_env, "replay", str(path)).returncode == 0
+    assert run_cli(cli_env, "alerts", "show", newest_notification(redis), "--payload").stdout == RAW.decode() + "\n"
