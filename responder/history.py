@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import cast
+from typing import Any, cast
 
 import pydantic_core
 from pydantic import BaseModel, Field, ValidationError
@@ -118,24 +118,30 @@ class _Stored(BaseModel):
     answers: list[_Answered]
 
     def record(self, notification: Notification | None) -> NotificationRecord:
-        alerts: list[Alert | None] = list(notification.alerts) if notification is not None else []
-        alerts += [None] * (len(self.answers) - len(alerts))  # the payload expired: the answers alone
+        """The whole record, read with its payload; with the payload expired, the answers alone."""
+        alerts: Sequence[Alert | None] = [None] * len(self.answers)
+        found: dict[str, Any] = {}
+        if notification is not None:
+            alerts = notification.alerts
+            found = {
+                "receiver": notification.receiver,
+                "group_key": notification.groupKey,
+                "status": notification.status,
+                "external_url": notification.externalURL,
+                "truncated_alerts": notification.truncatedAlerts,
+            }
         return NotificationRecord(
             id=self.id,
             received_at=self.received_at,
             source=self.source,
-            receiver=notification.receiver if notification else "",
-            group_key=notification.groupKey if notification else "",
-            status=notification.status if notification else "",
-            external_url=notification.externalURL if notification else "",
-            truncated_alerts=notification.truncatedAlerts if notification else 0,
+            **found,
             alerts=[
                 AlertDecision(
                     **answer.model_dump(),
                     model_id=alert.model_id if alert else None,
                     starts_at=alert.startsAt if alert else None,
                 )
-                for answer, alert in zip(self.answers, alerts, strict=False)
+                for answer, alert in zip(self.answers, alerts, strict=True)
             ],
         )
 
