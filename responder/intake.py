@@ -21,7 +21,6 @@ from typing import Literal, cast
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
-from redis.commands.core import AsyncScript
 from rq import Queue
 
 from responder.alerts import Alert, Notification
@@ -30,6 +29,7 @@ from responder.history import History, Received, new_record_id
 from responder.playbooks.catalog import Catalog
 from responder.queueing import FirstAttempts, enqueue_run
 from responder.redis_keys import storm_models_key
+from responder.redisconn import KeptConnectionScript
 from responder.runs import MAX_RELATED, QueuedRun, RunRecord, RunStore, Source, related_key
 from responder.settings import Settings
 from responder.writeset import APPLY, WriteSet
@@ -154,7 +154,7 @@ class Intake:
         # A payload is read by its history record and by its runs: kept as long as either.
         self._payload_ttl = max(settings.history_retention_seconds, settings.dedup_retention_seconds)
         self._apply = redis.register_script(APPLY)
-        self._async_script: AsyncScript | None = None
+        self._async_script: KeptConnectionScript | None = None
         self._counters_seen: dict[str, int] = {}  # storm counter key -> value last read or written here
 
     def accept(
@@ -218,10 +218,10 @@ class Intake:
             values, guessed = cast(list[bytes | None], await redis.mget(batch.reads)) if batch.reads else [], False
             self._remember(batch, values)
 
-    def _apply_async(self, redis: AsyncRedis) -> AsyncScript:
+    def _apply_async(self, redis: AsyncRedis) -> KeptConnectionScript:
         """The APPLY script bound to ``redis``, made once (making it hashes the script's text)."""
         if self._async_script is None or self._async_script.registered_client is not redis:
-            self._async_script = redis.register_script(APPLY)
+            self._async_script = KeptConnectionScript(redis, APPLY)
         return self._async_script
 
     # A commit is tried first without reading: as if no alert of the batch had been seen and

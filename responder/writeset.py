@@ -19,12 +19,12 @@ keeps its microseconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from itertools import chain
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgpack
-from redis.commands.core import AsyncScript, Script
+from redis.commands.core import Script
 
 Arg = str | bytes | int | float
 T = TypeVar("T")
@@ -153,8 +153,9 @@ class WriteSet:
         keys, args = self._call()
         return bool(script(keys=keys, args=args))
 
-    async def apply_async(self, script: AsyncScript) -> bool:
-        """``apply`` through an asyncio client."""
+    async def apply_async(self, script: Callable[..., Awaitable[Any]]) -> bool:
+        """``apply`` through an asyncio client (``script``: APPLY registered on it, an ``AsyncScript``
+        or a ``redisconn.KeptConnectionScript``)."""
         keys, args = self._call()
         return bool(await script(keys=keys, args=args))
 

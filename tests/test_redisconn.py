@@ -1,11 +1,14 @@
-"""The receiver's asyncio Redis client (hiredis packing, retries) stores what it is given."""
+"""The receiver's asyncio Redis client (hiredis packing, retries) stores what it is given, and
+the commit script it calls on kept connections answers each call with its own reply."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from redis import Redis
 
-from responder.redisconn import async_redis_client
+from responder.redisconn import KeptConnectionScript, async_redis_client
 from tests.conftest import make_settings
 
 VALUES = ["plain", "naïve ☃ 𝄞", b"\x00\xff raw", 42, -7, 1764170000.123456, 0.1]
@@ -42,3 +45,59 @@ async def test_bytearray_and_memoryview_arguments_are_sent_as_their_bytes(redis:
     finally:
         await client.aclose()
     assert redis.lrange("t:views", 0, -1) == [b"ab", b"cd"]
+
+
+# --- KeptConnectionScript: the intake's commit script, on connections kept between calls
+
+ECHO = "return ARGV[1]"
+SLOW_ECHO = "local n = 0 for i = 1, tonumber(ARGV[2]) do n = n + 1 end return ARGV[1]"
+
+
+async def test_a_kept_connection_script_answers_each_call_with_its_own_reply(redis_url: str) -> None:
+    client = async_redis_client(make_settings(redis_url))
+    script = KeptConnectionScript(client, ECHO)
+    try:
+        replies = [await script(keys=[], args=[f"call-{n}"]) for n in range(5)]
+    finally:
+        await client.aclose()
+    assert replies == [f"call-{n}".encode() for n in range(5)]
+
+
+async def test_a_kept_connection_script_is_loaded_again_after_a_script_flush(redis: Redis, redis_url: str) -> None:
+    client = async_redis_client(make_settings(redis_url))
+    script = KeptConnectionScript(client, ECHO)
+    try:
+        await script(keys=[], args=["before"])
+        redis.script_flush()
+        reply = await script(keys=[], args=["after"])
+    finally:
+        await client.aclose()
+    assert reply == b"after"
+
+
+async def test_a_kept_connection_that_redis_closed_is_replaced(redis: Redis, redis_url: str) -> None:
+    """As after a Redis restart: the call reconnects instead of failing."""
+    client = async_redis_client(make_settings(redis_url))
+    script = KeptConnectionScript(client, ECHO)
+    try:
+        await script(keys=[], args=["before"])
+        killed = redis.client_kill_filter(_type="normal", skipme=True)
+        reply = await script(keys=[], args=["after"])
+    finally:
+        await client.aclose()
+    assert (killed >= 1, reply) == (True, b"after")
+
+
+async def test_a_call_cut_off_before_its_reply_does_not_leave_that_reply_for_the_next(redis_url: str) -> None:
+    """A commit cancelled by its time bound leaves a reply to come on its connection; the next
+    call reads its own reply, not that one."""
+    client = async_redis_client(make_settings(redis_url))
+    script = KeptConnectionScript(client, SLOW_ECHO)
+    try:
+        await script(keys=[], args=["warm", 1])
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(script(keys=[], args=["late", 20_000_000]), 0.05)
+        reply = await script(keys=[], args=["next", 1])
+    finally:
+        await client.aclose()
+    assert reply == b"next"
