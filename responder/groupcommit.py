@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import NamedTuple
 
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import TimeoutError as RedisTimeout
@@ -34,7 +35,14 @@ IN_FLIGHT = 2  # commits at once: one is decided and written while the other wai
 # unavailable: a 503, well inside Alertmanager's 10 s, which retries.
 COMMIT_TIMEOUT_SECONDS = 5.0
 
-_Waiting = tuple[Notification, bytes | None, "asyncio.Future[list[Decision]]"]
+
+
+class _Waiting(NamedTuple):
+    """A delivery waiting for a commit: what it posted and where its decisions go."""
+
+    notification: Notification
+    payload: bytes | None
+    decided: asyncio.Future[list[Decision]]
 
 
 class GroupCommit:
@@ -59,7 +67,7 @@ class GroupCommit:
         """The notification's decisions, once the commit holding them is in Redis. ``payload``:
         the body it was parsed from (``Intake.accept``)."""
         future: asyncio.Future[list[Decision]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((notification, payload, future))
+        self._waiting.append(_Waiting(notification, payload, future))
         if len(self._committers) < self._in_flight:
             committer = asyncio.create_task(self._commit_waiting())
             self._committers.add(committer)
@@ -72,9 +80,9 @@ class GroupCommit:
 
     def _next_batch(self) -> list[_Waiting]:
         batch = [self._waiting.popleft()]
-        alerts = len(batch[0][0].alerts)
-        while self._waiting and alerts + len(self._waiting[0][0].alerts) <= self._max_alerts:
-            alerts += len(self._waiting[0][0].alerts)
+        alerts = len(batch[0].notification.alerts)
+        while self._waiting and alerts + len(self._waiting[0].notification.alerts) <= self._max_alerts:
+            alerts += len(self._waiting[0].notification.alerts)
             batch.append(self._waiting.popleft())
         return batch
 
@@ -82,25 +90,25 @@ class GroupCommit:
         try:
             async with asyncio.timeout(self._timeout):
                 results = await self._intake.accept_many_async(
-                    self._redis, [n for n, _, _ in batch], payloads=[p for _, p, _ in batch]
+                    self._redis, [w.notification for w in batch], payloads=[w.payload for w in batch]
                 )
         except REDIS_DOWN as exc:
-            for _, _, future in batch:
-                _fail(future, exc)
+            for waiting in batch:
+                _fail(waiting.decided, exc)
         except TimeoutError:
             late = RedisTimeout(f"Redis did not complete the commit within {self._timeout:g} s")
-            for _, _, future in batch:
-                _fail(future, late)
+            for waiting in batch:
+                _fail(waiting.decided, late)
         except Exception as exc:
             if len(batch) == 1:
-                _fail(batch[0][2], exc)
+                _fail(batch[0].decided, exc)
             else:
                 for waiting in batch:
                     await self._commit([waiting])
         else:
-            for (_, _, future), decisions in zip(batch, results, strict=True):
-                if not future.done():  # done: the client went away; its runs are queued all the same
-                    future.set_result(decisions)
+            for waiting, decisions in zip(batch, results, strict=True):
+                if not waiting.decided.done():  # done: the client went away; its runs are queued all the same
+                    waiting.decided.set_result(decisions)
 
 
 def _fail(future: asyncio.Future[list[Decision]], exc: BaseException) -> None:

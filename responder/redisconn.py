@@ -109,7 +109,7 @@ class KeptConnectionScript:
                 return reply
         reply = await self._script(keys=keys, args=args)
         if len(self._kept) < self._keep:
-            self._kept.append(await self.registered_client.connection_pool.get_connection())
+            self._kept.append(await self.registered_client.connection_pool.get_connection())  # type: ignore[no-untyped-call]
         return reply
 
     async def _discard(self, conn: AsyncConnection) -> None:
