@@ -109,7 +109,8 @@ class KeptConnectionScript:
                 return reply
         reply = await self._script(keys=keys, args=args)
         if len(self._kept) < self._keep:
-            self._kept.append(await self.registered_client.connection_pool.get_connection())  # type: ignore[no-untyped-call]
+            with contextlib.suppress(*REDIS_DOWN):  # the call went through: its reply is not lost over this
+                self._kept.append(await self.registered_client.connection_pool.get_connection())  # type: ignore[no-untyped-call]
         return reply
 
     async def _discard(self, conn: AsyncConnection) -> None:
