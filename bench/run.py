@@ -26,8 +26,9 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -413,11 +414,11 @@ class Bench:
                 decisions, sent, ack = self.post(self.load.group_many_models(1))
                 sent_epoch += sent - mark
                 run_id = decisions["alerts"][0]["job_id"]
-                first = self.procs.wait_until(lambda mark=mark: self.github.first_since(mark),
+                first = self.procs.wait_until(partial(self.github.first_since, mark),
                                               "the first GitHub call", timeout=30, interval=0.001)
-                done = self.procs.wait_until(lambda run_id=run_id: self._ended(run_id), f"run {run_id} to end",
+                done = self.procs.wait_until(partial(self._ended, run_id), f"run {run_id} to end",
                                              timeout=30, interval=0.005)
-                rq_started = self.redis.client.hget(f"rq:job:{run_id}", "started_at")
+                rq_started = cast(bytes | None, self.redis.client.hget(f"rq:job:{run_id}", "started_at"))
                 rq_started_epoch = (datetime.strptime(rq_started.decode(), "%Y-%m-%dT%H:%M:%S.%fZ")
                                     .replace(tzinfo=UTC).timestamp() if rq_started else float("nan"))
                 run_started_epoch = datetime.fromisoformat(done["started_at"]).timestamp()
