@@ -554,7 +554,7 @@ class Bench:
                 "redis_top_commands_per_run": {k: round(v / max(1, len(ended)), 1) for k, v in
                                                sorted(calls.items(), key=lambda kv: -kv[1])[:8]},
                 "worker_memory": memory,
-                "work_horse_peak_rss_mib": {str(k): round(v, 1) for k, v in peak_children.items()},
+                "children_peak_rss_mib": {str(k): round(v, 1) for k, v in peak_children.items()},  # by worker pid
             }
             rows.append(row)
             log(f"   {workers_count} worker(s): {row['runs_per_second']:6.1f} runs/s  ({row['succeeded']}/{runs} "
@@ -575,8 +575,8 @@ class Bench:
             "worker_rss_mib_max": max(w["rss_mib"] for w in two["worker_memory"]),
             "note": "worker RSS is each `responder worker` main process, read while it was still running after "
                     "the 2-worker throughput load; runs execute in that process (no work horse is forked per "
-                    "run; throughput[].work_horse_peak_rss_mib would list any other child's peak) and one "
-                    "worker runs RQ's scheduler as a child process (listed under children)",
+                    "run) and one worker runs RQ's scheduler as a child process (listed under children; "
+                    "throughput[].children_peak_rss_mib has each worker's children's peak during the load)",
         }
         log(f"5. memory: receiver RSS {self.results['memory']['receiver']['rss_mib']} MiB "
             f"(peak {self.results['memory']['receiver']['peak_rss_mib']}), worker RSS max "
