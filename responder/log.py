@@ -10,6 +10,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
+from functools import lru_cache
 from typing import Any, TextIO
 
 import structlog
@@ -21,6 +22,9 @@ SENSITIVE_TEXT = re.compile(
     r"|(gh[pousr]_[A-Za-z0-9]{20,})"
     r"|(://[^/\s:@]+:)[^@\s/]+@"
 )
+# Every match of SENSITIVE_TEXT holds one of these (ignoring case): Redactor._clean skips the
+# regex for lines with none of them.
+_SENSITIVE_TEXT_NEEDS = ("bearer", "token", "basic", "password", "secret", "gh", "://")
 REDACTED = "[redacted]"
 
 
@@ -31,18 +35,40 @@ class Redactor:
         self._secrets = [s for s in secrets if s and len(s) >= 4]
 
     def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        if self._clean(event_dict):
+            return event_dict
         for key, value in list(event_dict.items()):
-            if SENSITIVE_KEYS.search(key) and value is not None:
+            if _sensitive_key(key) and value is not None:
                 event_dict[key] = REDACTED
             else:
                 event_dict[key] = self.scrub(value)
         return event_dict
 
+    def _clean(self, event_dict: MutableMapping[str, Any]) -> bool:
+        """Whether the line has nothing to redact, told cheaply (almost every line): no sensitive
+        key, no nested value, no known secret, and none of the words ``SENSITIVE_TEXT`` needs.
+        Running that regex on each value took 60 % of a line's cost (about 50 ns a character).
+        Text that is not ASCII goes to the regex: its case-insensitive match admits letters that
+        ``str.lower`` does not fold (the long s, the Kelvin sign)."""
+        texts = []
+        for key, value in event_dict.items():
+            if _sensitive_key(key) or isinstance(value, dict | list | tuple):
+                return False
+            if isinstance(value, str):
+                texts.append(value)
+        text = "\n".join(texts)
+        if any(secret in text for secret in self._secrets):
+            return False
+        if not text.isascii():
+            return SENSITIVE_TEXT.search(text) is None
+        lowered = text.lower()
+        return not any(word in lowered for word in _SENSITIVE_TEXT_NEEDS)
+
     def scrub(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.scrub_text(value)
         if isinstance(value, dict):
-            return {k: REDACTED if SENSITIVE_KEYS.search(str(k)) else self.scrub(v) for k, v in value.items()}
+            return {k: REDACTED if _sensitive_key(str(k)) else self.scrub(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.scrub(v) for v in value]
         return value
@@ -51,6 +77,12 @@ class Redactor:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
         return SENSITIVE_TEXT.sub(_mask, text)
+
+
+@lru_cache(maxsize=1024)
+def _sensitive_key(key: str) -> bool:
+    """Whether values under ``key`` are credentials (a line's keys come from a small set)."""
+    return SENSITIVE_KEYS.search(key) is not None
 
 
 def _mask(match: re.Match[str]) -> str:
