@@ -25,6 +25,7 @@ SENSITIVE_TEXT = re.compile(
 # Every match of SENSITIVE_TEXT holds one of these (ignoring case): Redactor._clean skips the
 # regex for lines with none of them.
 _SENSITIVE_TEXT_NEEDS = ("bearer", "token", "basic", "password", "secret", "gh", "://")
+_SCALARS = {int, float, bool}
 REDACTED = "[redacted]"
 
 
@@ -52,17 +53,20 @@ class Redactor:
         ``str.lower`` does not fold (the long s, the Kelvin sign)."""
         texts = []
         for key, value in event_dict.items():
-            if _sensitive_key(key) or isinstance(value, dict | list | tuple):
-                return False
-            if isinstance(value, str):
+            if type(value) is str:
                 texts.append(value)
+            elif not (value is None or type(value) in _SCALARS):
+                return False  # nested, or an object: scrubbed the long way
+            if _sensitive_key(key):
+                return False
         text = "\n".join(texts)
-        if any(secret in text for secret in self._secrets):
-            return False
+        for secret in self._secrets:
+            if secret in text:
+                return False
         if not text.isascii():
             return SENSITIVE_TEXT.search(text) is None
         lowered = text.lower()
-        return not any(word in lowered for word in _SENSITIVE_TEXT_NEEDS)
+        return all(word not in lowered for word in _SENSITIVE_TEXT_NEEDS)
 
     def scrub(self, value: Any) -> Any:
         if isinstance(value, str):
