@@ -26,6 +26,11 @@ def rows(r: dict[str, Any]) -> list[Row]:
                         f"{counted['ratio']:.2f}; instructions per request: bare {servers['bare']['per_request']:,}, "
                         f"HTTP path {servers['http-only']['per_request']:,} ({counted['http_only_ratio']:.2f}), "
                         f"responder {servers['responder']['per_request']:,}", "-", None))
+        if "responder-info" in servers:
+            at_info = servers["responder-info"]["per_request"]
+            out.append(_row("1. the same, responder at log level info (the default)",
+                            f"{counted['info_level_ratio']:.2f}; responder {at_info:,} instructions per request "
+                            "(a JSON log line per decision)", "-", None))
     large = r.get("large_group")
     if large:
         out.append(_row("2. ack of 1,000 alerts (distinct models), max",

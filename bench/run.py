@@ -322,6 +322,10 @@ class Bench:
                                                                  timeout=instructions.STARTUP_SECONDS),
             "responder": lambda under: self.procs.start_receiver(self.env, self.workdir, under=under,
                                                                  timeout=instructions.STARTUP_SECONDS),
+            # the rounds run it at warning; at the default level each decision is a log line
+            "responder-info": lambda under: self.procs.start_receiver({**self.env, "RESPONDER_LOG_LEVEL": "info"},
+                                                                      self.workdir, under=under,
+                                                                      timeout=instructions.STARTUP_SECONDS),
         }
         counted: dict[str, Any] = {}
         for tag, (name, start) in enumerate(starts.items(), start=random.randrange(60000, 90000)):
@@ -331,8 +335,8 @@ class Bench:
             self.redis.flush()
             log(f"   {name:9s} {counted[name]['per_request']:>9,} instructions per request "
                 f"({counted[name]['requests']} requests counted, statuses {counted[name]['statuses']}"
-                + (f", {commits} commits)" if name == "responder" else ")"))
-            if name == "responder":
+                + (f", {commits} commits)" if name.startswith("responder") else ")"))
+            if name.startswith("responder"):
                 counted[name]["redis_commits"] = commits
         bare = counted["bare"]["per_request"]
         self.results["instructions"] = {
@@ -340,6 +344,7 @@ class Bench:
             "seconds": seconds,
             "ratio": round(bare / counted["responder"]["per_request"], 3),
             "http_only_ratio": round(bare / counted["http-only"]["per_request"], 3),
+            "info_level_ratio": round(bare / counted["responder-info"]["per_request"], 3),
         }
 
     # ----------------------------------------------------------------- 2 and 6. group sizes
