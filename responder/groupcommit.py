@@ -36,7 +36,6 @@ IN_FLIGHT = 2  # commits at once: one is decided and written while the other wai
 COMMIT_TIMEOUT_SECONDS = 5.0
 
 
-
 class _Waiting(NamedTuple):
     """A delivery waiting for a commit: what it posted and where its decisions go."""
 
