@@ -333,7 +333,7 @@ class Bench:
             counted[name] = instructions.count(name, start, self.workdir, token=TOKEN, tag=tag * 2, seconds=seconds)
             commits = self.redis_calls().get("evalsha", 0)  # the receiver's commits, warm-up included
             self.redis.flush()
-            log(f"   {name:9s} {counted[name]['per_request']:>9,} instructions per request "
+            log(f"   {name:14s} {counted[name]['per_request']:>9,} instructions per request "
                 f"({counted[name]['requests']} requests counted, statuses {counted[name]['statuses']}"
                 + (f", {commits} commits)" if name.startswith("responder") else ")"))
             if name.startswith("responder"):
