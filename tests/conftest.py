@@ -41,6 +41,13 @@ TEST_REDIS_URL = os.environ.get("RESPONDER_TEST_REDIS_URL", "redis://127.0.0.1:6
 WEBHOOK_TOKEN = "hook-secret-token-123"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A SIGTERM stops the run as Ctrl-C does, so that fixtures tear down what they started: the
+    receivers, workers and Alertmanagers run in sessions of their own, and left running they
+    would take the jobs of a later run on the same Redis db."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
