@@ -204,6 +204,18 @@ def start_bare(workdir: Path, *, under: list[str] | None = None, timeout: float 
     return proc, base
 
 
+def start_naive(workdir: Path, redis_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    """bench/naive_server.py: the issue's reference, RQ's enqueue called synchronously per alert."""
+    port = free_port()
+    log = workdir / "naive.log"
+    proc = start([sys.executable, str(ROOT / "bench" / "naive_server.py"), "--port", str(port),
+                  "--redis-url", redis_url], log)
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: http_status(f"{base}/healthz") == 200, "naive server /healthz", proc=proc, log=log,
+               timeout=20, interval=0.1)
+    return proc, base
+
+
 # --------------------------------------------------------------------------- memory
 
 

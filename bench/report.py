@@ -80,6 +80,12 @@ def _intake_rows(intake: dict[str, Any]) -> list[Row]:
             f"{intake['http_only_ratio']:.2f}; CPU per request: bare {intake['bare_cpu_ms_per_request']:.3f}, "
             f"HTTP path {intake['http_only_cpu_ms_per_request']:.3f}, responder "
             f"{intake['responder_cpu_ms_per_request']:.3f} ms", "-", None))
+    if "naive_ratio" in intake:
+        out.append(_row(
+            "1. the issue's reference: naive handler / bare",
+            f"{intake['naive_ratio']:.2f} ({intake['naive_rps_median']:.0f} req/s; the issue: about 0.1 on its 2-core "
+            f"machine); responder / naive {intake['responder_rps_median'] / intake['naive_rps_median']:.1f}x",
+            "-", None))
     out.append(_row("1. intake p99 latency, responder", f"{intake['responder_p99_ms_median']:.1f} ms "
                     f"(rounds' max {intake['responder_p99_ms_max']:.1f}; bare {intake['bare_p99_ms_median']:.1f})",
                     "<= 15 ms", intake["responder_p99_ms_median"] <= 15))
@@ -143,10 +149,12 @@ def plots(r: dict[str, Any], out: Path) -> list[Path]:
     bare = [x for x in rounds if x["server"] == "bare"]
     resp = [x for x in rounds if x["server"] == "responder"]
     http_only = [x for x in rounds if x["server"] == "http-only"]
+    naive = [x for x in rounds if x["server"] == "naive"]
     fig, ax = plt.subplots(figsize=(7, 4))
     idx = list(range(1, len(bare) + 1))
     bars = [(bare, "bare aiohttp (read body, 202)"), (resp, "responder serve"),
-            (http_only, "responder's HTTP path alone (canned decisions)")]
+            (http_only, "responder's HTTP path alone (canned decisions)"),
+            (naive, "naive: RQ enqueue called synchronously (the issue's reference)")]
     bars = [(rows_, label) for rows_, label in bars if rows_]
     width = 0.8 / len(bars)
     for n, (rows_, label) in enumerate(bars):

@@ -233,8 +233,9 @@ class Bench:
         log(f"1. intake: {rounds} alternating rounds of {seconds}s, wrk -t2 -c16 (workers not running)")
         bare, bare_url = self.procs.start_bare(self.workdir)
         http_only, http_only_url = self.procs.start_receiver(self.env, self.workdir, http_only=True)
+        naive, naive_url = self.procs.start_naive(self.workdir, self.redis.url)
         servers = {"bare": (bare, bare_url), "responder": (self.receiver, self.receiver_url),
-                   "http-only": (http_only, http_only_url)}
+                   "http-only": (http_only, http_only_url), "naive": (naive, naive_url)}
         tag = random.randrange(1, 60000)
         try:
             for _, url in servers.values():  # warm-up, not recorded
@@ -264,6 +265,8 @@ class Bench:
                         result["redis_commands_per_request"] = round(sum(calls.values()) / accepted, 1)
                         result["redis_used_mib"] = round(self.redis.used_memory() / 2**20, 1)
                         self.redis.flush()  # keep Redis small between rounds
+                    if name == "naive":
+                        self.redis.flush()
                     per_round.append(result)
                     log(f"   round {index + 1} {name:9s} {result['rps']:8.0f} req/s  "
                         f"p50 {result['latency_ms']['p50']:6.2f} ms  p99 {result['latency_ms']['p99']:6.2f} ms  "
@@ -273,6 +276,7 @@ class Bench:
         finally:
             self.procs.stop(bare)
             self.procs.stop(http_only)
+            self.procs.stop(naive)
 
         def of(server: str) -> list[dict[str, Any]]:
             return [r for r in per_round if r["server"] == server]
@@ -289,6 +293,9 @@ class Bench:
             "http_only_rps_median": statistics.median(r["rps"] for r in of("http-only")),
             "http_only_ratio": round(statistics.median(r["rps"] for r in of("http-only")) / bare_rps, 3),
             "http_only_cpu_ms_per_request": statistics.median(r["server_cpu_ms_per_request"] for r in of("http-only")),
+            "naive_rps_median": statistics.median(r["rps"] for r in of("naive")),
+            "naive_ratio": round(statistics.median(r["rps"] for r in of("naive")) / bare_rps, 3),
+            "naive_non_2xx": sum(r["non_2xx"] for r in of("naive")),
             "ratio_per_round": [round(r, 3) for r in ratios],
             "responder_p50_ms_median": statistics.median(r["latency_ms"]["p50"] for r in of("responder")),
             "responder_p99_ms_median": statistics.median(r["latency_ms"]["p99"] for r in of("responder")),
