@@ -222,7 +222,9 @@ class ReceiverMetrics:
         self._known = known_alertnames
         self._received: dict[tuple[str, str], int] = {}  # (alertname or "other", status) -> alerts
         self._decided: dict[str, int] = {}  # decision -> alerts
-        self._created: dict[object, float] = {}  # when each series was first counted
+        # when each series was first counted (the counters' _created samples)
+        self._received_since: dict[tuple[str, str], float] = {}
+        self._decided_since: dict[str, float] = {}
         self.registry = CollectorRegistry()
         self.registry.register(_ReceiverCollector(self))
         self.registry.register(_RedisCollector(redis, queue))
@@ -233,11 +235,25 @@ class ReceiverMetrics:
             # alertname is untrusted text: unknown ones share one label value (bounded cardinality).
             series = (d.alertname if d.alertname in self._known else "other", d.status)
             if series not in received:
-                self._created[series] = time.time()
+                self._received_since[series] = time.time()
             received[series] = received.get(series, 0) + 1
             if d.decision not in decided:
-                self._created[d.decision] = time.time()
+                self._decided_since[d.decision] = time.time()
             decided[d.decision] = decided.get(d.decision, 0) + 1
+
+    def received(self) -> list[tuple[tuple[str, str], int, float]]:
+        """Alerts received so far: ((alertname or "other", status), count, first counted at)."""
+        # Read from a scrape thread while the event loop counts: the counts are copied first, and
+        # observe() notes a series' first time before its first count, so every copied series has one.
+        counts = dict(self._received)
+        since = dict(self._received_since)
+        return [(series, count, since[series]) for series, count in counts.items()]
+
+    def decided(self) -> list[tuple[str, int, float]]:
+        """Decisions taken so far: (decision, count, first counted at)."""
+        counts = dict(self._decided)
+        since = dict(self._decided_since)
+        return [(decision, count, since[decision]) for decision, count in counts.items()]
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -250,20 +266,19 @@ class _ReceiverCollector(Collector):
         self._metrics = metrics
 
     def collect(self) -> Iterable[Metric]:
-        created = dict(self._metrics._created)
         received = CounterMetricFamily(
             "responder_alerts_received",
             "Alerts received in webhooks, by alertname and the alert's own status.",
             labels=["alertname", "status"],
         )
-        for series, count in dict(self._metrics._received).items():
-            received.add_metric(list(series), count, created=created.get(series))
+        for series, count, since in self._metrics.received():
+            received.add_metric(list(series), count, created=since)
         yield received
         decided = CounterMetricFamily(
             "responder_alert_decisions", "Decisions taken on received alerts.", labels=["decision"]
         )
-        for decision, count in dict(self._metrics._decided).items():
-            decided.add_metric([decision], count, created=created.get(decision))
+        for decision, count, since in self._metrics.decided():
+            decided.add_metric([decision], count, created=since)
         yield decided
 
 

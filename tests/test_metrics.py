@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -51,6 +53,22 @@ async def test_received_alerts_and_decisions_are_counted(client):
     assert value(samples, "responder_alerts_received_total", alertname="model_drift_detected", status="resolved") == 2
     assert value(samples, "responder_alert_decisions_total", decision="queued") == 2
     assert value(samples, "responder_alert_decisions_total", decision="duplicate") == 2
+
+
+async def test_each_series_says_when_it_was_first_counted(client):
+    """The counters' _created samples: when the receiver first counted that series, not when scraped."""
+    before = time.time()
+    await client.post("/webhooks/alertmanager", json=load_example("drift-one-resolved-one-firing.json"), headers=AUTH)
+    after = time.time()
+    await asyncio.sleep(0.05)
+    await client.post("/webhooks/alertmanager", json=load_example("drift-one-resolved-one-firing.json"), headers=AUTH)
+    samples = await scrape(client)
+    created = [
+        value(samples, "responder_alerts_received_created", alertname="model_drift_detected", status="firing"),
+        value(samples, "responder_alerts_received_created", alertname="model_drift_detected", status="resolved"),
+        value(samples, "responder_alert_decisions_created", decision="queued"),
+    ]
+    assert all(before <= at <= after for at in created), (before, created, after)
 
 
 async def test_unknown_alertnames_share_one_label_value(client):
