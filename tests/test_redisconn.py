@@ -4,9 +4,13 @@ the commit script it calls on kept connections answers each call with its own re
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from redis import Redis
+from redis.asyncio import ConnectionPool
+from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from responder.redisconn import KeptConnectionScript, async_redis_client
 from tests.conftest import make_settings
@@ -101,3 +105,34 @@ async def test_a_call_cut_off_before_its_reply_does_not_leave_that_reply_for_the
     finally:
         await client.aclose()
     assert reply == b"next"
+
+
+class _PoolEmptyAfterOneCheckout(ConnectionPool):
+    """A pool whose second checkout fails as when Redis has just gone away. With real parts, the
+    pool hands back the connection a call has just used without connecting again, so Redis
+    cannot be made to fail this step on cue."""
+
+    checkouts = 0
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        self.checkouts += 1
+        if self.checkouts > 1:
+            raise RedisConnectionError("Redis went away")
+        return await super().get_connection(*args, **kwargs)
+
+
+async def test_a_call_that_went_through_is_answered_though_no_connection_can_be_kept_after_it(
+    redis: Redis, redis_url: str
+) -> None:
+    """The script ran and replied; only keeping a connection for the next call failed. The caller
+    gets the reply: a commit that is in Redis is not reported as failed (the webhook would answer
+    503 and Alertmanager's retry would read as a duplicate)."""
+    setter = "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1]"
+    redis.script_load(setter)  # so that the call takes one checkout (no NOSCRIPT and SCRIPT LOAD)
+    client = AsyncRedis(connection_pool=_PoolEmptyAfterOneCheckout.from_url(redis_url))
+    script = KeptConnectionScript(client, setter)
+    try:
+        reply = await script(keys=["t:kept"], args=["applied"])
+    finally:
+        await client.aclose()
+    assert (b"applied", b"applied") == (reply, redis.get("t:kept"))
