@@ -160,7 +160,7 @@ def plots(r: dict[str, Any], out: Path) -> list[Path]:
     for n, (rows_, label) in enumerate(bars):
         offset = (n - (len(bars) - 1) / 2) * width
         ax.bar([i + offset for i in idx], [x["rps"] for x in rows_], width, label=label)
-    ax.set_ylim(0, 1.45 * max(x["rps"] for x in rounds))  # room for the legend
+    ax.set_ylim(0, 1.6 * max(x["rps"] for x in rounds))  # room for the legend
     ax.plot([0.5, len(idx) + 0.5], [r["intake"]["bare_rps_median"] * 0.33] * 2, "r--", label="target: 0.33 x bare")
     ax.set_xticks(idx)
     ax.set_xlabel("round (alternating, same run)")
