@@ -1,7 +1,7 @@
-"""Processes the bench starts: its own redis-server, `responder serve`, `responder worker`s and the
-bare aiohttp server. Each runs in its own session (process group) so that stopping it also stops
-what it forked (RQ's work horses and scheduler); everything started is stopped on exit, on
-Ctrl-C and on SIGTERM.
+"""Processes the bench starts: its own redis-server, `responder serve`, `responder worker`s, the
+bare aiohttp server and the naive one. Each runs in its own session (process group) so that
+stopping it also stops what it forked (a worker's RQ scheduler); everything started is stopped
+on exit, on Ctrl-C and on SIGTERM.
 """
 
 from __future__ import annotations
@@ -267,8 +267,8 @@ def cmdline(pid: int) -> str:
 
 
 def cpu_seconds(pid: int, *, with_reaped_children: bool = True) -> float:
-    """User + system CPU of a process from /proc/<pid>/stat (plus its children it has waited for:
-    RQ's work horses)."""
+    """User + system CPU of a process from /proc/<pid>/stat (plus the children it has waited for:
+    a worker's RQ scheduler, Redis's AOF rewrites)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:

@@ -556,7 +556,7 @@ class Bench:
                 "github_requests_per_run": round(len(self.github.arrivals) / max(1, len(ended)), 1),
                 "fake_github_cpu_share": round(bench_cpu / wall_cpu, 2),  # this process: the fake + polling
                 "cpu_ms_per_run": {
-                    "workers_and_work_horses": round(workers_cpu * 1000 / max(1, len(ended)), 1),
+                    "workers_and_children": round(workers_cpu * 1000 / max(1, len(ended)), 1),
                     "redis": round(redis_cpu * 1000 / max(1, len(ended)), 1),
                     "fake_github_and_bench": round(bench_cpu * 1000 / max(1, len(ended)), 1),
                 },
@@ -572,7 +572,7 @@ class Bench:
             log(f"   {workers_count} worker(s): {row['runs_per_second']:6.1f} runs/s  ({row['succeeded']}/{runs} "
                 f"succeeded, run p50 {row['run_duration_p50_ms']} ms, {row['github_requests_per_run']} GitHub "
                 f"calls/run, {row['redis_commands_per_run']} Redis commands/run, worker CPU "
-                f"{row['cpu_ms_per_run']['workers_and_work_horses']} ms/run, machine busy "
+                f"{row['cpu_ms_per_run']['workers_and_children']} ms/run, machine busy "
                 f"{row['machine_busy_cores']} of {os.cpu_count()} cores)")
         self.results["throughput"] = rows
         self.reset_state()
