@@ -1,10 +1,17 @@
 """The intake alone, in this process: parsing and validation, decisions, records and the commit
 (`GroupCommit` over the receiver's own asyncio client), for distinct one-alert notifications
-from 16 concurrent callers (as wrk's 16 connections deliver them), against a private
-redis-server. No HTTP: what a change to the intake costs or saves, without aiohttp around it.
+from concurrent callers (16 by default, as wrk's 16 connections deliver them), against a
+private redis-server. No HTTP: what a change to the intake costs or saves, without aiohttp
+around it.
 
     python bench/intake_harness.py              # CPU per notification, median of 5 rounds
     python bench/intake_harness.py --callgrind  # instructions per notification (under valgrind)
+    python bench/intake_harness.py --callers 1,4,16 --redis-fsync everysec   # by batch size
+
+Each caller waits for its notification's commit before sending the next, so a commit holds
+about as many notifications as there are callers: ``--callers`` sets the batch size. Printed
+per setting: this process's CPU and the Redis server's CPU per notification (the script, the
+AOF written and fsynced, its rewrites), and notifications per commit.
 
 With ``--callgrind`` it runs itself again under ``valgrind --tool=callgrind``, counting only
 while the notifications are accepted (``callgrind_control --instr``); a count repeats within
@@ -28,6 +35,7 @@ import tempfile
 import time
 import types
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -35,8 +43,14 @@ if str(ROOT) not in sys.path:
 
 from bench import instructions, load, procs  # noqa: E402
 
-CALLERS = 16
+CALLERS = [16]
 COUNTING = "RESPONDER_BENCH_COUNTING"  # set in the run under valgrind: toggle counting around the work
+
+
+class Round(NamedTuple):
+    cpu: float  # this process's CPU per notification, s
+    redis_cpu: float  # the Redis server's, s
+    per_commit: float  # notifications per commit (EVALSHA)
 
 
 def bodies(count: int) -> list[bytes]:
@@ -44,7 +58,7 @@ def bodies(count: int) -> list[bytes]:
             for _ in range(count)]
 
 
-async def accept_all(per_caller: int, rounds: int, redis: procs.RedisServer) -> list[float]:
+async def accept_all(per_caller: int, rounds: int, redis: procs.RedisServer, callers: int) -> list[Round]:
     from responder.alerts import Notification
     from responder.groupcommit import GroupCommit
     from responder.intake import Intake
@@ -60,10 +74,12 @@ async def accept_all(per_caller: int, rounds: int, redis: procs.RedisServer) -> 
         for raw in raws:
             await commit.accept(Notification.model_validate_json(raw), raw)
 
-    await asyncio.gather(*(caller(bodies(2)) for _ in range(CALLERS)))  # warm-up, not counted
-    cpu_per_notification = []
+    await asyncio.gather(*(caller(bodies(2)) for _ in range(callers)))  # warm-up, not counted
+    measured = []
     for _ in range(rounds):
-        work = [bodies(per_caller) for _ in range(CALLERS)]
+        work = [bodies(per_caller) for _ in range(callers)]
+        redis.client.config_resetstat()
+        redis_before = procs.cpu_seconds(redis.proc.pid)
         counting = os.environ.get(COUNTING) == "1"
         if counting:
             instructions.control("--instr=on", os.getpid())
@@ -72,15 +88,18 @@ async def accept_all(per_caller: int, rounds: int, redis: procs.RedisServer) -> 
         spent = time.process_time() - started
         if counting:
             instructions.control("--instr=off", os.getpid())
-        cpu_per_notification.append(spent / (per_caller * CALLERS))
+        redis_spent = procs.cpu_seconds(redis.proc.pid) - redis_before
+        commits = int(redis.client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+        count = per_caller * callers
+        measured.append(Round(spent / count, redis_spent / count, count / max(1, commits)))
         redis.flush()
-    return cpu_per_notification
+    return measured
 
 
-def measure(per_caller: int, rounds: int) -> list[float]:
+def measure(per_caller: int, rounds: int, callers: list[int], fsync: str) -> dict[int, list[Round]]:
     procs.install_cleanup()
     workdir = Path(tempfile.mkdtemp(prefix="responder-harness-"))
-    redis = procs.RedisServer(workdir)
+    redis = procs.RedisServer(workdir, fsync=fsync)
     github = types.SimpleNamespace(url="http://127.0.0.1:9", token="unused", full_name="acme/unused")
     os.environ.update({k: v for k, v in procs.responder_env(redis.url, github, "unused", "harness").items()
                        if k.startswith("RESPONDER_")})
@@ -88,22 +107,32 @@ def measure(per_caller: int, rounds: int) -> list[float]:
     gc.freeze()  # as `responder serve` does
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
     try:
-        return asyncio.run(accept_all(per_caller, rounds, redis))
+        return {n: asyncio.run(accept_all(per_caller, rounds, redis, n)) for n in callers}
     finally:
         procs.stop_all()
 
 
-def count_instructions(per_caller: int) -> int:
+def count_instructions(per_caller: int, callers: int) -> int:
     """Run this script under callgrind (one round) and return the instructions it counted."""
     out = Path(tempfile.mkdtemp(prefix="responder-callgrind-")) / "callgrind.out"
     run = subprocess.run(
         ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-         sys.executable, __file__, "--per-caller", str(per_caller), "--rounds", "1"],
+         sys.executable, __file__, "--per-caller", str(per_caller), "--rounds", "1", "--callers", str(callers)],
         env={**os.environ, COUNTING: "1"}, capture_output=True, text=True)
     found = re.search(r"Collected : (\d+)", run.stderr)
     if run.returncode != 0 or found is None:
         sys.exit(f"callgrind run failed ({run.returncode}):\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
     return int(found.group(1))
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of whole numbers: {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"each count must be 1 or more: {text!r}")
+    return values
 
 
 def main() -> int:
@@ -112,17 +141,28 @@ def main() -> int:
     parser.add_argument("--per-caller", type=int, default=None,
                         help="notifications per caller and round (default 400, or 30 with --callgrind)")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--callers", type=_counts, default=CALLERS,
+                        help="concurrent callers, the batch size; several, comma-separated, are run in turn "
+                             "(default 16)")
+    parser.add_argument("--redis-fsync", choices=("always", "everysec", "off"), default="always",
+                        help="the Redis server's persistence, as in bench/run.py (default always)")
     args = parser.parse_args()
     if args.callgrind:
         per_caller = args.per_caller or 30
-        instructions = count_instructions(per_caller)
-        print(f"{instructions / (per_caller * CALLERS):,.0f} instructions per notification "
-              f"({per_caller * CALLERS} notifications, {CALLERS} callers)")
+        for callers in args.callers:
+            counted = count_instructions(per_caller, callers)
+            print(f"{counted / (per_caller * callers):,.0f} instructions per notification "
+                  f"({per_caller * callers} notifications, {callers} callers)")
         return 0
-    rounds = measure(args.per_caller or 400, args.rounds)
-    if os.environ.get(COUNTING) != "1":
-        print(f"{statistics.median(rounds) * 1e6:.1f} µs of CPU per notification (median of {len(rounds)} rounds: "
-              + ", ".join(f"{r * 1e6:.0f}" for r in rounds) + ")")
+    found = measure(args.per_caller or 400, args.rounds, args.callers, args.redis_fsync)
+    if os.environ.get(COUNTING) == "1":
+        return 0
+    for callers, rounds in found.items():
+        print(f"{callers} callers: {statistics.median(r.cpu for r in rounds) * 1e6:.1f} µs of CPU per notification "
+              f"here (rounds: {', '.join(f'{r.cpu * 1e6:.0f}' for r in rounds)}), "
+              f"Redis {statistics.median(r.redis_cpu for r in rounds) * 1e6:.1f} µs; "
+              f"{statistics.median(r.per_commit for r in rounds):.1f} notifications per commit "
+              f"(median of {len(rounds)} rounds, appendfsync {args.redis_fsync})")
     return 0
 
 
