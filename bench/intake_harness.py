@@ -16,8 +16,8 @@ AOF written and fsynced, its rewrites), and notifications per commit.
 With ``--callgrind`` it runs itself again under ``valgrind --tool=callgrind``, counting only
 while the notifications are accepted (``callgrind_control --instr``); a count repeats within
 about 0.2 %, where CPU time on a shared VM moves by a fifth, so two commits compare at a glance.
-Batches here hold 16 notifications (all callers wait together), about three times the receiver's
-under wrk, so costs per commit weigh less than they do there.
+By default batches hold 16 notifications (all callers wait together), about three times the
+receiver's under wrk, so costs per commit weigh less than they do there.
 """
 
 from __future__ import annotations
