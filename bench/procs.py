@@ -171,18 +171,26 @@ def responder_env(redis_url: str, github: Any, token: str, queue: str) -> dict[s
 CLI = [sys.executable, "-m", "responder.cli"]
 
 
+def _start_server(argv: list[str], log: Path, ready: str, env: dict[str, str] | None = None, *,
+                  timeout: float) -> tuple[subprocess.Popen[bytes], str]:
+    """Start an HTTP server on a free port (``argv`` gets ``--port``) and wait until GET ``ready``
+    answers 200; returns it and its base URL."""
+    port = free_port()
+    proc = start([*argv, "--port", str(port)], log, env)
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: http_status(f"{base}{ready}") == 200, f"{log.stem} {ready}", proc=proc, log=log,
+               timeout=timeout, interval=0.1)
+    return proc, base
+
+
 def start_receiver(env: dict[str, str], workdir: Path, *, http_only: bool = False, under: list[str] | None = None,
                    timeout: float = 30) -> tuple[subprocess.Popen[bytes], str]:
     """`responder serve`, or with ``http_only`` the same with canned decisions (bench/http_only.py);
     ``under``: a command it runs under (valgrind)."""
-    port = free_port()
     log = workdir / ("http-only.log" if http_only else "receiver.log")
     program = [sys.executable, str(ROOT / "bench" / "http_only.py")] if http_only else CLI
-    proc = start([*(under or []), *program, "serve", "--host", "127.0.0.1", "--port", str(port)], log, env)
-    base = f"http://127.0.0.1:{port}"
-    wait_until(lambda: http_status(f"{base}/readyz") == 200, "responder serve /readyz", proc=proc, log=log,
-               timeout=timeout, interval=0.1)
-    return proc, base
+    return _start_server([*(under or []), *program, "serve", "--host", "127.0.0.1"], log, "/readyz", env,
+                         timeout=timeout)
 
 
 def start_workers(env: dict[str, str], workdir: Path, count: int) -> list[subprocess.Popen[bytes]]:
@@ -195,25 +203,14 @@ def start_workers(env: dict[str, str], workdir: Path, count: int) -> list[subpro
 
 def start_bare(workdir: Path, *, under: list[str] | None = None, timeout: float = 20
                ) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    log = workdir / "bare.log"
-    proc = start([*(under or []), sys.executable, str(ROOT / "bench" / "bare_server.py"), "--port", str(port)], log)
-    base = f"http://127.0.0.1:{port}"
-    wait_until(lambda: http_status(f"{base}/healthz") == 200, "bare server /healthz", proc=proc, log=log,
-               timeout=timeout, interval=0.1)
-    return proc, base
+    return _start_server([*(under or []), sys.executable, str(ROOT / "bench" / "bare_server.py")],
+                         workdir / "bare.log", "/healthz", timeout=timeout)
 
 
 def start_naive(workdir: Path, redis_url: str) -> tuple[subprocess.Popen[bytes], str]:
     """bench/naive_server.py: the issue's reference, RQ's enqueue called synchronously per alert."""
-    port = free_port()
-    log = workdir / "naive.log"
-    proc = start([sys.executable, str(ROOT / "bench" / "naive_server.py"), "--port", str(port),
-                  "--redis-url", redis_url], log)
-    base = f"http://127.0.0.1:{port}"
-    wait_until(lambda: http_status(f"{base}/healthz") == 200, "naive server /healthz", proc=proc, log=log,
-               timeout=20, interval=0.1)
-    return proc, base
+    return _start_server([sys.executable, str(ROOT / "bench" / "naive_server.py"), "--redis-url", redis_url],
+                         workdir / "naive.log", "/healthz", timeout=20)
 
 
 # --------------------------------------------------------------------------- memory

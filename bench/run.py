@@ -264,9 +264,8 @@ class Bench:
                         result["redis_commits_per_request"] = round(calls.get("evalsha", 0) / accepted, 3)
                         result["redis_commands_per_request"] = round(sum(calls.values()) / accepted, 1)
                         result["redis_used_mib"] = round(self.redis.used_memory() / 2**20, 1)
+                    if name in ("responder", "naive"):
                         self.redis.flush()  # keep Redis small between rounds
-                    if name == "naive":
-                        self.redis.flush()
                     per_round.append(result)
                     log(f"   round {index + 1} {name:9s} {result['rps']:8.0f} req/s  "
                         f"p50 {result['latency_ms']['p50']:6.2f} ms  p99 {result['latency_ms']['p99']:6.2f} ms  "
