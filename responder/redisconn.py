@@ -55,7 +55,7 @@ class _HiredisPackingConnection(AsyncConnection):
     dependency), as the synchronous client does, but without its pass over every argument
     looking for bytearray and memoryview: only a command hiredis refuses takes that path."""
 
-    _packer = HiredisRespSerializer()
+    _packer = HiredisRespSerializer()  # type: ignore[no-untyped-call, unused-ignore]  # typed before redis-py 8.2
 
     def pack_command(self, *args: EncodableT) -> list[bytes]:
         name = args[0]
