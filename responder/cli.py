@@ -13,11 +13,12 @@ import getpass
 import json
 import os
 import sys
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+
+from redis import Redis
 
 from responder import __version__, output
 from responder.alerts import Alert
@@ -162,12 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pb_list = playbooks.add_parser("list", help="the loaded playbooks")
     pb_list.set_defaults(handler=cmd_playbooks_list)
-    pb_validate = playbooks.add_parser("validate", help="check playbook files; exit 1 on errors")
-    pb_validate.add_argument("directory", nargs="?", type=Path)
+    pb_validate = playbooks.add_parser("validate", help="check a playbook file or folder; exit 1 on errors")
+    pb_validate.add_argument(
+        "path", nargs="?", type=Path, help="a playbook file or a folder of them (default: the configured playbooks)"
+    )
     pb_validate.set_defaults(handler=cmd_playbooks_validate)
 
-    demo = sub.add_parser("demo", help="start Redis if needed, a receiver and a worker; post sample alerts")
-    demo.add_argument("--port", type=int, default=8080)
+    demo = sub.add_parser("demo", help="sample alerts through a dry-run receiver and worker, on a Redis of their own")
+    demo.add_argument("--port", type=int, help="the receiver's port (default: a free one)")
+    demo.add_argument("--keep", action="store_true", help="leave it all running; print how to browse and stop it")
     demo.set_defaults(handler=cmd_demo)
     return parser
 
@@ -216,10 +220,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     record = Intake(redis, settings, catalog).enqueue_manual(
         playbook.name, alert, dry_run=args.dry_run, requested_by=_requester()
     )
-    print(record.id)
+    print(record.id, flush=True)
     if not args.wait:
+        _warn_without_worker(redis, settings.queue)
         return EXIT_OK
-    return _wait_for(RunStore(redis, retention_seconds=settings.dedup_retention_seconds), record.id, args.timeout)
+    return _wait_for(redis, settings, record.id, args.timeout)
 
 
 def _manual_alert(labels: dict[str, str], annotations: dict[str, str]) -> Alert:
@@ -241,17 +246,24 @@ def _requester() -> str:
     return os.environ.get("RESPONDER_REQUESTED_BY") or getpass.getuser()
 
 
-def _wait_for(runs: RunStore, job_id: str, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while (record := runs.get(job_id)).status not in ("succeeded", "failed"):
-        if time.monotonic() > deadline:
-            raise CommandFailed(
-                f"run {job_id} is still {record.status} after {timeout:.0f}s; "
-                f"is a worker running? follow it with: responder jobs show {job_id}"
-            )
-        time.sleep(0.2)
+def _wait_for(redis: Redis, settings: Settings, job_id: str, timeout: float) -> int:
+    """Print the run's record once it ended; meanwhile its progress goes to stderr (a run that
+    does not end in time is a WaitTimedOut: exit 1)."""
+    from responder.waiting import RunWait
+
+    runs = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
+    record = RunWait(runs, redis, settings.queue, timeout=timeout, err=sys.stderr).follow(job_id)
     print(output.run_text(record, colour=_colour()))
     return EXIT_OK if record.status == "succeeded" else EXIT_FAILED
+
+
+def _warn_without_worker(redis: Redis, queue: str) -> None:
+    """A run queued without --wait: say so when no worker listens to take it."""
+    from responder.queueing import listening_workers
+    from responder.waiting import no_worker
+
+    if listening_workers(redis, queue) == 0:
+        print(no_worker(queue), file=sys.stderr)
 
 
 def _runs(settings: Settings) -> RunStore:
@@ -288,8 +300,11 @@ def cmd_jobs_retry(args: argparse.Namespace, settings: Settings) -> int:
     if record.status != "failed":
         raise CommandFailed(f"run {record.id} is {record.status}; only failed runs can be retried")
     Intake(redis, settings, load_catalog(settings.playbooks_dir)).requeue(record)
-    print(record.id)
-    return _wait_for(runs, record.id, args.timeout) if args.wait else EXIT_OK
+    print(record.id, flush=True)
+    if not args.wait:
+        _warn_without_worker(redis, settings.queue)
+        return EXIT_OK
+    return _wait_for(redis, settings, record.id, args.timeout)
 
 
 def _history(settings: Settings) -> History:
@@ -381,23 +396,23 @@ def cmd_playbooks_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_playbooks_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from responder.playbooks.catalog import validate_directory
+    from responder.playbooks.catalog import validate_path
 
-    directory = args.directory or settings.playbooks_dir
-    names, problems = validate_directory(directory)
+    path = args.path or settings.playbooks_dir
+    names, problems = validate_path(path, setting=None if args.path else "RESPONDER_PLAYBOOKS_DIR")
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
-        print(f"{len(problems)} problem(s) in {directory}", file=sys.stderr)
+        print(f"{len(problems)} problem(s) in {path}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"{len(names)} playbook(s) valid in {directory}: {', '.join(names)}")
+    print(f"{len(names)} playbook(s) valid in {path}: {', '.join(names)}")
     return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from responder.demo import run_demo
 
-    return run_demo(settings, port=args.port)
+    return run_demo(settings, port=args.port, keep=args.keep)
 
 
 if __name__ == "__main__":

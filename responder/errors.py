@@ -5,6 +5,7 @@ ResponderError
 ├── PlaybookError          a playbook file does not parse or validate
 ├── AlertError             an alert cannot be acted on (bad or missing labels)
 ├── RunNotFound            a job id that has no run record
+├── WaitTimedOut           a `--wait` ran out of time before its run ended (the run goes on)
 └── IntegrationError       an external system (GitHub, Jira, toggles) said no
     ├── TransientError     worth retrying with backoff: 5xx, 429, timeouts, lost connections
     └── PermanentError     retrying will not help: any other 4xx; the message says what to fix
@@ -35,6 +36,10 @@ class AlertError(ResponderError):
 
 class RunNotFound(ResponderError):
     """No run record exists for the given job id."""
+
+
+class WaitTimedOut(ResponderError):
+    """The run did not end within the wait's timeout; the message says where it is and why."""
 
 
 class IntegrationError(ResponderError):

@@ -1,4 +1,5 @@
-"""How a playbook run is put on the RQ queue, for the first attempt and for retries."""
+"""How a playbook run is put on the RQ queue, for the first attempt and for retries, and
+which workers listen on it."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
+from redis import Redis
 from redis.client import Pipeline
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
 from rq.job import Job, JobStatus
+from rq.utils import missing_keys
 
 from responder.settings import Settings
 from responder.writeset import Arg, WriteSet
@@ -42,6 +45,18 @@ def enqueue_run(
         queue.enqueue_in(timedelta(seconds=delay), JOB_FUNCTION, **options)
     else:
         queue.enqueue_call(JOB_FUNCTION, **options)
+
+
+def listening_workers(redis: Redis, queue: str) -> int:
+    """How many RQ workers listen on ``queue`` now.
+
+    RQ's per-queue worker set still names a worker that died without unregistering (SIGKILL,
+    OOM, a lost host) until a live worker's maintenance cleans the set, so ``Worker.count``
+    would count it. A worker is counted here only while its key lives: each heartbeat renews
+    the key, which expires at most ``worker_ttl + 60`` seconds after the last one.
+    """
+    keys = Worker.all_keys(queue=Queue(queue, connection=redis))
+    return len(keys) - len(missing_keys(redis, keys))
 
 
 def _options(settings: Settings, run_id: str, job_id: str | None) -> dict[str, Any]:

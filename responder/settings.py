@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from responder.errors import ConfigError
 
 ENV_PREFIX = "RESPONDER_"
+# The default playbooks, shipped in the package (a link to the repository's playbooks/).
+BUNDLED_PLAYBOOKS = (Path(__file__).parent / "default_playbooks").resolve()
 REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
@@ -108,7 +110,11 @@ class Settings(BaseSettings):
     offline_manifest_file: Path | None = Field(
         None, description="Local manifest read in dry-run when no GitHub token is configured."
     )
-    playbooks_dir: Path = Field(Path("playbooks"), description="Directory of playbook YAML files.")
+    playbooks_dir: Path = Field(
+        BUNDLED_PLAYBOOKS,
+        description="Directory of playbook YAML files (default: the playbooks shipped in the package, "
+        "the repository's playbooks/).",
+    )
 
     # --- Logging ---
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest level logged.")

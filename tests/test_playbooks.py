@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from responder.errors import PlaybookError
-from responder.playbooks.catalog import load_catalog, validate_directory
+from responder.playbooks.catalog import load_catalog, validate_path
 from tests.conftest import ROOT
 
 VALID = """\
@@ -33,7 +35,7 @@ def write(directory: Path, text: str, name: str = "sample.yaml") -> Path:
 
 def problems_for(tmp_path: Path, text: str) -> list[str]:
     write(tmp_path, text)
-    return validate_directory(tmp_path)[1]
+    return validate_path(tmp_path)[1]
 
 
 def test_shipped_playbooks_are_valid():
@@ -98,7 +100,7 @@ def test_two_playbooks_for_one_alertname_are_an_error(tmp_path):
     """Only one playbook may answer an alertname."""
     write(tmp_path, VALID, "a.yaml")
     write(tmp_path, VALID.replace("name: sample", "name: other"), "b.yaml")
-    problems = validate_directory(tmp_path)[1]
+    problems = validate_path(tmp_path)[1]
     assert any("also handled by" in p for p in problems)
 
 
@@ -150,3 +152,108 @@ def test_list_command_shows_playbooks_and_steps():
     assert result.returncode == 0
     assert "model_integrity_failed" in result.stdout
     assert "freeze-deploys, verify-digest, dispatch-governance, open-incident" in result.stdout
+
+
+# --- Playbooks from anywhere: the defaults ship in the package ---
+
+INSTALLED_CLI = str(Path(sys.executable).with_name("responder"))
+
+
+def installed_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The installed `responder` command, run in ``cwd`` with no playbooks setting but ``env``."""
+    environ = {k: v for k, v in os.environ.items() if k != "RESPONDER_PLAYBOOKS_DIR"} | env
+    return subprocess.run([INSTALLED_CLI, *args], capture_output=True, text=True, timeout=60, cwd=cwd, env=environ)
+
+
+def test_installed_command_lists_the_shipped_playbooks_outside_the_repository(tmp_path):
+    """`responder playbooks list` in a folder with no playbooks/ lists the packaged defaults."""
+    result = installed_cli("playbooks", "list", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    shipped = sorted(p.stem for p in (ROOT / "playbooks").glob("*.yaml"))
+    for name in ("model_integrity_failed", "rollback", "freeze-lift"):
+        assert name in shipped
+        assert name in result.stdout
+
+
+def test_playbooks_dir_setting_replaces_the_shipped_playbooks(tmp_path):
+    """RESPONDER_PLAYBOOKS_DIR names the playbooks to load instead of the packaged ones."""
+    own = tmp_path / "own"
+    write(own, VALID)
+    result = installed_cli("playbooks", "list", cwd=tmp_path, RESPONDER_PLAYBOOKS_DIR=str(own))
+    assert result.returncode == 0, result.stderr
+    assert "sample" in result.stdout
+    assert "model_integrity_failed" not in result.stdout
+
+
+def test_missing_playbooks_dir_setting_is_named_in_the_error(tmp_path):
+    """A RESPONDER_PLAYBOOKS_DIR that does not exist: one line naming the setting, exit 1."""
+    result = installed_cli("playbooks", "validate", cwd=tmp_path, RESPONDER_PLAYBOOKS_DIR=str(tmp_path / "nope"))
+    assert result.returncode == 1
+    assert f"{tmp_path / 'nope'}: no such file or directory (set RESPONDER_PLAYBOOKS_DIR)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_a_file_that_is_no_playbook_says_so_without_blaming_the_setting(tmp_path):
+    """`playbooks validate README.md` says it is not a playbook file; it names no setting."""
+    result = installed_cli("playbooks", "validate", str(ROOT / "README.md"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "README.md: not a playbook file" in result.stderr
+    assert "RESPONDER_PLAYBOOKS_DIR" not in result.stderr
+
+
+def test_validate_a_missing_path_names_the_path(tmp_path):
+    """`playbooks validate PATH` for a path that does not exist says so, not the setting."""
+    result = installed_cli("playbooks", "validate", "typo.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "typo.yaml: no such file or directory" in result.stderr
+    assert "RESPONDER_PLAYBOOKS_DIR" not in result.stderr
+
+
+def test_validate_one_playbook_file(tmp_path):
+    """`playbooks validate FILE` checks that file alone and names it."""
+    path = write(tmp_path, VALID)
+    result = installed_cli("playbooks", "validate", str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "1 playbook(s) valid" in result.stdout
+    assert "sample" in result.stdout
+
+
+def test_validate_one_broken_playbook_file_names_the_step(tmp_path):
+    """A broken file given by path: its problem, with the step, and exit 1."""
+    path = write(tmp_path, VALID.replace("kind: dispatch_workflow", "kind: nope"))
+    result = installed_cli("playbooks", "validate", str(path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "step 1 'dispatch': unknown step kind 'nope'" in result.stderr
+
+
+def test_validate_one_file_finds_its_includes_beside_it(tmp_path):
+    """A file that includes another playbook is checked against the playbooks in its folder."""
+    includes = "name: outer\nsteps:\n  - {name: inner, kind: include, with: {playbook: sample}}\n"
+    path = write(tmp_path, includes, name="outer.yaml")
+    alone = installed_cli("playbooks", "validate", str(path), cwd=tmp_path)
+    write(tmp_path, VALID)
+    beside = installed_cli("playbooks", "validate", str(path), cwd=tmp_path)
+    assert alone.returncode == 1
+    assert "includes unknown playbook 'sample'" in alone.stderr
+    assert beside.returncode == 0, beside.stderr
+
+
+def test_the_wheel_carries_every_shipped_playbook(tmp_path):
+    """A non-editable install has the playbooks too: the built wheel holds each playbooks/*.yaml."""
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path)]
+    subprocess.run([*build, str(ROOT)], check=True, capture_output=True, timeout=120)
+    [wheel] = tmp_path.glob("responder-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        packaged = {Path(n).name for n in archive.namelist() if n.startswith("responder/default_playbooks/")}
+    assert {p.name for p in (ROOT / "playbooks").glob("*.yaml")} == packaged
+
+
+def test_installed_command_runs_a_shipped_playbook_outside_the_repository(cli_env, tmp_path):
+    """`responder run rollback …` in a folder with no playbooks/ queues the packaged playbook."""
+    env = {k: v for k, v in cli_env.items() if k != "RESPONDER_PLAYBOOKS_DIR"}
+    result = subprocess.run([INSTALLED_CLI, "run", "rollback", "--label", "model_id=fraud-detector"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    shown = subprocess.run([INSTALLED_CLI, "jobs", "show", result.stdout.strip(), "--json"],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert '"playbook": "rollback"' in shown.stdout

@@ -14,6 +14,8 @@ from responder.errors import PlaybookError
 from responder.playbooks.model import Playbook
 from responder.playbooks.steps import STEP_KINDS, Include
 
+PLAYBOOK_SUFFIXES = (".yaml", ".yml")
+
 
 @dataclass(frozen=True)
 class Catalog:
@@ -42,23 +44,43 @@ class Catalog:
 
 
 def load_catalog(directory: Path) -> Catalog:
-    """Load every playbook; raise PlaybookError listing every problem, one per line."""
-    playbooks, problems = _load(directory)
+    """Load every playbook of the configured directory; raise PlaybookError listing every
+    problem, one per line."""
+    playbooks, problems = _load(directory, setting="RESPONDER_PLAYBOOKS_DIR")
     if problems:
         raise PlaybookError("\n".join(problems))
     return Catalog(playbooks)
 
 
-def validate_directory(directory: Path) -> tuple[list[str], list[str]]:
-    """(names of valid playbooks, problems) without raising."""
-    playbooks, problems = _load(directory)
-    return sorted(playbooks), problems
+def validate_path(path: Path, *, setting: str | None = None) -> tuple[list[str], list[str]]:
+    """(names of valid playbooks, problems) of a playbook directory or of one playbook file,
+    without raising. A file's includes are looked up among the playbooks beside it. ``setting``
+    names where the path came from, for the message when it does not exist."""
+    if path.is_dir():
+        playbooks, problems = _load(path, setting=setting)
+        return sorted(playbooks), problems
+    if not path.exists():
+        return [], [f"{path}: no such file or directory" + (f" (set {setting})" if setting else "")]
+    if path.suffix not in PLAYBOOK_SUFFIXES:
+        return [], [f"{path}: not a playbook file (playbooks are YAML files named *.yaml or *.yml)"]
+    try:
+        playbook = load_file(path)
+    except PlaybookError as exc:
+        return [], str(exc).splitlines()
+    if playbook.includes():
+        siblings, _ = _load(path.parent, setting=None)
+        try:
+            _expand_includes(playbook, {**siblings, playbook.name: playbook})
+        except PlaybookError as exc:
+            return [], [f"{path}: {exc}"]
+    return [playbook.name], []
 
 
-def _load(directory: Path) -> tuple[dict[str, Playbook], list[str]]:
+def _load(directory: Path, *, setting: str | None) -> tuple[dict[str, Playbook], list[str]]:
     if not directory.is_dir():
-        return {}, [f"{directory}: playbooks directory does not exist (set RESPONDER_PLAYBOOKS_DIR)"]
-    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+        hint = f" (set {setting})" if setting else ""
+        return {}, [f"{directory}: playbooks directory does not exist{hint}"]
+    files = sorted(p for suffix in PLAYBOOK_SUFFIXES for p in directory.glob(f"*{suffix}"))
     if not files:
         return {}, [f"{directory}: no playbook files (*.yaml)"]
     playbooks: dict[str, Playbook] = {}
