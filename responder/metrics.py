@@ -61,6 +61,10 @@ class WorkerMetrics:
 
         self._add(add)
 
+    def step_found(self, playbook: str, step: str, finding: str) -> None:
+        """A check step found a problem (its finding, e.g. "mismatch": a word set by code, not alert text)."""
+        self._add(lambda p: p.increment(f"{KEY}:findings", f"{playbook}|{step}|{finding}"))
+
     def external_call(self, system: str, outcome: str) -> None:
         self._add(lambda p: p.increment(f"{KEY}:calls", f"{system}|{outcome}"))
 
@@ -302,6 +306,14 @@ class _RedisCollector(Collector):
         for (system, outcome), value in self._fields(f"{KEY}:calls", 2):
             calls.add_metric([system, outcome], value)
         yield calls
+        findings = CounterMetricFamily(
+            "responder_step_findings",
+            "Problems check steps found (e.g. a digest mismatch), by playbook, step and finding.",
+            labels=["playbook", "step", "finding"],
+        )
+        for names, value in self._fields(f"{KEY}:findings", 3):
+            findings.add_metric(names, value)
+        yield findings
         yield self._steps()
         remaining = cast(bytes | None, self._redis.get(f"{KEY}:github_ratelimit_remaining"))
         ratelimit = GaugeMetricFamily(

@@ -23,8 +23,9 @@ def _time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
 
 
-STATUS_COLOURS = {  # step statuses and run statuses
+STATUS_COLOURS = {  # step statuses and run statuses, and a step's finding (bold red: read it first)
     "ok": "32",
+    "finding": "1;31",
     "planned": "36",
     "skipped": "35",
     "succeeded": "32",
@@ -42,6 +43,12 @@ def paint(text: str, status: str, colour: bool) -> str:
     return f"\x1b[{code}m{text}\x1b[0m" if colour and code else text
 
 
+def findings_marker(record: RunRecord) -> str:
+    """How many problems the run's checks found ("1 FINDING", "2 FINDINGS"); "" for none."""
+    count = len(record.findings)
+    return f"{count} FINDING{'S' if count > 1 else ''}" if count else ""
+
+
 def runs_table(records: Sequence[RunRecord], *, now: datetime, colour: bool = False) -> str:
     """Newest first: when, what and how it ended; statuses coloured on a terminal."""
     if not records:
@@ -51,7 +58,7 @@ def runs_table(records: Sequence[RunRecord], *, now: datetime, colour: bool = Fa
             r.id,
             r.playbook,
             r.model_id or "-",
-            r.status + (" (dry-run)" if r.dry_run else ""),
+            r.status + (" (dry-run)" if r.dry_run else "") + (", " + findings_marker(r) if r.findings else ""),
             ago(r.enqueued_at, now),
             took(r.started_at, r.ended_at),
         ]
@@ -63,6 +70,8 @@ def runs_table(records: Sequence[RunRecord], *, now: datetime, colour: bool = Fa
     lines = text.splitlines()
     for i, record in enumerate(records, start=1):
         lines[i] = lines[i].replace(f" {record.status}", " " + paint(record.status, record.status, colour), 1)
+        if marker := findings_marker(record):
+            lines[i] = lines[i].replace(f", {marker}", ", " + paint(marker, "finding", colour), 1)
     return "\n".join(lines)
 
 
@@ -74,8 +83,11 @@ def playbooks_table(playbooks: Sequence[Playbook]) -> str:
 def run_text(record: RunRecord, *, colour: bool = False) -> str:
     alert = record.alert
     status = paint(record.status.upper(), record.status, colour)
+    marker = findings_marker(record)
     lines = [
-        f"run {record.id}: {status}" + (" (dry-run)" if record.dry_run else ""),
+        f"run {record.id}: {status}"
+        + (" (dry-run)" if record.dry_run else "")
+        + (f", {paint(marker, 'finding', colour)}" if marker else ""),
         f"  playbook   {record.playbook} ({record.source}"
         + (f", by {record.requested_by}" if record.requested_by else "")
         + ")",
@@ -86,15 +98,15 @@ def run_text(record: RunRecord, *, colour: bool = False) -> str:
     ]
     if record.error:
         lines.append(f"  error      {record.error}")
+    if record.findings:
+        lines.append(f"  findings   {paint(', '.join(record.findings), 'finding', colour)}")
     lines.append("  steps:")
     if not record.steps:
         lines.append("    (none yet)")
     for step in record.steps:
         duration = f" {took(step.started_at, step.ended_at)}" if step.started_at and step.ended_at else ""
-        lines.append(
-            f"    {paint(f'{step.status.upper():<8}', step.status, colour)} "
-            f"{step.name} [{step.kind}]{duration}"
-        )
+        shown = "finding" if step.finding else step.status  # a check that found a problem must not read OK
+        lines.append(f"    {paint(f'{shown.upper():<8}', shown, colour)} {step.name} [{step.kind}]{duration}")
         if step.detail:
             lines.append(f"             {step.detail}")
         if step.url:

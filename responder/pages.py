@@ -49,6 +49,7 @@ STATUS_ICONS = {
     "planned": "◇",
     "skipped": "\N{EN DASH}",
     "suppressed": "⊘",
+    "finding": "⚠",  # not a status: a check step (ok) that found a problem
 }
 
 _CSS = (resources.files("responder") / "templates" / "pages.css").read_text(encoding="utf-8")

@@ -54,6 +54,11 @@ class StepRecord(BaseModel):
     error: str | None = None
     outputs: dict[str, str] = Field(default_factory=dict)
     blocked: bool = Field(False, description="Skipped only because an earlier step failed and stopped the run.")
+    finding: str | None = Field(
+        None,
+        description="What a check found wrong (e.g. 'mismatch', 'missing'). Beside the status, not one: "
+        "the step ran fine (ok, done, not retried) and the run still succeeds, but every view shows it.",
+    )
 
     @property
     def done(self) -> bool:
@@ -96,6 +101,11 @@ class RunRecord(BaseModel):
     def put_step(self, record: StepRecord) -> None:
         self.steps = [s for s in self.steps if s.name != record.name] + [record]
 
+    @property
+    def findings(self) -> list[str]:
+        """What the run's checks found wrong, as "step: finding" (empty when nothing was)."""
+        return [f"{s.name}: {s.finding}" for s in self.steps if s.finding]
+
     def summary(self) -> dict[str, object]:
         """The fields `jobs list --json` shows."""
         return {
@@ -108,6 +118,7 @@ class RunRecord(BaseModel):
             "dry_run": self.dry_run,
             "enqueued_at": _iso(self.enqueued_at),
             "ended_at": _iso(self.ended_at),
+            "findings": self.findings,
         }
 
     def document(self) -> dict[str, object]:

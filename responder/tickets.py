@@ -37,8 +37,13 @@ def duration(start: datetime, end: datetime) -> str:
     return text or "0s"
 
 
+def step_status(step: StepRecord) -> str:
+    """The status column: a check that found a problem reads as the finding, never as "ok"."""
+    return f"❌ FINDING: {step.finding}" if step.finding else step.status
+
+
 def step_table(steps: Sequence[StepRecord]) -> Table:
-    rows = tuple((s.name, s.status, (s.error or s.detail) + (f" {s.url}" if s.url else "")) for s in steps)
+    rows = tuple((s.name, step_status(s), (s.error or s.detail) + (f" {s.url}" if s.url else "")) for s in steps)
     return Table(("step", "status", "result"), rows or (("(none)", "", ""),))
 
 

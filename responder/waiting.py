@@ -133,9 +133,10 @@ def _step_key(step: StepRecord) -> tuple[str, datetime | None]:
 
 
 def _step_line(step: StepRecord) -> str:
-    """A finished step, as ``  running: freeze-deploys ok``."""
+    """A finished step, as ``  running: freeze-deploys ok`` (a check's finding instead of ok)."""
     error = f": {_one_line(step.error)}" if step.error else ""
-    return f"  running: {step.name} {step.status}{error}"
+    shown = f"FINDING: {step.finding}" if step.finding else step.status
+    return f"  running: {step.name} {shown}{error}"
 
 
 def _one_line(text: str) -> str:

@@ -234,6 +234,16 @@ def test_each_change_is_one_line():
     assert [] == progress.observe(record, None, 1.6)
 
 
+def test_a_step_that_found_a_problem_reads_as_a_finding_in_the_progress():
+    """A check step's progress line shows its finding, not ok."""
+    record = queued_run()
+    progress = Progress("q", record, timeout=300, now=0.0, remind=False)
+    step = StepRecord(name="verify-digest", kind="verify_manifest_digest", status="ok", finding="mismatch",
+                      ended_at=datetime.now(UTC))
+    record.put_step(step)
+    assert ["  running: verify-digest FINDING: mismatch"] == progress.observe(record, None, 1.0)
+
+
 @pytest.mark.parametrize(("workers", "status", "why"), [
     ([0], "queued", "no worker listened on queue 'q' (start one with 'responder worker')"),
     ([0, 2], "queued", "2 workers on queue 'q' did not take it yet (busy with earlier runs?)"),

@@ -100,7 +100,9 @@ def _run(runtime: Runtime, record: RunRecord, *, final_attempt: bool) -> RunReco
                         stopped_by = step.name
                 # The last step's checkpoint is the outcome's save below.
                 _finish_step(runtime, record, playbook.name, entry, save=index < len(steps) - 1)
-                log.info("step.finished", status=entry.status, detail=entry.detail, error=entry.error)
+                log.info(
+                    "step.finished", status=entry.status, finding=entry.finding, detail=entry.detail, error=entry.error
+                )
         failed = [s.name for s in record.steps if s.status == "failed"]
         record.status = "failed" if failed else "succeeded"
         record.error = f"failed steps: {', '.join(failed)}" if failed else None
@@ -127,6 +129,7 @@ def _save(runtime: Runtime, record: RunRecord) -> None:
 def _apply(entry: StepRecord, result: StepResult) -> None:
     entry.status = "skipped" if result.skipped else "planned" if result.planned else "ok"
     entry.detail, entry.url, entry.outputs = result.detail, result.url, result.outputs
+    entry.finding = result.finding  # beside the status: a check that found a problem still ran fine
 
 
 def _fail(entry: StepRecord, exc: Exception, redactor: Redactor, *, prefix: str = "") -> None:
@@ -141,5 +144,7 @@ def _finish_step(runtime: Runtime, record: RunRecord, playbook: str, entry: Step
     recorder = metrics.recorder()
     if recorder is not None and entry.started_at:
         recorder.step_finished(playbook, entry.name, entry.kind, (entry.ended_at - entry.started_at).total_seconds())
+    if recorder is not None and entry.finding:
+        recorder.step_found(playbook, entry.name, entry.finding)
     if save:
         _save(runtime, record)

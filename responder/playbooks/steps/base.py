@@ -12,11 +12,15 @@ from responder.playbooks import templating
 
 
 class StepResult(BaseModel):
+    """What a step did. ``finding`` is set by a check that found a problem (e.g. "mismatch"):
+    the step itself succeeded, so its status stays ok, but every view shows the finding."""
+
     detail: str
     url: str | None = None
     planned: bool = False
     skipped: bool = False
     outputs: dict[str, str] = Field(default_factory=dict)
+    finding: str | None = None
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")

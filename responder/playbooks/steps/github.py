@@ -55,7 +55,12 @@ class VerifyParams(Params):
 
 
 class VerifyManifestDigest(StepBase):
-    """Compare the manifest's artifact sha256 with the digest the alert reports. Read-only."""
+    """Compare the manifest's artifact sha256 with the digest the alert reports. Read-only.
+
+    The comparison is the step's outcome, not its status: the step is ok whenever it could
+    compare, and anything but "match" is its finding. "missing" (either digest absent) is a
+    finding too, because then on-call cannot confirm the deployed artifact is the right one.
+    """
 
     kind: Literal["verify_manifest_digest"]
     params: VerifyParams = Field(default_factory=VerifyParams, alias="with")
@@ -75,7 +80,7 @@ class VerifyManifestDigest(StepBase):
             "mismatch": f"digest mismatch: deployed {deployed[:12]}…, manifest {manifest[:12]}…",
             "missing": "digest missing: " + ("manifest has none" if not manifest else f"no {self.params.annotation}"),
         }[result]
-        return StepResult(detail=detail, outputs=outputs)
+        return StepResult(detail=detail, outputs=outputs, finding=None if result == "match" else result)
 
 
 class DispatchParams(Params):
