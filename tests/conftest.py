@@ -3,6 +3,7 @@ pointing at both, and a way to run queued jobs on a real RQ worker."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -219,20 +220,30 @@ def cli_env(redis, redis_url: str, fake_github: FakeGitHub, fake_toggles: FakeTo
     return env
 
 
+@contextlib.contextmanager
+def started_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A `responder worker` process, stopped (with its scheduler) on the way out, whatever happened."""
+    with log.open("wb") as out:
+        # Its own process group: the worker forks a scheduler and work horses, stopped with it.
+        proc = subprocess.Popen([sys.executable, "-m", "responder.cli", "worker"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield proc
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+
 @pytest.fixture
 def worker_process(cli_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A real `responder worker` process on the test queue."""
-    with (tmp_path / "worker.log").open("wb") as log:
-        # Its own process group: the worker forks a scheduler and work horses, stopped with it.
-        proc = subprocess.Popen([sys.executable, "-m", "responder.cli", "worker"], env=cli_env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    with started_worker(cli_env, tmp_path / "worker.log") as proc:
         yield proc
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
 
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:

@@ -23,7 +23,7 @@ from responder.playbooks.catalog import Catalog
 from responder.queueing import listening_workers
 from responder.runs import RunRecord, RunStore, StepRecord
 from responder.waiting import Progress
-from tests.conftest import make_settings, run_cli, tail, wait_until
+from tests.conftest import make_settings, run_cli, started_worker, tail, wait_until
 
 QUEUE = "responder-test"  # cli_env's queue
 NO_WORKER = f"responder: no worker is listening on queue {QUEUE!r}; start one with 'responder worker'"
@@ -73,24 +73,6 @@ def responder_cli(env: dict[str, str], *args: str) -> Iterator[Command]:
         yield command
     finally:
         command.kill()
-
-
-@contextlib.contextmanager
-def started_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A `responder worker` process, stopped (with its scheduler) on the way out, whatever happened."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "responder.cli", "worker"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            yield proc
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
 
 
 def wait_for_worker(redis: Redis, logs: tuple[Path, ...] = ()) -> None:
