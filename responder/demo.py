@@ -211,8 +211,22 @@ def _print_kept(stack: Stack, endpoints: Endpoints, runs: int) -> None:
     )
     print(
         f"demo: see the {runs} runs at {endpoints.base_url}/runs "
-        f"or with: RESPONDER_REDIS_URL={endpoints.redis_url} responder jobs list"
+        f"or with: RESPONDER_REDIS_URL={endpoints.redis_url} {_cli()} jobs list"
     )
+
+
+def _cli() -> str:
+    """How to call this installation's `responder`: by name when that is the one on PATH, else by
+    its path (scripts/demo installs it in .venv/bin, which is not on PATH)."""
+    installed = Path(sys.executable).with_name("responder")
+    on_path = shutil.which("responder")
+    if on_path is not None and Path(on_path).resolve() == installed.resolve():
+        return "responder"
+    if not installed.exists():
+        return "responder"
+    with contextlib.suppress(ValueError):
+        return str(installed.relative_to(Path.cwd()))
+    return str(installed)
 
 
 def _receiver_port(port: int | None) -> int:

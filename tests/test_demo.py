@@ -243,9 +243,12 @@ def test_kept_runs_page_lists_the_runs_with_the_printed_password(kept: Demo) -> 
 
 
 def test_kept_redis_url_lists_the_runs_in_the_cli(kept: Demo) -> None:
-    """`jobs list` with the printed RESPONDER_REDIS_URL lists every run of the demo."""
-    redis_url = kept.line(r"or with: RESPONDER_REDIS_URL=(\S+) responder jobs list$").group(1)
-    result = run_cli({**os.environ, "RESPONDER_REDIS_URL": redis_url}, "jobs", "list", "--json")
+    """The printed `RESPONDER_REDIS_URL=… responder jobs list`, run where the demo ran, lists every run."""
+    printed = kept.line(r"or with: RESPONDER_REDIS_URL=(\S+) (\S*responder) jobs list$")
+    env = {**os.environ, "RESPONDER_REDIS_URL": printed.group(1)}
+    # A relative path is found from the demo's folder, as the user's shell would.
+    result = subprocess.run([printed.group(2), "jobs", "list", "--json"], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert sorted(r["id"] for r in json.loads(result.stdout)) == sorted(run_id for run_id, _ in kept.runs)
 
