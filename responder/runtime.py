@@ -11,7 +11,7 @@ from responder import metrics
 from responder.integrations import github as gh
 from responder.integrations.base import GitHubGateway, Toggles, Tracker
 from responder.integrations.dryrun import DryRunGitHub, DryRunTracker
-from responder.integrations.jira import JiraTracker
+from responder.integrations.jira import JiraTracker, TicketLedger
 from responder.integrations.toggles import DryRunToggles, ToggleClient
 from responder.pacing import WritePacer
 from responder.playbooks.catalog import Catalog, load_catalog
@@ -46,7 +46,9 @@ class Runtime:
         metrics.install(metrics.WorkerMetrics(redis))
         live = None
         github: GitHubGateway | None = None
-        tracker: Tracker | None = _jira(settings) if settings.tracker == "jira" and settings.jira_configured else None
+        tracker: Tracker | None = (
+            _jira(settings, redis) if settings.tracker == "jira" and settings.jira_configured else None
+        )
         if settings.github_configured:
             assert settings.github_token is not None and settings.github_repo is not None
             repo = gh.connect(
@@ -81,12 +83,19 @@ class Runtime:
         return self.live
 
 
-def _jira(settings: Settings) -> JiraTracker:
+def _jira(settings: Settings, redis: Redis) -> JiraTracker:
     assert settings.jira_url and settings.jira_project and settings.jira_token
+    ledger = TicketLedger(
+        redis,
+        project=settings.jira_project,
+        retention_seconds=settings.dedup_retention_seconds,
+        search_lag_seconds=settings.jira_search_lag_seconds,
+    )
     return JiraTracker(
         base_url=settings.jira_url,
         project=settings.jira_project,
         token=settings.jira_token.get_secret_value(),
+        ledger=ledger,
         user=settings.jira_user,
         issue_type=settings.jira_issue_type,
         search_path=settings.jira_search_path,

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         "/rest/api/2/search without (Server/Data Center).",
     )
     jira_done_transition: str = Field("Done", description="Transition used when a playbook closes a ticket.")
+    jira_search_lag_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="How long Jira Cloud's search may take to show a new issue: after a create whose answer "
+        "was lost, the ticket is searched for this long before another may be opened.",
+    )
 
     # --- Feature-toggle service (rollback re-tag) ---
     toggle_url: str | None = Field(None, description="Feature-toggle service base URL.")

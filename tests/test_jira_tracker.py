@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 import requests
+from redis import Redis
 
 from responder.document import Document, Heading, Table, para, render_jira
 from responder.errors import IntegrationError, PermanentError, TransientError
 from responder.integrations.base import Ticket, TicketDraft, TicketKey, Tracker
-from responder.integrations.jira import JiraTracker
+from responder.integrations.jira import JiraTracker, TicketLedger
 from tests.conftest import free_port
+from tests.fakes.jira import DEFAULT_SEARCH_LAG_SECONDS as SEARCH_LAG
 from tests.fakes.jira import FakeJira, Transition
 
 DRIFT = TicketKey("ModelDrift", "churn-xgb")
@@ -36,13 +38,29 @@ def jira_dc() -> Iterator[FakeJira]:
 
 
 @pytest.fixture
-def tracker(jira: FakeJira) -> JiraTracker:
-    return make_tracker(jira)
+def ledger(redis: Redis) -> TicketLedger:
+    """A ticket ledger on the flushed test Redis, waiting out a search lag a little longer than the fake's."""
+    return make_ledger(redis)
 
 
-def make_tracker(fake: FakeJira, **options: Any) -> JiraTracker:
+@pytest.fixture
+def tracker(jira: FakeJira, ledger: TicketLedger) -> JiraTracker:
+    return make_tracker(jira, ledger)
+
+
+def make_ledger(redis: Redis, project: str = "MLOPS") -> TicketLedger:
+    return TicketLedger(redis, project=project, retention_seconds=3600, search_lag_seconds=SEARCH_LAG + 1)
+
+
+def make_tracker(fake: FakeJira, ledger: TicketLedger, **options: Any) -> JiraTracker:
     """A JiraTracker aimed at ``fake`` with its credentials, unless ``options`` say otherwise."""
-    values: dict[str, Any] = {"base_url": fake.url, "project": fake.project, "token": fake.token, "user": fake.user}
+    values: dict[str, Any] = {
+        "base_url": fake.url,
+        "project": fake.project,
+        "token": fake.token,
+        "user": fake.user,
+        "ledger": ledger,
+    }
     return JiraTracker(**{**values, **options})
 
 
@@ -86,7 +104,7 @@ def test_labels_with_whitespace_get_dashes_when_written_and_searched(jira: FakeJ
     ticket = tracker.open(make_draft(key, labels=("needs  triage",)))
 
     assert jira.issues[0].labels == ["responder", "Model-Drift", "model-churn-xgb", "needs-triage"]
-    assert tracker.find_open(key) == ticket
+    assert tracker.search_open(alertname=key.alertname, model_id=key.model_id) == [ticket]
 
 
 def test_a_long_title_is_cut_to_255_characters_ending_with_an_ellipsis(jira: FakeJira, tracker: JiraTracker) -> None:
@@ -160,7 +178,7 @@ def test_jql_string_literals_escape_quotes_and_backslashes(jira: FakeJira, track
     key = TicketKey('Drift"Q\\', "churn-xgb")
     opened = tracker.open(make_draft(key))
 
-    assert tracker.find_open(key) == opened
+    assert tracker.search_open(alertname=key.alertname, model_id=key.model_id) == [opened]
     assert 'labels = "Drift\\"Q\\\\"' in searches(jira, CLOUD_SEARCH)[-1]["jql"]
 
 
@@ -183,33 +201,33 @@ def test_cloud_uses_basic_auth_and_the_enhanced_search(jira: FakeJira, tracker: 
     }
 
 
-def test_data_center_uses_a_bearer_token_and_the_v2_search(jira_dc: FakeJira) -> None:
+def test_data_center_uses_a_bearer_token_and_the_v2_search(jira_dc: FakeJira, ledger: TicketLedger) -> None:
     """Without a user, requests carry Bearer <token> and search uses /rest/api/2/search."""
-    tracker = make_tracker(jira_dc)
+    tracker = make_tracker(jira_dc, ledger)
     opened = tracker.open(make_draft())
 
-    assert tracker.find_open(DRIFT) == opened
+    assert tracker.search_open(alertname=DRIFT.alertname, model_id=DRIFT.model_id) == [opened]
     request = jira_dc.requests[-1]
     assert (request.method, request.path) == ("POST", DC_SEARCH)
     assert request.headers["Authorization"] == "Bearer dc-personal-access-token"
     assert request.body["startAt"] == 0
 
 
-def test_search_path_overrides_the_search_endpoint(jira: FakeJira) -> None:
+def test_search_path_overrides_the_search_endpoint(jira: FakeJira, ledger: TicketLedger) -> None:
     """search_path sends Cloud searches to the given endpoint, paged the way that endpoint pages."""
-    tracker = make_tracker(jira, search_path=DC_SEARCH)
+    tracker = make_tracker(jira, ledger, search_path=DC_SEARCH)
     opened = tracker.open(make_draft())
 
-    assert tracker.find_open(DRIFT) == opened
+    assert tracker.search_open(alertname=DRIFT.alertname, model_id=DRIFT.model_id) == [opened]
     assert [r.path for r in jira.requests] == ["/rest/api/2/issue", DC_SEARCH]
 
 
 @pytest.mark.parametrize("cloud", [True, False], ids=["cloud-nextPageToken", "data-center-startAt"])
-def test_search_follows_every_page(jira: FakeJira, jira_dc: FakeJira, cloud: bool) -> None:
+def test_search_follows_every_page(jira: FakeJira, jira_dc: FakeJira, ledger: TicketLedger, cloud: bool) -> None:
     """Search results spread over several pages are all returned, newest first."""
     fake, path = (jira, CLOUD_SEARCH) if cloud else (jira_dc, DC_SEARCH)
     fake.max_results_cap = 2
-    tracker = make_tracker(fake)
+    tracker = make_tracker(fake, ledger)
     opened = [tracker.open(make_draft(TicketKey(f"Alert{n}", "churn-xgb"))) for n in range(5)]
 
     found = tracker.search_open(model_id="churn-xgb")
@@ -248,10 +266,10 @@ def test_close_transitions_the_ticket_to_done(jira: FakeJira, tracker: JiraTrack
     assert tracker.find_open(DRIFT) is None
 
 
-def test_the_done_transition_name_matches_case_insensitively(jira: FakeJira) -> None:
+def test_the_done_transition_name_matches_case_insensitively(jira: FakeJira, ledger: TicketLedger) -> None:
     """A transition named like done_transition in any case wins over the first one into a done status."""
     jira.set_transitions(Transition("21", "Resolve", "Resolved", "done"), Transition("31", "DONE", "Done", "done"))
-    tracker = make_tracker(jira, done_transition="done")
+    tracker = make_tracker(jira, ledger, done_transition="done")
     ticket = tracker.open(make_draft())
 
     tracker.close(ticket)
@@ -323,9 +341,9 @@ def test_a_429_is_transient_and_carries_retry_after(jira: FakeJira, tracker: Jir
     assert (error.status, error.retry_after) == (429, 7.0)
 
 
-def test_a_400_is_permanent_and_quotes_jira(jira: FakeJira) -> None:
+def test_a_400_is_permanent_and_quotes_jira(jira: FakeJira, redis: Redis) -> None:
     """A 400 is permanent and its message carries Jira's error text and the status."""
-    tracker = make_tracker(jira, project="NOPE")
+    tracker = make_tracker(jira, make_ledger(redis, "NOPE"), project="NOPE")
 
     error = raised(lambda: tracker.open(make_draft()))
 
@@ -334,16 +352,17 @@ def test_a_400_is_permanent_and_quotes_jira(jira: FakeJira) -> None:
     assert "400" in str(error) and "project: project is required" in str(error)
 
 
-def test_a_refused_connection_is_a_transient_error() -> None:
+def test_a_refused_connection_is_a_transient_error(ledger: TicketLedger) -> None:
     """Nothing listening at the URL is transient."""
-    tracker = JiraTracker(base_url=f"http://127.0.0.1:{free_port()}", project="MLOPS", token="t", timeout=2)
+    url = f"http://127.0.0.1:{free_port()}"
+    tracker = JiraTracker(base_url=url, project="MLOPS", token="t", ledger=ledger, timeout=2)
 
     assert isinstance(raised(lambda: tracker.find_open(DRIFT)), TransientError)
 
 
-def test_a_timeout_is_a_transient_error(jira: FakeJira) -> None:
+def test_a_timeout_is_a_transient_error(jira: FakeJira, ledger: TicketLedger) -> None:
     """An answer slower than the client's timeout is transient."""
-    tracker = make_tracker(jira, timeout=0.2)
+    tracker = make_tracker(jira, ledger, timeout=0.2)
     jira.fail_next("POST", CLOUD_SEARCH, status=None, delay=1.0)
 
     error = raised(lambda: tracker.find_open(DRIFT))
@@ -352,21 +371,22 @@ def test_a_timeout_is_a_transient_error(jira: FakeJira) -> None:
     assert "Timeout" in str(error)
 
 
-def test_no_error_message_holds_the_token(jira: FakeJira, jira_dc: FakeJira) -> None:
+def test_no_error_message_holds_the_token(jira: FakeJira, jira_dc: FakeJira, ledger: TicketLedger) -> None:
     """No error message carries the token or the Authorization header, even when Jira echoes them."""
     cloud_basic = base64.b64encode(f"{jira.user}:{jira.token}".encode()).decode()
     echo = {"errorMessages": [f"bad header Authorization: Basic {cloud_basic} ({jira.token})"], "errors": {}}
     jira.fail_next("POST", CLOUD_SEARCH, status=400, body=echo)
     jira.fail_next("POST", CLOUD_SEARCH, status=503, body=echo)
     jira_dc.fail_next("POST", DC_SEARCH, status=400, body={"errorMessages": [f"Bearer {jira_dc.token}"]})
-    cloud, dc = make_tracker(jira), make_tracker(jira_dc)
+    cloud, dc = make_tracker(jira, ledger), make_tracker(jira_dc, ledger)
+    nowhere = f"http://127.0.0.1:{free_port()}"
     calls = [
         lambda: cloud.find_open(DRIFT),
         lambda: cloud.find_open(DRIFT),
         lambda: dc.find_open(DRIFT),
-        lambda: make_tracker(jira, token="wrong-secret-token").find_open(DRIFT),
-        lambda: make_tracker(jira_dc, token="wrong-secret-token").find_open(DRIFT),
-        lambda: JiraTracker(base_url=f"http://127.0.0.1:{free_port()}", project="X", token=jira.token).find_open(DRIFT),
+        lambda: make_tracker(jira, ledger, token="wrong-secret-token").find_open(DRIFT),
+        lambda: make_tracker(jira_dc, ledger, token="wrong-secret-token").find_open(DRIFT),
+        lambda: JiraTracker(base_url=nowhere, project="X", token=jira.token, ledger=ledger).find_open(DRIFT),
     ]
 
     messages = [str(raised(call)) for call in calls]

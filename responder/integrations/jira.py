@@ -15,6 +15,15 @@ What is used, and why:
 * A ticket's key is carried by labels: ``responder``, ``<alertname>``, ``model-<model_id>``.
   Jira labels cannot hold whitespace, so whitespace becomes ``-`` in every label written
   or searched for (the same function does both, so they always agree).
+* Cloud's enhanced search is eventually consistent: an issue created or closed a moment ago
+  can be missing from it, or shown in its old status, for seconds (Atlassian: sometimes
+  minutes). So responder reads its own writes back from a ``TicketLedger`` in Redis:
+  ``find_open`` first reads the ticket it remembers for the key with ``GET
+  /rest/api/2/issue/{key}`` (strongly consistent) and trusts it while it is open and still
+  carries the key's labels; every Cloud search lists the issues responder created or closed
+  recently in ``reconcileIssues``, Jira Cloud's read-after-write for that endpoint; and after
+  a create whose answer was lost, ``find_open`` keeps searching until the search has had
+  time to show it. The Data Center search is consistent and takes no ``reconcileIssues``.
 
 Retry safety (nothing is retried here; runs are retried by RQ, where done steps are skipped):
 
@@ -23,7 +32,8 @@ Retry safety (nothing is retried here; runs are retried by RQ, where done steps 
 * ``comment`` posts again on a retry: if Jira applied a comment but its answer was lost,
   the comment appears twice (noise, no harm);
 * ``open`` (create) is not idempotent: callers ``find_open`` before they ``open``, so a
-  retried run finds the ticket its earlier attempt created instead of opening another.
+  retried run finds the ticket its earlier attempt created instead of opening another (on
+  Cloud, ``find_open`` waits up to ``search_lag_seconds`` for a lost create to show).
 
 Errors are translated in one place (``JiraTracker._send``): 5xx, 429 (``Retry-After``
 honoured), connection errors and timeouts become ``TransientError``; any other 4xx a
@@ -36,12 +46,15 @@ from __future__ import annotations
 import base64
 import email.utils
 import re
+import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import requests
+from redis import Redis
+from redis.client import Pipeline
 
 from responder import metrics
 from responder.document import Document, render_jira
@@ -57,6 +70,11 @@ LABEL_MAX = 255  # and longer labels
 PAGE_SIZE = 50
 MAX_PAGES = 100  # a server that never says "last page" must not keep a worker forever
 SEARCH_FIELDS = ("summary",)
+READ_FIELDS = "summary,status,labels"  # what find_open checks on a remembered ticket
+RECONCILE_MAX = 50  # Jira Cloud reconciles at most 50 issues per search
+RECONCILE_WINDOW_SECONDS = 600  # most writes show in the search within seconds, a few take minutes
+POLL_SECONDS = 1.0  # between searches for a ticket whose create answer was lost
+ISSUE_IDS_KEPT = 1000  # issue key -> id of the tickets a process saw last (close needs the id)
 
 _HINTS = {
     401: "; check RESPONDER_JIRA_TOKEN, and RESPONDER_JIRA_USER (Cloud: account e-mail with an API token; "
@@ -93,6 +111,89 @@ def summary_text(title: str) -> str:
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1] + "…"
 
 
+_FORGET = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class TicketLedger:
+    """Responder's own Jira writes, kept in Redis so that every worker reads them back at once.
+
+    Per project it holds: the ticket opened (or last found) for each (alertname, model_id),
+    for ``retention_seconds``; the ids of the last ``RECONCILE_MAX`` issues responder created
+    or closed within ``RECONCILE_WINDOW_SECONDS``; and, while a create's outcome is unknown
+    (its answer was lost), a marker that expires after ``search_lag_seconds``.
+    """
+
+    def __init__(self, redis: Redis, *, project: str, retention_seconds: int, search_lag_seconds: float) -> None:
+        self._redis = redis
+        self._prefix = f"responder:jira:{project}"
+        self._retention = retention_seconds
+        self._lag_ms = max(1, int(search_lag_seconds * 1000))
+        self._forget = redis.register_script(_FORGET)
+
+    def _ticket_key(self, key: TicketKey) -> str:
+        return f"{self._prefix}:ticket:{key.alertname}:{key.model_id}"
+
+    def _creating_key(self, key: TicketKey) -> str:
+        return f"{self._prefix}:creating:{key.alertname}:{key.model_id}"
+
+    @property
+    def _written_key(self) -> str:
+        return f"{self._prefix}:written"
+
+    def remembered(self, key: TicketKey) -> str | None:
+        """The issue key of the ticket remembered for ``key``."""
+        value = cast(bytes | None, self._redis.get(self._ticket_key(key)))
+        return value.decode() if value is not None else None
+
+    def remember(self, key: TicketKey, issue_key: str) -> None:
+        self._redis.set(self._ticket_key(key), issue_key, ex=self._retention)
+
+    def forget(self, key: TicketKey, issue_key: str) -> None:
+        """Forget ``issue_key`` as ``key``'s ticket, unless another has been remembered meanwhile."""
+        self._forget(keys=[self._ticket_key(key)], args=[issue_key])
+
+    def creating(self, key: TicketKey) -> None:
+        """Note, before the request, that a ticket for ``key`` is being created."""
+        self._redis.set(self._creating_key(key), "1", px=self._lag_ms)
+
+    def create_settled(self, key: TicketKey) -> None:
+        """The create for ``key`` is known to have happened (and is remembered) or not."""
+        self._redis.delete(self._creating_key(key))
+
+    def create_unsettled(self, key: TicketKey) -> bool:
+        """True while a create for ``key`` whose answer was lost may still be missing from the search."""
+        return bool(self._redis.exists(self._creating_key(key)))
+
+    def opened(self, key: TicketKey, issue_key: str, issue_id: int | None) -> None:
+        """Remember the ticket just created for ``key`` and note it as written."""
+        with self._redis.pipeline() as pipe:
+            pipe.set(self._ticket_key(key), issue_key, ex=self._retention)
+            pipe.delete(self._creating_key(key))
+            if issue_id is not None:
+                self._note_write(pipe, issue_id)
+            pipe.execute()
+
+    def wrote(self, issue_id: int) -> None:
+        """Note that responder just created or changed the issue ``issue_id``."""
+        with self._redis.pipeline() as pipe:
+            self._note_write(pipe, issue_id)
+            pipe.execute()
+
+    def _note_write(self, pipe: Pipeline, issue_id: int) -> None:
+        pipe.zadd(self._written_key, {str(issue_id): time.time()})
+        pipe.zremrangebyrank(self._written_key, 0, -RECONCILE_MAX - 1)
+        pipe.expire(self._written_key, RECONCILE_WINDOW_SECONDS)
+
+    def recent(self) -> list[int]:
+        """Ids of the issues responder wrote within the window, newest first."""
+        since = time.time() - RECONCILE_WINDOW_SECONDS
+        members = cast(list[bytes], self._redis.zrevrangebyscore(self._written_key, "+inf", since))
+        return [int(member) for member in members[:RECONCILE_MAX]]
+
+
 class JiraTracker:
     """Tracker over Jira Cloud or Server/Data Center; the open ticket is found by its labels."""
 
@@ -104,6 +205,7 @@ class JiraTracker:
         base_url: str,
         project: str,
         token: str,
+        ledger: TicketLedger,
         user: str | None = None,
         issue_type: str = "Task",
         search_path: str | None = None,
@@ -114,7 +216,10 @@ class JiraTracker:
         self._project = project
         self._issue_type = issue_type
         self._search_path = search_path or (CLOUD_SEARCH_PATH if user else DATA_CENTER_SEARCH_PATH)
+        # the enhanced search: paged by token, eventually consistent, takes reconcileIssues
         self._token_paging = self._search_path.rstrip("/").endswith("/search/jql")
+        self._ledger = ledger
+        self._issue_ids: dict[str, int] = {}  # issue key -> id of the tickets this process has seen
         self._done_transition = done_transition
         self._timeout = timeout
         self._session = requests.Session()
@@ -135,14 +240,34 @@ class JiraTracker:
             labels.append(jira_label(alertname))
         if model_id is not None:
             labels.append(jira_label(f"model-{model_id}"))
-        jql = open_tickets_jql(self._project, labels)
-        action = "search open tickets" + (f" labelled {', '.join(labels[1:])}" if labels[1:] else "")
-        issues = self._search_by_token(jql, action) if self._token_paging else self._search_by_offset(jql, action)
-        return [self._ticket_of(issue, action) for issue in issues]
+        return self._search(labels, reconcile=())
 
     def find_open(self, key: TicketKey) -> Ticket | None:
-        found = self.search_open(alertname=key.alertname, model_id=key.model_id)
-        return found[0] if found else None
+        """The remembered ticket of ``key`` while it is open and labelled for ``key``, else the newest found.
+
+        After a create for ``key`` whose answer was lost, a search that finds nothing is
+        repeated until the ledger's search lag has passed: a search that has not caught up
+        yet must not lead to a second ticket.
+        """
+        action = f"find the open ticket of {key.alertname}/{key.model_id}"
+        reconcile: list[int] = []
+        remembered = self._ledger.remembered(key)
+        if remembered is not None:
+            issue = self._read_issue(remembered, action)
+            if issue is not None and _open_ticket_of(issue, key):
+                return self._ticket_of(issue, action)
+            self._ledger.forget(key, remembered)
+            issue_id = _id_of(issue)
+            if issue_id is not None:
+                reconcile.append(issue_id)  # its closing may not show in the search yet
+        found = self._search(key_labels(key), reconcile)
+        while not found and self._token_paging and self._ledger.create_unsettled(key):
+            time.sleep(POLL_SECONDS)
+            found = self._search(key_labels(key), reconcile)
+        if not found:
+            return None
+        self._ledger.remember(key, found[0].ref)
+        return found[0]
 
     def open(self, draft: TicketDraft) -> Ticket:
         summary = summary_text(draft.title)
@@ -155,10 +280,20 @@ class JiraTracker:
             "labels": list(dict.fromkeys(labels)),
         }
         action = f"open ticket for {draft.key.alertname}/{draft.key.model_id}"
-        created = self._send("POST", "/rest/api/2/issue", action, json={"fields": fields})
+        if self._token_paging:
+            self._ledger.creating(draft.key)
+        try:
+            created = self._send("POST", "/rest/api/2/issue", action, json={"fields": fields})
+        except IntegrationError as error:
+            if error.status is not None and 400 <= error.status < 500:  # refused: nothing was created
+                self._ledger.create_settled(draft.key)
+            raise
         key = created.get("key") if isinstance(created, dict) else None
         if not isinstance(key, str) or not key:
             raise PermanentError(f"{action}: Jira's answer names no issue key", system=SYSTEM)
+        issue_id = _id_of(created)
+        self._ledger.opened(draft.key, key, issue_id)
+        self._note_id(key, issue_id)
         return Ticket(ref=key, url=self._browse_url(key), title=summary)
 
     def comment(self, ticket: Ticket, body: Document) -> Outcome:
@@ -186,6 +321,7 @@ class JiraTracker:
         if chosen is None:
             status = self._done_status(ticket.ref, action)
             if status is not None:
+                self._wrote(ticket.ref)
                 return Outcome(f"{ticket.ref} already {status}", url=url)
             names = ", ".join(repr(str(t.get("name"))) for t in transitions) or "none"
             raise PermanentError(
@@ -194,15 +330,30 @@ class JiraTracker:
                 system=SYSTEM,
             )
         self._send("POST", path, action, json={"transition": {"id": str(chosen.get("id"))}})
+        self._wrote(ticket.ref)
         target = chosen.get("to")
         status_name = target.get("name") if isinstance(target, dict) else None
         return Outcome(f"transitioned {ticket.ref} to {status_name or chosen.get('name')}", url=url)
 
     # ----------------------------------------------------------------- search paging
 
-    def _search_by_token(self, jql: str, action: str) -> list[dict[str, Any]]:
+    def _search(self, labels: list[str], reconcile: Iterable[int]) -> list[Ticket]:
+        """Open tickets carrying every one of ``labels``, newest first. A Cloud search reconciles
+        ``reconcile`` and the issues responder wrote recently (at most ``RECONCILE_MAX``)."""
+        jql = open_tickets_jql(self._project, labels)
+        action = "search open tickets" + (f" labelled {', '.join(labels[1:])}" if labels[1:] else "")
+        if self._token_paging:
+            ids = list(dict.fromkeys([*reconcile, *self._ledger.recent()]))[:RECONCILE_MAX]
+            issues = self._search_by_token(jql, action, ids)
+        else:
+            issues = self._search_by_offset(jql, action)
+        return [self._ticket_of(issue, action) for issue in issues]
+
+    def _search_by_token(self, jql: str, action: str, reconcile: list[int]) -> list[dict[str, Any]]:
         """Cloud enhanced search: follow ``nextPageToken`` until the last page."""
         request: dict[str, Any] = {"jql": jql, "fields": list(SEARCH_FIELDS), "maxResults": PAGE_SIZE}
+        if reconcile:
+            request["reconcileIssues"] = reconcile
         found: dict[str, dict[str, Any]] = {}
         for _ in range(MAX_PAGES):
             page = self._send("POST", self._search_path, action, json=request)
@@ -243,9 +394,35 @@ class JiraTracker:
         key = issue.get("key")
         if not isinstance(key, str) or not key:
             raise PermanentError(f"{action}: a search result has no issue key", system=SYSTEM)
+        self._note_id(key, _id_of(issue))
         fields = issue.get("fields")
         summary = fields.get("summary") if isinstance(fields, dict) else None
         return Ticket(ref=key, url=self._browse_url(key), title=summary if isinstance(summary, str) else "")
+
+    def _read_issue(self, key: str, action: str) -> dict[str, Any] | None:
+        """The issue ``key`` as it is now (a read by key is strongly consistent); None when it is gone."""
+        try:
+            issue = self._send("GET", self._issue_path(key), action, params={"fields": READ_FIELDS})
+        except PermanentError as error:
+            if error.status == 404:
+                return None
+            raise
+        return issue if isinstance(issue, dict) else None
+
+    def _note_id(self, key: str, issue_id: int | None) -> None:
+        """Keep the id of a ticket this process saw, for ``close`` to note its write by id."""
+        if issue_id is None:
+            return
+        self._issue_ids.pop(key, None)  # re-inserted last, so the oldest go first
+        self._issue_ids[key] = issue_id
+        if len(self._issue_ids) > ISSUE_IDS_KEPT:
+            del self._issue_ids[next(iter(self._issue_ids))]
+
+    def _wrote(self, key: str) -> None:
+        """Note a change responder made to issue ``key``, so that searches reconcile it."""
+        issue_id = self._issue_ids.get(key)
+        if issue_id is not None:
+            self._ledger.wrote(issue_id)
 
     def _done_status(self, key: str, action: str) -> str | None:
         """The issue's status name when it is in the done category, else None."""
@@ -314,6 +491,21 @@ def _issues_of(page: Any, action: str) -> list[dict[str, Any]]:
             f"{action}: the search answer has no 'issues' list; check RESPONDER_JIRA_SEARCH_PATH", system=SYSTEM
         )
     return [issue for issue in issues if isinstance(issue, dict)]
+
+
+def _id_of(issue: Any) -> int | None:
+    """The numeric id of an issue bean (Jira sends it as a string)."""
+    value = issue.get("id") if isinstance(issue, dict) else None
+    return int(value) if isinstance(value, str | int) and str(value).isdigit() else None
+
+
+def _open_ticket_of(issue: dict[str, Any], key: TicketKey) -> bool:
+    """Whether ``issue`` is not done and still carries the labels of ``key``."""
+    fields = issue.get("fields")
+    fields = fields if isinstance(fields, dict) else {}
+    labels = fields.get("labels")
+    labelled = isinstance(labels, list) and set(key_labels(key)) <= set(labels)
+    return labelled and _category_key(fields.get("status")) != "done"
 
 
 def _category_key(status: Any) -> str | None:

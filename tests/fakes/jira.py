@@ -30,6 +30,16 @@ What is faked, and how closely:
   Pages hold at most :attr:`FakeJira.max_results_cap` issues, like Jira's server-side
   cap, so tests can force pagination with a few issues. POST bodies with unknown
   properties are refused (400), as Jira's JSON binding does.
+* ``/rest/api/3/search/jql`` is eventually consistent, like Jira Cloud's: it sees each issue
+  as it was :attr:`FakeJira.search_lag_seconds` ago, so an issue created more recently is
+  missing and a recent transition or label change is not seen yet (the status, labels and
+  summary it answers are the old ones too). Issues whose ids are listed in
+  ``reconcileIssues`` (a list of at most 50 numeric issue ids: a JSON array in the POST
+  body, or repeated or comma-separated ``reconcileIssues`` query parameters on GET) are seen
+  as they are now, as Jira Cloud's read-after-write does. ``/rest/api/2/search`` (Data
+  Center) and ``GET /rest/api/2/issue/{key}`` are strongly consistent; a v2 search body
+  holding ``reconcileIssues`` is refused, as Data Center does (an unknown property). More
+  than 50 ids answer 400.
 * Unknown paths answer 404, a known path with another method 405; every request is
   recorded in :attr:`FakeJira.requests` whatever its outcome.
 * :meth:`FakeJira.fail_next` injects faults: plain errors, ambiguous errors returned
@@ -56,7 +66,8 @@ import hashlib
 import itertools
 import json
 import re
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +87,8 @@ SUMMARY_MAX = 255
 LABEL_MAX = 255
 DEFAULT_MAX_RESULTS = 50
 MAX_RESULTS_CAP = 100
+DEFAULT_SEARCH_LAG_SECONDS = 2.0  # Jira Cloud shows most writes in search within seconds
+RECONCILE_MAX = 50  # Jira Cloud reconciles at most 50 issues per search
 V3_SEARCH_KEYS = frozenset(
     {
         "jql",
@@ -153,6 +166,17 @@ class _Comment:
     created: str
 
 
+@dataclass(frozen=True)
+class _Indexed:
+    """What the eventually consistent search knows of an issue from one moment on."""
+
+    since: float  # time.monotonic() of the write
+    summary: str
+    labels: tuple[str, ...]
+    status: str
+    status_category: str
+
+
 @dataclass
 class _StoredIssue:
     id: int
@@ -167,6 +191,24 @@ class _StoredIssue:
     status: str = "To Do"
     status_category: str = "new"
     comments: list[_Comment] = field(default_factory=list)
+    indexed: list[_Indexed] = field(default_factory=list)  # oldest first; one entry per searchable write
+
+    def index(self) -> None:
+        """Record the searchable fields as they are now (after a create, transition or label change)."""
+        self.indexed.append(
+            _Indexed(time.monotonic(), self.summary, tuple(self.labels), self.status, self.status_category)
+        )
+
+    def as_searched(self, lag: float) -> _StoredIssue | None:
+        """This issue as a search ``lag`` seconds behind sees it; None when it is too young to be seen."""
+        horizon = time.monotonic() - lag
+        seen = [entry for entry in self.indexed if entry.since <= horizon]
+        if not seen:
+            return None
+        old = seen[-1]
+        return replace(
+            self, summary=old.summary, labels=list(old.labels), status=old.status, status_category=old.status_category
+        )
 
 
 _ISSUE = r"/rest/api/2/issue/(?P<key>[^/]+)"
@@ -282,11 +324,17 @@ class FakeJira(FakeServer):
     CONTENT_TYPE = "application/json;charset=UTF-8"
 
     def __init__(
-        self, *, project: str = "MLOPS", user: str | None = "bot@example.com", token: str = "jira-test-token"
+        self,
+        *,
+        project: str = "MLOPS",
+        user: str | None = "bot@example.com",
+        token: str = "jira-test-token",
+        search_lag_seconds: float = DEFAULT_SEARCH_LAG_SECONDS,
     ) -> None:
         self.project = project
         self.user = user
         self.token = token
+        self._default_search_lag = search_lag_seconds
         super().__init__()
 
     def reset(self) -> None:
@@ -299,6 +347,8 @@ class FakeJira(FakeServer):
             self._seq = itertools.count(1)
             self.transitions: list[Transition] = list(DEFAULT_TRANSITIONS)
             self.max_results_cap = MAX_RESULTS_CAP  # largest page a search answers, whatever was asked
+            # how far /rest/api/3/search/jql lags writes (issues not in reconcileIssues); 0: consistent
+            self.search_lag_seconds = self._default_search_lag
 
     # ----------------------------------------------------------------- observable state
 
@@ -336,6 +386,15 @@ class FakeJira(FakeServer):
             issue = self._find_issue(key)
             issue.status, issue.status_category = status, STATUSES[status][0]
             issue.updated = _now()
+            issue.index()
+
+    def set_labels(self, key: str, *labels: str) -> None:
+        """Replace the labels of issue ``key`` as a person would."""
+        with self._lock:
+            issue = self._find_issue(key)
+            issue.labels = list(dict.fromkeys(labels))
+            issue.updated = _now()
+            issue.index()
 
     def set_transitions(self, *transitions: Transition) -> None:
         """Replace the workflow's transitions (default: DEFAULT_TRANSITIONS)."""
@@ -480,6 +539,7 @@ class FakeJira(FakeServer):
             created=now,
             updated=now,
         )
+        issue.index()
         self._issues.append(issue)
         return Response(201, {"id": str(issue.id), "key": issue.key, "self": f"{self.url}/rest/api/2/issue/{issue.id}"})
 
@@ -531,6 +591,7 @@ class FakeJira(FakeServer):
         if chosen is None:
             raise _JiraError(400, f"Transition id '{wanted}' is not valid for this issue.")
         issue.status, issue.status_category, issue.updated = chosen.to_status, chosen.to_category, _now()
+        issue.index()
         return Response(204)
 
     # ----------------------------------------------------------------- search
@@ -570,7 +631,29 @@ class FakeJira(FakeServer):
             raise _JiraError(400, f"'{name}' must not be negative.")
         return number
 
-    def _run_jql(self, jql: Any, *, bounded: bool) -> list[_StoredIssue]:
+    @staticmethod
+    def _reconcile_param(req: Request, params: dict[str, Any]) -> set[int]:
+        """The issue ids of ``reconcileIssues``: a JSON array of numbers (POST) or query values (GET)."""
+        if req.method == "GET":
+            texts = [part for value in req.query.get("reconcileIssues", []) for part in value.split(",") if part]
+            if not all(text.strip().isdigit() for text in texts):
+                raise _JiraError(400, "'reconcileIssues' must be numeric issue ids.")
+            ids = [int(text) for text in texts]
+        else:
+            listed = params.get("reconcileIssues", [])
+            if not isinstance(listed, list) or not all(type(value) is int for value in listed):
+                raise _JiraError(400, "'reconcileIssues' must be a list of numeric issue ids.")
+            ids = listed
+        if len(ids) > RECONCILE_MAX:
+            raise _JiraError(400, f"'reconcileIssues' accepts at most {RECONCILE_MAX} issue ids.")
+        return set(ids)
+
+    def _searched_issues(self, reconcile: set[int]) -> list[_StoredIssue]:
+        """The issues as the enhanced search sees them: lagging, except those reconciled."""
+        seen = (i if i.id in reconcile else i.as_searched(self.search_lag_seconds) for i in self._issues)
+        return [issue for issue in seen if issue is not None]
+
+    def _run_jql(self, jql: Any, *, bounded: bool, issues: list[_StoredIssue] | None = None) -> list[_StoredIssue]:
         if jql is not None and not isinstance(jql, str):
             raise _JiraError(400, "'jql' must be a string.")
         try:
@@ -584,7 +667,8 @@ class FakeJira(FakeServer):
                 raise _JiraError(400, f"The value '{clause.value}' does not exist for the field 'project'.")
             if clause.field == "statuscategory" and _category_of(clause.value) is None:
                 raise _JiraError(400, f"The value '{clause.value}' does not exist for the field 'statusCategory'.")
-        matched = [issue for issue in self._issues if all(_holds(clause, issue) for clause in query.clauses)]
+        pool = self._issues if issues is None else issues
+        matched = [issue for issue in pool if all(_holds(clause, issue) for clause in query.clauses)]
         return sorted(matched, key=lambda issue: issue.seq, reverse=bool(query.descending))
 
     @staticmethod
@@ -605,10 +689,11 @@ class FakeJira(FakeServer):
         return offset
 
     def _search_jql(self, req: Request) -> Response:
-        """Cloud enhanced search: token paging, only the requested fields (default: none)."""
+        """Cloud enhanced search: token paging, only the requested fields (default: none), lagging writes."""
         params = self._search_request(req, V3_SEARCH_KEYS)
         jql = params.get("jql")
-        matched = self._run_jql(jql, bounded=True)
+        reconcile = self._reconcile_param(req, params)
+        matched = self._run_jql(jql, bounded=True, issues=self._searched_issues(reconcile))
         fields = self._fields_param(params.get("fields"), default=set())
         page_size = min(max(self._int_param(params, "maxResults", DEFAULT_MAX_RESULTS), 1), self.max_results_cap)
         offset = self._token_offset(params.get("nextPageToken"), str(jql))
