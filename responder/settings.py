@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     github_writes_per_second: float = Field(
         1.0, ge=0, description="GitHub writes across all workers, paced through Redis (0: no pacing)."
     )
+    dispatch_lookup_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long GitHub's run list is read for the run of a dispatch whose answer was lost "
+        "(GitHub lists a new run seconds after the dispatch); only then is it dispatched again.",
+    )
 
     # --- Trackers ---
     tracker: Literal["github", "jira"] = Field("github", description="Where incident tickets go.")

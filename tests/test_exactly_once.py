@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Worker, integration_settings, load_example, tickets_of
+from tests.conftest import integration_settings, load_example, tickets_of
+from tests.test_dispatch_attribution import LOOKUP_SECONDS, RetryingWorker
 from tests.test_lifecycle import deliver
 
 
 @pytest.fixture(params=["github", "jira"])
 def env(request, redis, redis_url, fake_github, fake_toggles, fake_jira):
+    # GitHub lists a dispatched run seconds later: a lost dispatch is settled by a retry scheduled
+    # for the end of the lookup window, which the worker here runs when it comes due.
     settings = integration_settings(redis_url, request.param, fake_github, fake_toggles, fake_jira,
-                                    job_retry_intervals=[0, 0])
-    return {"settings": settings, "redis": redis, "worker": Worker(settings), "tracker": request.param,
+                                    job_retry_intervals=[0, 0], dispatch_lookup_seconds=LOOKUP_SECONDS)
+    return {"settings": settings, "redis": redis, "worker": RetryingWorker(settings), "tracker": request.param,
             "github": fake_github, "jira": fake_jira}
 
 

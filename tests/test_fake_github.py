@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import github
@@ -106,12 +108,18 @@ def test_unknown_variable_raises_unknown_object(repo: Any) -> None:
 
 
 def test_creating_an_existing_variable_conflicts(repo: Any) -> None:
-    """Creating a variable whose name is taken answers 409, as GitHub does."""
+    """Creating a variable whose name is taken answers GitHub's 409 "Already exists", a plain GithubException."""
     repo.create_variable("MODEL_FREEZE", "false")
 
     with pytest.raises(github.GithubException) as raised:
         repo.create_variable("MODEL_FREEZE", "true")
-    assert raised.value.status == 409
+    assert type(raised.value) is github.GithubException
+    assert (raised.value.status, raised.value.message) == (409, "Already exists - Variable already exists")
+    assert raised.value.data == {
+        "message": "Already exists - Variable already exists",
+        "documentation_url": "https://docs.github.com/rest/actions/variables#create-a-repository-variable",
+        "status": "409",
+    }
 
 
 def test_variables_are_listed(repo: Any) -> None:
@@ -152,6 +160,66 @@ def test_dispatch_without_run_details_answers_204(fake: FakeGitHub, repo: Any) -
     assert repo.get_workflow(GOVERNANCE).create_dispatch("main", INPUTS) is True
     assert [r.status for r in fake.requests][-1] == 204
     assert len(fake.dispatches) == 1
+
+
+def test_ghes_ignoring_return_run_details_answers_204(fake: FakeGitHub, repo: Any) -> None:
+    """In "ignored" mode (a GHES that does not know the field) a dispatch asking for run details answers 204."""
+    fake.run_details = "ignored"
+    assert repo.get_workflow(GOVERNANCE).create_dispatch("main", INPUTS, throw=True, return_run_details=True) is True
+    assert [r.status for r in fake.requests][-1] == 204
+    assert len(fake.dispatches) == 1
+
+
+def test_ghes_rejecting_return_run_details_answers_422_and_dispatches_nothing(fake: FakeGitHub, repo: Any) -> None:
+    """In "rejected" mode the field is refused with GitHub's 422 for an unknown key; without it the dispatch works."""
+    fake.run_details = "rejected"
+    workflow = repo.get_workflow(GOVERNANCE)
+    with pytest.raises(github.GithubException) as raised:
+        workflow.create_dispatch("main", INPUTS, throw=True, return_run_details=True)
+    assert raised.value.status == 422
+    assert raised.value.data["message"] == 'Invalid request.\n\n"return_run_details" is not a permitted key.'
+    assert fake.dispatches == []
+    assert workflow.create_dispatch("main", INPUTS, throw=True) is True
+
+
+def test_a_dispatched_run_is_listed_after_the_list_lag() -> None:
+    """The runs list shows a dispatched run only list_lag_seconds after the dispatch, as GitHub does."""
+    with FakeGitHub(list_lag_seconds=0.5) as lagging:
+        workflow = make_client(lagging).get_repo(lagging.full_name).get_workflow(GOVERNANCE)
+        workflow.create_dispatch("main", INPUTS, throw=True)
+        assert [] == list(workflow.get_runs(event="workflow_dispatch"))
+        time.sleep(0.6)
+        [run] = workflow.get_runs(event="workflow_dispatch")
+        assert run.id == lagging.dispatches[0].run_id
+
+
+def test_a_dispatched_run_is_titled_from_the_run_name() -> None:
+    """display_title renders the run-name convention; the run has its workflow's name and a created_at in seconds."""
+    with FakeGitHub(list_lag_seconds=0) as fake:
+        workflow = make_client(fake).get_repo(fake.full_name).get_workflow(GOVERNANCE)
+        workflow.create_dispatch("main", INPUTS, throw=True)
+        [run] = workflow.get_runs(branch="main", event="workflow_dispatch")
+        assert run.display_title == "model-governance churn-xgb 42 (drift alert)"
+        assert run.name == "model-governance"
+        assert run.created_at.microsecond == 0
+        assert run.created_at.isoformat() == fake.dispatches[0].created_at.replace("Z", "+00:00")
+
+
+def test_a_run_of_a_workflow_without_run_name_is_titled_with_its_name() -> None:
+    """Without a run-name, GitHub titles a dispatched run with the workflow's name."""
+    with FakeGitHub(list_lag_seconds=0, run_names={GOVERNANCE: None}) as fake:
+        workflow = make_client(fake).get_repo(fake.full_name).get_workflow(GOVERNANCE)
+        workflow.create_dispatch("main", INPUTS, throw=True)
+        assert ["model-governance"] == [run.display_title for run in workflow.get_runs()]
+
+
+def test_runs_are_filtered_by_creation_time_and_listed_newest_first(fake: FakeGitHub, repo: Any) -> None:
+    """created=>=T leaves out older runs; a run added by hand has the title it was given."""
+    old = fake.add_run(GOVERNANCE, display_title="old", created_at=datetime(2026, 1, 1, tzinfo=UTC))
+    manual = fake.add_run(GOVERNANCE, display_title="manual run by alice")
+    runs = repo.get_workflow(GOVERNANCE).get_runs(created=">=2026-06-01T00:00:00Z")
+    assert [(manual, "manual run by alice")] == [(run.id, run.display_title) for run in runs]
+    assert [manual, old] == [run.id for run in repo.get_workflow(GOVERNANCE).get_runs()]
 
 
 def test_dispatch_with_undeclared_input_is_rejected(fake: FakeGitHub, repo: Any) -> None:

@@ -276,8 +276,10 @@ def test_github_refusal_fails_step_with_api_message_and_others_run(settings, red
 
 def test_transient_failure_is_retried_without_repeating_done_steps(redis, redis_url, fake_github):
     """A 502 on dispatch retries the run; the freeze done before it is not sent again."""
+    # The retry is the last attempt: it reads the run list in the worker for the lookup window (1 s)
+    # and, as the 502 started nothing, dispatches.
     settings = make_settings(redis_url, github_api_url=fake_github.url, github_token=fake_github.token,
-                             github_repo=fake_github.full_name, job_retry_intervals=[0])
+                             github_repo=fake_github.full_name, job_retry_intervals=[0], dispatch_lookup_seconds=1)
     worker = Worker(settings)
     fake_github.fail_next("POST", r"/actions/workflows/.*/dispatches", status=502)
     [record] = run(settings, redis, worker, load_example("integrity-firing.json"))

@@ -11,6 +11,7 @@ from rq import Queue
 from responder.queueing import MAX_RETRY_AFTER_SECONDS, retry_delay
 from responder.runs import RunStore
 from tests.conftest import Worker, load_example, make_settings
+from tests.test_dispatch_attribution import RetryingWorker
 from tests.test_playbook_runs import deliver
 
 
@@ -95,11 +96,14 @@ def test_other_4xx_fails_at_once_without_retry(retrying, redis, fake_github):
 
 def test_retries_stop_after_the_last_interval(redis, redis_url, fake_github):
     """When every attempt fails transiently, the last one records the failure instead of retrying."""
+    # A 503 may have started the run: the retry reads the run list for a lookup window (1 s) before
+    # it dispatches again, and is scheduled for the end of that window.
     settings = make_settings(redis_url, github_api_url=fake_github.url, github_token=fake_github.token,
-                             github_repo=fake_github.full_name, job_retry_intervals=[0, 0])
+                             github_repo=fake_github.full_name, job_retry_intervals=[0, 0],
+                             dispatch_lookup_seconds=1)
     fake_github.fail_next("POST", r"/dispatches", status=503, times=10)
     [job_id] = deliver(settings, redis, load_example("drift-two-segments-firing.json"))[:1]
-    Worker(settings).drain()
+    RetryingWorker(settings).drain()
     record = RunStore(redis, retention_seconds=settings.dedup_retention_seconds).get(job_id)
     assert (record.status, record.attempts) == ("failed", 3)
     assert "GitHub answered 503" in record.step("dispatch-retraining").error

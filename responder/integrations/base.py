@@ -30,8 +30,13 @@ class Revision:
 
 @dataclass(frozen=True)
 class WorkflowRunRef:
+    """A workflow run as the runs list shows it."""
+
     id: int
     html_url: str
+    display_title: str = ""  # rendered from the workflow's run-name; its name when it has none
+    workflow_name: str = ""
+    created_at: datetime | None = None
 
 
 class GitHubGateway(Protocol):
@@ -44,7 +49,8 @@ class GitHubGateway(Protocol):
     def dispatch_workflow(self, workflow: str, inputs: dict[str, str]) -> Outcome: ...
 
     def recent_dispatch_runs(self, workflow: str, since: datetime) -> list[WorkflowRunRef]:
-        """Runs of ``workflow`` started by workflow_dispatch on the configured ref since ``since``."""
+        """Runs of ``workflow`` started by workflow_dispatch on the configured ref since ``since``,
+        newest first, as far as GitHub lists them yet (a new run is listed seconds after its dispatch)."""
         ...
 
     def read_file(self, path: str, ref: str | None = None) -> str:

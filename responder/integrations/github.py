@@ -115,6 +115,8 @@ def _api_message(exc: GithubException) -> str:
 
 
 Pace = Callable[[], object]
+VARIABLE_WRITE_TRIES = 3
+RECENT_RUNS = 50  # one page: runs of one workflow created within a lookup's few seconds
 
 
 def _no_pacing() -> None:
@@ -128,6 +130,7 @@ class PyGithubGateway:
         self._repo = repo
         self._ref = ref
         self._pace = pace
+        self._run_details = True  # ask dispatches for their run, until the server refuses the field
 
     def get_variable(self, name: str) -> str | None:
         with translated_errors(f"read variable {name}", self._repo):
@@ -137,30 +140,54 @@ class PyGithubGateway:
                 return None
 
     def set_variable(self, name: str, value: str) -> Outcome:
-        """Create or update; safe to retry because it reads the current value first."""
-        current = self.get_variable(name)
-        with translated_errors(f"set variable {name}", self._repo):
-            if current is None:
-                self._pace()
-                self._repo.create_variable(name, value)
-                return Outcome(f"{name}={value} (created)")
+        """Create or update; safe to retry because it reads the current value first.
+
+        Two writers can both read "absent" and both create: the second gets GitHub's 409 "Already
+        exists", and reads again (the variable holding ``value`` is then success)."""
+        for _ in range(VARIABLE_WRITE_TRIES):
+            current = self.get_variable(name)
             if current == value:
                 return Outcome(f"{name}={value} (already set)", changed=False)
-            # Variable.edit() swallows HTTP errors (it returns False): send the PATCH checked.
-            self._pace()
-            self._repo.requester.requestJsonAndCheck(
-                "PATCH",
-                f"{self._repo.url}/actions/variables/{quote(name, safe='')}",
-                input={"name": name, "value": value},
-            )
-            return Outcome(f"{name}={value} (was {current})")
+            with translated_errors(f"set variable {name}", self._repo):
+                if current is None:
+                    self._pace()
+                    try:
+                        self._repo.create_variable(name, value)
+                    except GithubException as exc:
+                        if exc.status == 409:
+                            continue  # created by someone else since we read it
+                        raise
+                    return Outcome(f"{name}={value} (created)")
+                # Variable.edit() swallows HTTP errors (it returns False): send the PATCH checked.
+                self._pace()
+                self._repo.requester.requestJsonAndCheck(
+                    "PATCH",
+                    f"{self._repo.url}/actions/variables/{quote(name, safe='')}",
+                    input={"name": name, "value": value},
+                )
+                return Outcome(f"{name}={value} (was {current})")
+        raise TransientError(f"set variable {name}: it kept being created by someone else meanwhile", system=SYSTEM)
 
     def dispatch_workflow(self, workflow: str, inputs: dict[str, str]) -> Outcome:
+        """One workflow_dispatch. GitHub.com names the run it started (``return_run_details``); a
+        GitHub Enterprise Server without that field answers 204 without it, or refuses the field
+        with a 422 and is then asked without it (a 422 started nothing)."""
         action = f"dispatch {workflow}"
         with translated_errors(action, self._repo):
             handle = self._repo.get_workflow(workflow)
             self._pace()
-            run = handle.create_dispatch(self._ref, inputs, throw=True, return_run_details=True)
+            run: WorkflowRun | bool
+            try:
+                if self._run_details:
+                    run = handle.create_dispatch(self._ref, inputs, throw=True, return_run_details=True)
+                else:
+                    run = handle.create_dispatch(self._ref, inputs, throw=True)
+            except GithubException as exc:
+                if not (self._run_details and exc.status == 422 and "return_run_details" in _api_message(exc)):
+                    raise
+                self._run_details = False  # this server does not know the field: never send it again
+                self._pace()
+                run = handle.create_dispatch(self._ref, inputs, throw=True)
         url = getattr(run, "html_url", None) if not isinstance(run, bool) else None
         return Outcome(f"dispatched {workflow} on {self._ref} ({_inputs_text(inputs)})", url=url)
 
@@ -171,8 +198,17 @@ class PyGithubGateway:
                 branch=self._ref, event="workflow_dispatch", created=f">={created}"
             )
             # islice, not a slice: PyGithub's PaginatedList slice raises IndexError on an empty list.
-            found: Iterable[WorkflowRun] = islice(runs, 20)
-            return [WorkflowRunRef(id=run.id, html_url=run.html_url) for run in found]
+            found: Iterable[WorkflowRun] = islice(runs, RECENT_RUNS)
+            return [
+                WorkflowRunRef(
+                    id=run.id,
+                    html_url=run.html_url,
+                    display_title=run.display_title or "",
+                    workflow_name=run.name or "",
+                    created_at=run.created_at,
+                )
+                for run in found
+            ]
 
     def read_file(self, path: str, ref: str | None = None) -> str:
         ref = ref or self._ref

@@ -22,6 +22,16 @@ What is faked, and how closely:
 * Every response carries ``X-RateLimit-*`` headers and ``Content-Type: application/json``.
 * :meth:`FakeGitHub.fail_next` injects faults: plain errors, ambiguous errors returned
   *after* the write was applied, and slow answers for client timeouts.
+* Workflow runs behave as GitHub's do for a client that lost a dispatch's answer: a run is
+  listed only ``list_lag_seconds`` (default 2) after its dispatch, carries ``created_at``
+  (whole seconds, as GitHub) and a ``display_title`` rendered from the workflow's
+  ``run-name`` (:data:`RUN_NAME`: ``"<workflow> <MODEL_ID> <MODEL_VERSION> (<REASON>)"``), or
+  the workflow's name when it has none. :meth:`FakeGitHub.add_run` adds a run "by hand",
+  titled as the test likes.
+* ``return_run_details: true`` on a dispatch answers 200 with ``workflow_run_id``,
+  ``run_url`` and ``html_url`` as GitHub.com does; ``run_details="ignored"`` answers 204
+  like a GitHub Enterprise Server that ignores the field, ``"rejected"`` answers 422 like
+  one that refuses it.
 
 Endpoints (relative to ``prefix``; ``{o}/{r}`` is the one repository)::
 
@@ -33,6 +43,7 @@ Endpoints (relative to ``prefix``; ``{o}/{r}`` is the one repository)::
     DELETE /repos/{o}/{r}/actions/variables/{name}
     GET    /repos/{o}/{r}/actions/workflows/{file_name_or_id}
     POST   /repos/{o}/{r}/actions/workflows/{file_name_or_id}/dispatches
+    GET    /repos/{o}/{r}/actions/workflows/{file_name_or_id}/runs?event=&branch=&created=
     GET    /repos/{o}/{r}/contents/{path}?ref=
     GET    /repos/{o}/{r}/commits?path=&sha=
     GET    /repos/{o}/{r}/issues?state=&labels=
@@ -57,9 +68,10 @@ import re
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from tests.fakes.server import ApiError, FakeServer, Request, Response, route
 from tests.fakes.server import Recorded as Recorded  # re-exported: one request the fake received
@@ -74,6 +86,11 @@ DEFAULT_WORKFLOWS: dict[str, set[str]] = {
     "model-governance.yml": set(MODEL_INPUTS),
     "model-retraining.yml": set(MODEL_INPUTS),
 }
+# The run-name convention of responder's workflows (config/github-workflows/): GitHub titles a
+# dispatched run from it, and responder attributes a run to a model by the MODEL_ID in the title.
+RUN_NAME = "<workflow> ${{ inputs.MODEL_ID }} ${{ inputs.MODEL_VERSION }} (${{ inputs.REASON }})"
+DEFAULT_LIST_LAG_SECONDS = 2.0
+RunDetails = Literal["returned", "ignored", "rejected"]
 RATE_LIMIT = 5000
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 100
@@ -93,6 +110,7 @@ class Dispatch:
     run_id: int
     html_url: str
     created_at: str = ""  # ISO 8601, when the fake accepted it
+    display_title: str = ""  # the run's title: its workflow's run-name, rendered
 
 
 @dataclass(frozen=True)
@@ -111,8 +129,20 @@ class Issue:
 # --------------------------------------------------------------------------- internals
 
 
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso(datetime.now(UTC))
+
+
+_RUN_NAME_INPUT = re.compile(r"\$\{\{\s*inputs\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
+
+
+def _render_run_name(template: str, inputs: dict[str, Any]) -> str:
+    """A run-name with its ``${{ inputs.X }}`` expressions replaced (a missing input is empty, as in Actions)."""
+    return _RUN_NAME_INPUT.sub(lambda m: str(inputs.get(m.group(1), "")), template)
 
 
 def _sha1(data: bytes) -> str:
@@ -128,8 +158,8 @@ def _base64_lines(content: bytes) -> str:
 class _GitHubError(ApiError):
     """Raised by handlers; becomes a GitHub-style JSON error response."""
 
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(status, {"message": message, **extra, "documentation_url": DOCS_URL})
+    def __init__(self, http_status: int, message: str, /, **extra: Any) -> None:
+        super().__init__(http_status, {"message": message, "documentation_url": DOCS_URL, **extra})
 
 
 def _not_found(message: str = "Not Found") -> _GitHubError:
@@ -147,6 +177,18 @@ class _Variable:
     value: str
     created_at: str
     updated_at: str
+
+
+@dataclass
+class _Run:
+    id: int
+    workflow: str
+    ref: str
+    event: str
+    display_title: str
+    created_at: datetime
+    listed_from: float  # time.monotonic() from which the runs list shows it
+    html_url: str
 
 
 @dataclass
@@ -203,7 +245,15 @@ class FakeGitHub(FakeServer):
         repo: str = "ml-platform",
         prefix: str = "",
         workflows: dict[str, set[str]] | None = None,
+        run_names: dict[str, str | None] | None = None,
+        list_lag_seconds: float = DEFAULT_LIST_LAG_SECONDS,
+        run_details: RunDetails = "returned",
     ) -> None:
+        """``run_names``: a workflow's ``run-name`` template (None: it has none); by default every
+        workflow follows :data:`RUN_NAME`. ``list_lag_seconds``: how long after its dispatch a run
+        shows in the runs list. ``run_details``: how a dispatch with ``return_run_details`` is
+        answered: "returned" (GitHub.com: 200 with the run), "ignored" (a GHES answering 204),
+        "rejected" (a GHES answering 422). The three may be changed on a running fake."""
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError(f"prefix must look like '/api/v3', got {prefix!r}")
         self.token = token
@@ -213,6 +263,12 @@ class FakeGitHub(FakeServer):
         self.workflows: dict[str, frozenset[str]] = {
             name: frozenset(inputs) for name, inputs in (workflows or DEFAULT_WORKFLOWS).items()
         }
+        self.run_names: dict[str, str | None] = {
+            name: RUN_NAME.replace("<workflow>", self._workflow_name(name)) for name in self.workflows
+        }
+        self.run_names.update(run_names or {})
+        self.list_lag_seconds = list_lag_seconds
+        self.run_details: RunDetails = run_details
         self._workflow_ids = {name: 71_000_001 + i for i, name in enumerate(self.workflows)}
         super().__init__()
 
@@ -231,6 +287,7 @@ class FakeGitHub(FakeServer):
             super().reset()
             self._variables: dict[str, _Variable] = {}
             self._dispatches: list[Dispatch] = []
+            self._runs: list[_Run] = []  # oldest first
             self._issues: list[_StoredIssue] = []
             self._labels: dict[str, tuple[int, str]] = {}  # lower-case name -> (id, name)
             self._commits: list[_Commit] = []  # oldest first; all on DEFAULT_BRANCH
@@ -268,6 +325,24 @@ class FakeGitHub(FakeServer):
             ]
 
     # ----------------------------------------------------------------- arranging state
+
+    def add_run(
+        self,
+        workflow: str,
+        *,
+        display_title: str,
+        event: str = "workflow_dispatch",
+        created_at: datetime | None = None,
+        listed: bool = True,
+    ) -> int:
+        """A run started some other way (by a person, another tool), titled ``display_title``;
+        listed at once unless ``listed`` is false (then after ``list_lag_seconds``). Returns its id."""
+        with self._lock:
+            name = self._find_workflow(workflow)
+            run = self._new_run(name, f"refs/heads/{DEFAULT_BRANCH}", event, display_title, created_at)
+            if listed:
+                run.listed_from = time.monotonic()
+            return run.id
 
     def set_file(self, path: str, content: bytes | str, message: str = "update") -> str:
         """Commit a new revision of ``path`` on the default branch; returns the commit sha."""
@@ -454,7 +529,13 @@ class FakeGitHub(FakeServer):
         if not isinstance(value, str):
             raise _validation_failed("Variable", "value")
         if name.upper() in self._variables:
-            raise _GitHubError(409, "Already exists - Variable already exists")
+            # GitHub's answer, body and all (PyGithub raises a plain GithubException with status 409).
+            raise _GitHubError(
+                409,
+                "Already exists - Variable already exists",
+                documentation_url=f"{DOCS_URL}/actions/variables#create-a-repository-variable",
+                status="409",
+            )
         now = _now()
         self._variables[name.upper()] = _Variable(name.upper(), value, now, now)
         return Response(201, {})
@@ -487,13 +568,18 @@ class FakeGitHub(FakeServer):
                 return name
         raise _not_found()
 
+    @staticmethod
+    def _workflow_name(file_name: str) -> str:
+        """The workflow's ``name:`` (its file name without the extension, as responder's workflows have it)."""
+        return file_name.rsplit(".", 1)[0]
+
     def _workflow_json(self, name: str) -> dict[str, Any]:
         workflow_id = self._workflow_ids[name]
         path = f".github/workflows/{name}"
         return {
             "id": workflow_id,
             "node_id": f"W_fake{workflow_id}",
-            "name": name.rsplit(".", 1)[0],
+            "name": self._workflow_name(name),
             "path": path,
             "state": "active",
             "created_at": "2024-01-01T00:00:00Z",
@@ -509,6 +595,8 @@ class FakeGitHub(FakeServer):
     def _dispatch_workflow(self, req: Request, workflow: str) -> Response:
         name = self._find_workflow(workflow)
         body = self._body_dict(req)
+        if "return_run_details" in body and self.run_details == "rejected":
+            raise _GitHubError(422, 'Invalid request.\n\n"return_run_details" is not a permitted key.')
         ref = body.get("ref")
         if not isinstance(ref, str) or not ref:
             raise _GitHubError(422, 'Invalid request.\n\n"ref" wasn\'t supplied.')
@@ -520,37 +608,89 @@ class FakeGitHub(FakeServer):
         unexpected = sorted(set(inputs) - self.workflows[name])
         if unexpected:
             raise _GitHubError(422, f"Unexpected inputs provided: {json.dumps(unexpected)}")
-        run_id = next(self._run_ids)
-        html_url = f"{self._html_repo}/actions/runs/{run_id}"
-        self._dispatches.append(Dispatch(name, ref, copy.deepcopy(inputs), run_id, html_url, _now()))
-        if body.get("return_run_details") is True:
-            run_url = f"{self._api_repo}/actions/runs/{run_id}"
-            return Response(200, {"workflow_run_id": run_id, "run_url": run_url, "html_url": html_url})
+        template = self.run_names.get(name)
+        title = _render_run_name(template, inputs) if template else self._workflow_name(name)
+        run = self._new_run(name, ref, "workflow_dispatch", title)
+        self._dispatches.append(
+            Dispatch(name, ref, copy.deepcopy(inputs), run.id, run.html_url, _iso(run.created_at), title)
+        )
+        if body.get("return_run_details") is True and self.run_details == "returned":
+            run_url = f"{self._api_repo}/actions/runs/{run.id}"
+            return Response(200, {"workflow_run_id": run.id, "run_url": run_url, "html_url": run.html_url})
         return Response(204)
 
+    def _new_run(
+        self, name: str, ref: str, event: str, display_title: str, created_at: datetime | None = None
+    ) -> _Run:
+        run_id = next(self._run_ids)
+        run = _Run(
+            id=run_id,
+            workflow=name,
+            ref=ref,
+            event=event,
+            display_title=display_title,
+            created_at=(created_at or datetime.now(UTC)).replace(microsecond=0),
+            listed_from=time.monotonic() + self.list_lag_seconds,
+            html_url=f"{self._html_repo}/actions/runs/{run_id}",
+        )
+        self._runs.append(run)
+        return run
+
+    def _run_json(self, run: _Run, number: int) -> dict[str, Any]:
+        created = _iso(run.created_at)
+        return {
+            "id": run.id,
+            "name": self._workflow_name(run.workflow),
+            "display_title": run.display_title,
+            "event": run.event,
+            "head_branch": run.ref.removeprefix("refs/heads/"),
+            "path": f".github/workflows/{run.workflow}",
+            "workflow_id": self._workflow_ids[run.workflow],
+            "run_number": number,
+            "run_attempt": 1,
+            "status": "queued",
+            "conclusion": None,
+            "created_at": created,
+            "updated_at": created,
+            "run_started_at": created,
+            "html_url": run.html_url,
+            "url": f"{self._api_repo}/actions/runs/{run.id}",
+        }
+
     def _list_workflow_runs(self, req: Request, workflow: str) -> Response:
-        """Runs created by dispatches, filtered by event, branch and ``created=>=ISO`` like GitHub."""
+        """Runs listed (``list_lag_seconds`` after their creation), newest first, filtered by event,
+        branch and ``created=>=ISO`` (or ``>ISO``) like GitHub."""
         name = self._find_workflow(workflow)
         event, branch, created = req.params.get("event"), req.params.get("branch"), req.params.get("created", "")
-        since = created.removeprefix(">=") if created.startswith(">=") else ""
+        after = self._created_filter(created)
+        now = time.monotonic()
+        numbers = {run.id: n for n, run in enumerate((r for r in self._runs if r.workflow == name), start=1)}
         runs = [
-            {
-                "id": d.run_id,
-                "name": name,
-                "event": "workflow_dispatch",
-                "head_branch": d.ref.removeprefix("refs/heads/"),
-                "status": "queued",
-                "created_at": d.created_at,
-                "html_url": d.html_url,
-                "url": f"{self._api_repo}/actions/runs/{d.run_id}",
-            }
-            for d in reversed(self._dispatches)
-            if d.workflow == name
-            and event in (None, "workflow_dispatch")
-            and branch in (None, d.ref.removeprefix("refs/heads/"))
-            and (not since or d.created_at >= since)
+            self._run_json(run, numbers[run.id])
+            for run in sorted(self._runs, key=lambda r: (r.created_at, r.id), reverse=True)
+            if run.workflow == name
+            and run.listed_from <= now
+            and event in (None, run.event)
+            and branch in (None, run.ref.removeprefix("refs/heads/"))
+            and after(run.created_at)
         ]
         return self._paginate(req, runs, wrap="workflow_runs")
+
+    @staticmethod
+    def _created_filter(created: str) -> Callable[[datetime], bool]:
+        """The test a run's created_at must pass for ``created`` (``>=ISO``, ``>ISO`` or empty)."""
+        if not created:
+            return lambda moment: True
+        operator, stamp = (">=", created[2:]) if created.startswith(">=") else (">", created[1:])
+        if not created.startswith(">"):
+            raise _validation_failed("WorkflowRun", "created", "invalid")
+        try:
+            bound = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            raise _validation_failed("WorkflowRun", "created", "invalid") from None
+        if bound.tzinfo is None:
+            bound = bound.replace(tzinfo=UTC)
+        return (lambda moment: moment >= bound) if operator == ">=" else (lambda moment: moment > bound)
 
     # ----------------------------------------------------------------- contents and commits
 
