@@ -7,12 +7,14 @@ makes, so that tests built on the fake exercise PyGithub's real request/response
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import github
@@ -247,6 +249,189 @@ def test_unknown_workflow_is_not_found(repo: Any) -> None:
     """Looking up a workflow file that does not exist raises UnknownObjectException."""
     with pytest.raises(github.UnknownObjectException):
         repo.get_workflow("deploy.yml")
+
+
+# --------------------------------------------------------------------------- run progress and artifacts
+
+
+def api_get(fake: FakeGitHub, path: str, **headers: str) -> requests.Response:
+    """A GET on the fake's API with the token, redirects not followed."""
+    return requests.get(
+        f"{fake.url}{path}",
+        headers={"Authorization": f"token {fake.token}", **headers},
+        allow_redirects=False,
+        timeout=5,
+    )
+
+
+def test_a_run_moves_from_queued_through_in_progress_to_completed() -> None:
+    """A run is queued, then in progress, then completed with a conclusion; updated_at and run_started_at follow."""
+    with FakeGitHub(queued_seconds=1.0, running_seconds=1.0) as fake:
+        repo = make_client(fake).get_repo(fake.full_name)
+        run_id = fake.add_run(GOVERNANCE, display_title="manual")
+        queued = repo.get_workflow_run(run_id)
+        time.sleep(1.1)
+        running = repo.get_workflow_run(run_id)
+        time.sleep(1.0)
+        done = repo.get_workflow_run(run_id)
+
+    assert [("queued", None), ("in_progress", None), ("completed", "success")] == [
+        (run.status, run.conclusion) for run in (queued, running, done)
+    ]
+    assert queued.created_at == queued.updated_at == queued.run_started_at
+    assert running.run_started_at == running.updated_at == queued.created_at + timedelta(seconds=1)
+    assert done.updated_at == queued.created_at + timedelta(seconds=2)
+
+
+def test_conclusions_come_from_the_run_or_else_its_workflow() -> None:
+    """A run's own conclusion (add_run or set_conclusion) wins over its workflow's; the default is success."""
+    conclusions = {GOVERNANCE: "failure"}
+    with FakeGitHub(queued_seconds=0, running_seconds=0, conclusions=conclusions, list_lag_seconds=0) as fake:
+        repo = make_client(fake).get_repo(fake.full_name)
+        by_workflow = fake.add_run(GOVERNANCE, display_title="a")
+        by_run = fake.add_run(GOVERNANCE, display_title="b", conclusion="cancelled")
+        repo.get_workflow("model-retraining.yml").create_dispatch("main", INPUTS, throw=True)
+        dispatched = fake.dispatches[0].run_id
+        fake.set_conclusion(dispatched, "timed_out")
+        other = fake.add_run("model-retraining.yml", display_title="c")
+
+        assert ["failure", "cancelled", "timed_out", "success"] == [
+            repo.get_workflow_run(run_id).conclusion for run_id in (by_workflow, by_run, dispatched, other)
+        ]
+
+
+def test_a_run_answers_304_to_its_current_etag_without_spending_rate_limit(fake: FakeGitHub) -> None:
+    """GET a run carries a weak ETag; If-None-Match with it (weak or not) answers 304 with no body, counted per path."""
+    run_id = fake.add_run(GOVERNANCE, display_title="manual")
+    path = f"/repos/acme/ml-platform/actions/runs/{run_id}"
+    first = api_get(fake, path)
+    etag = first.headers["ETag"]
+
+    weak = api_get(fake, path, **{"If-None-Match": etag})
+    strong = api_get(fake, path, **{"If-None-Match": etag.removeprefix("W/")})
+    other = api_get(fake, path, **{"If-None-Match": 'W/"something-else"'})
+
+    assert (200, True) == (first.status_code, etag.startswith('W/"'))
+    assert [(304, b"", etag), (304, b"", etag), (200, etag)] == [
+        (weak.status_code, weak.content, weak.headers["ETag"]),
+        (strong.status_code, strong.content, strong.headers["ETag"]),
+        (other.status_code, other.headers["ETag"]),
+    ]
+    assert first.headers["X-RateLimit-Remaining"] == weak.headers["X-RateLimit-Remaining"]
+    assert (4, 2) == (fake.path_counts[path].requests, fake.path_counts[path].not_modified)
+
+
+def test_a_run_changes_its_etag_when_it_changes_state() -> None:
+    """Once the run moves on, the old ETag no longer matches: the client gets the new state."""
+    with FakeGitHub(queued_seconds=0.2, running_seconds=10) as fake:
+        run_id = fake.add_run(GOVERNANCE, display_title="manual")
+        path = f"/repos/acme/ml-platform/actions/runs/{run_id}"
+        etag = api_get(fake, path).headers["ETag"]
+        time.sleep(0.3)
+        later = api_get(fake, path, **{"If-None-Match": etag})
+
+    assert (200, "in_progress") == (later.status_code, later.json()["status"])
+    assert etag != later.headers["ETag"]
+
+
+def test_run_artifacts_are_listed_in_githubs_shape(fake: FakeGitHub, repo: Any) -> None:
+    """PyGithub lists a run's artifacts with their id, name, size, expiry and download URL."""
+    run_id = fake.add_run(GOVERNANCE, display_title="manual")
+    artifact_id = fake.add_artifact(run_id, "model-integrity.json", {"model-integrity.json": {"status": "pass"}})
+    fake.add_artifact(run_id, "bias-report.json", {"bias-report.json": {"status": "fail"}}, expired=True)
+
+    artifacts = list(repo.get_workflow_run(run_id).get_artifacts())
+
+    assert [("model-integrity.json", False), ("bias-report.json", True)] == [(a.name, a.expired) for a in artifacts]
+    assert artifact_id == artifacts[0].id
+    assert artifacts[0].archive_download_url == f"{fake.url}/repos/acme/ml-platform/actions/artifacts/{artifact_id}/zip"
+    assert artifacts[0].size_in_bytes > 0
+    assert artifacts[0].workflow_run.id == run_id
+
+
+def test_an_artifact_zip_redirects_to_another_origin_that_serves_it_without_authorization(fake: FakeGitHub) -> None:
+    """The zip endpoint answers 302 to a signed link on the storage server, which serves the zip to a bare GET."""
+    run_id = fake.add_run(GOVERNANCE, display_title="manual")
+    artifact_id = fake.add_artifact(run_id, "model-integrity.json", {"model-integrity.json": {"status": "pass"}})
+
+    redirect = api_get(fake, f"/repos/acme/ml-platform/actions/artifacts/{artifact_id}/zip")
+    location = redirect.headers["Location"]
+    download = requests.get(location, timeout=5)
+
+    assert 302 == redirect.status_code
+    assert location.startswith(fake.storage_url + "/") and not location.startswith(fake.url)
+    assert "sig=" in location and "se=" in location
+    assert (200, "application/zip") == (download.status_code, download.headers["Content-Type"])
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+        assert {"status": "pass"} == json.loads(archive.read("model-integrity.json"))
+    assert [(None, 200)] == [(r.authorization, r.status) for r in fake.storage_requests]
+
+
+def test_storage_refuses_a_request_that_carries_authorization(fake: FakeGitHub) -> None:
+    """Like Azure blob storage, the storage answers 400 to a signed link sent with an Authorization header."""
+    run_id = fake.add_run(GOVERNANCE, display_title="manual")
+    artifact_id = fake.add_artifact(run_id, "a", {"a.json": {"status": "pass"}})
+    location = api_get(fake, f"/repos/acme/ml-platform/actions/artifacts/{artifact_id}/zip").headers["Location"]
+
+    refused = requests.get(location, headers={"Authorization": f"token {fake.token}"}, timeout=5)
+
+    assert (400, "InvalidAuthenticationInfo") == (refused.status_code, refused.text.split("<Code>")[1].split("<")[0])
+    assert [(f"token {fake.token}", 400)] == [(r.authorization, r.status) for r in fake.storage_requests]
+
+
+def test_requests_drops_authorization_when_following_the_redirect(fake: FakeGitHub) -> None:
+    """requests strips Authorization on a redirect to another port (should_strip_auth), so the download works."""
+    run_id = fake.add_run(GOVERNANCE, display_title="manual")
+    artifact_id = fake.add_artifact(run_id, "a", {"a.json": {"status": "pass"}})
+
+    followed = requests.get(
+        f"{fake.url}/repos/acme/ml-platform/actions/artifacts/{artifact_id}/zip",
+        headers={"Authorization": f"token {fake.token}"},
+        timeout=5,
+    )
+
+    assert 200 == followed.status_code
+    assert [None] == [r.authorization for r in fake.storage_requests]
+
+
+def test_storage_refuses_an_expired_or_unknown_link() -> None:
+    """A link past artifact_link_seconds, or one the fake never signed, answers 403."""
+    with FakeGitHub(artifact_link_seconds=0.1) as fake:
+        run_id = fake.add_run(GOVERNANCE, display_title="manual")
+        artifact_id = fake.add_artifact(run_id, "a", {"a.json": {"status": "pass"}})
+        location = api_get(fake, f"/repos/acme/ml-platform/actions/artifacts/{artifact_id}/zip").headers["Location"]
+        time.sleep(0.2)
+
+        expired = requests.get(location, timeout=5)
+        forged = requests.get(location.replace("sig=", "sig=x"), timeout=5)
+
+    assert [403, 403] == [expired.status_code, forged.status_code]
+    assert "Signature not valid in the specified time frame." in expired.text
+
+
+def test_an_expired_artifact_answers_410(fake: FakeGitHub) -> None:
+    """Downloading an artifact past its retention answers 410 "Artifact has expired"."""
+    run_id = fake.add_run(GOVERNANCE, display_title="manual")
+    artifact_id = fake.add_artifact(run_id, "a", {"a.json": {"status": "pass"}})
+    fake.expire_artifacts()
+
+    gone = api_get(fake, f"/repos/acme/ml-platform/actions/artifacts/{artifact_id}/zip")
+
+    assert (410, "Artifact has expired") == (gone.status_code, gone.json()["message"])
+    assert fake.storage_requests == []
+
+
+def test_reset_forgets_artifacts_storage_requests_and_counts(fake: FakeGitHub) -> None:
+    """reset() also forgets artifacts, download links, storage requests and per-path counts."""
+    run_id = fake.add_run(GOVERNANCE, display_title="manual")
+    artifact_id = fake.add_artifact(run_id, "a", {"a.json": {"status": "pass"}})
+    location = api_get(fake, f"/repos/acme/ml-platform/actions/artifacts/{artifact_id}/zip").headers["Location"]
+    requests.get(location, timeout=5)
+
+    fake.reset()
+
+    assert ({}, []) == (fake.path_counts, fake.storage_requests)
+    assert 403 == requests.get(location, timeout=5).status_code
 
 
 # --------------------------------------------------------------------------- contents and commits

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -37,6 +37,69 @@ class WorkflowRunRef:
     display_title: str = ""  # rendered from the workflow's run-name; its name when it has none
     workflow_name: str = ""
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """A workflow run as GitHub last described it."""
+
+    run_id: int
+    workflow: str  # the workflow's file name, e.g. "model-governance.yml"
+    html_url: str
+    status: str  # queued, in_progress or completed (also requested, waiting, pending)
+    conclusion: str | None  # once completed: success, failure, cancelled, timed_out, ...
+    created_at: datetime
+    updated_at: datetime
+    run_started_at: datetime | None
+    etag: str | None  # give it back to the next poll: an unchanged run then costs no rate limit
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+
+@dataclass(frozen=True)
+class NotModified:
+    """The run is as it was when ``etag`` was served (GitHub answered 304)."""
+
+    etag: str
+
+
+Scalar = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class EvidenceFile:
+    """One file of an artifact: a JSON object's top-level ``status`` and a few scalar fields."""
+
+    name: str
+    status: str | None = None  # its top-level "status", when that is a string
+    fields: dict[str, Scalar] = field(default_factory=dict)  # other top-level scalars, first few, in order
+    reason: str | None = None  # why it was not read (not JSON, invalid, too large); None when read
+
+
+@dataclass(frozen=True)
+class ArtifactSummary:
+    """An artifact of a run: named always, summarised when it could be read."""
+
+    name: str
+    size_in_bytes: int
+    status: str | None = None  # the status its files agree on; None when none has one, or they differ
+    files: tuple[EvidenceFile, ...] = ()
+    reason: str | None = None  # why it was not read (expired, too large, link refused); None when read
+    omitted_files: int = 0  # files beyond the summary's limit, named nowhere
+
+
+class WorkflowRunReader(Protocol):
+    """Following a dispatched run: its state, then the evidence it uploaded. Reads only: safe to retry."""
+
+    def poll(self, run_id: int, etag: str | None = None) -> RunSnapshot | NotModified:
+        """The run now, or NotModified when it is as ``etag`` described it."""
+        ...
+
+    def artifacts(self, run_id: int) -> list[ArtifactSummary]:
+        """Each artifact of the run, downloaded and summarised within the reader's size limits."""
+        ...
 
 
 class GitHubGateway(Protocol):

@@ -32,6 +32,19 @@ What is faked, and how closely:
   ``run_url`` and ``html_url`` as GitHub.com does; ``run_details="ignored"`` answers 204
   like a GitHub Enterprise Server that ignores the field, ``"rejected"`` answers 422 like
   one that refuses it.
+* A run moves ``queued`` -> ``in_progress`` -> ``completed`` as time passes
+  (``queued_seconds``, then ``running_seconds``), then carries its conclusion: the one given
+  to :meth:`FakeGitHub.add_run` or :meth:`FakeGitHub.set_conclusion`, else its workflow's in
+  ``conclusions``, else ``success``. ``updated_at`` and ``run_started_at`` follow the moves.
+  ``GET .../actions/runs/{id}`` carries a weak ``ETag`` and answers ``304 Not Modified`` (no
+  body, no rate limit spent) to an ``If-None-Match`` naming the current one;
+  :attr:`FakeGitHub.path_counts` counts requests and 304s per path.
+* Artifacts: :meth:`FakeGitHub.add_artifact` attaches files to a run (the fake zips them).
+  ``GET .../artifacts/{id}/zip`` answers ``302`` to a signed link on a second server, the
+  artifact storage (another port: another origin), valid ``artifact_link_seconds`` (GitHub:
+  one minute); an expired artifact answers ``410``. Like Azure blob storage, the storage
+  refuses a request that carries an ``Authorization`` header (400) or an expired or unknown
+  link (403); :attr:`FakeGitHub.storage_requests` records what it received.
 
 Endpoints (relative to ``prefix``; ``{o}/{r}`` is the one repository)::
 
@@ -44,6 +57,9 @@ Endpoints (relative to ``prefix``; ``{o}/{r}`` is the one repository)::
     GET    /repos/{o}/{r}/actions/workflows/{file_name_or_id}
     POST   /repos/{o}/{r}/actions/workflows/{file_name_or_id}/dispatches
     GET    /repos/{o}/{r}/actions/workflows/{file_name_or_id}/runs?event=&branch=&created=
+    GET    /repos/{o}/{r}/actions/runs/{run_id}                   (ETag, If-None-Match -> 304)
+    GET    /repos/{o}/{r}/actions/runs/{run_id}/artifacts
+    GET    /repos/{o}/{r}/actions/artifacts/{artifact_id}/zip     (302 to the storage server)
     GET    /repos/{o}/{r}/contents/{path}?ref=
     GET    /repos/{o}/{r}/commits?path=&sha=
     GET    /repos/{o}/{r}/issues?state=&labels=
@@ -54,7 +70,7 @@ Endpoints (relative to ``prefix``; ``{o}/{r}`` is the one repository)::
     POST   /repos/{o}/{r}/issues/{n}/comments
 
 Stdlib only; the server, the request pipeline, request recording and fault injection
-come from :mod:`tests.fakes.server`.
+come from :mod:`tests.fakes.server` (the artifact storage is a plain server of its own).
 """
 
 from __future__ import annotations
@@ -62,16 +78,23 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import hmac
+import io
 import itertools
 import json
 import re
+import sys
+import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal, Self
 
 from tests.fakes.server import ApiError, FakeServer, Request, Response, route
 from tests.fakes.server import Recorded as Recorded  # re-exported: one request the fake received
@@ -90,6 +113,10 @@ DEFAULT_WORKFLOWS: dict[str, set[str]] = {
 # dispatched run from it, and responder attributes a run to a model by the MODEL_ID in the title.
 RUN_NAME = "<workflow> ${{ inputs.MODEL_ID }} ${{ inputs.MODEL_VERSION }} (${{ inputs.REASON }})"
 DEFAULT_LIST_LAG_SECONDS = 2.0
+DEFAULT_QUEUED_SECONDS = 1.0  # how long a new run waits for a runner
+DEFAULT_RUNNING_SECONDS = 5.0  # then how long it runs before it completes
+ARTIFACT_LINK_SECONDS = 60.0  # GitHub: the download link "expires after 1 minute"
+ARTIFACT_RETENTION_DAYS = 90  # the retention-days of responder's workflows
 RunDetails = Literal["returned", "ignored", "rejected"]
 RATE_LIMIT = 5000
 DEFAULT_PER_PAGE = 30
@@ -111,6 +138,23 @@ class Dispatch:
     html_url: str
     created_at: str = ""  # ISO 8601, when the fake accepted it
     display_title: str = ""  # the run's title: its workflow's run-name, rendered
+
+
+@dataclass(frozen=True)
+class PathCounts:
+    """Requests the fake answered for one path (no query string), and how many of them were 304s."""
+
+    requests: int
+    not_modified: int
+
+
+@dataclass(frozen=True)
+class StorageRequest:
+    """One request the artifact storage server received."""
+
+    path: str  # with the query string
+    authorization: str | None  # the Authorization header, if the client sent one (it must not)
+    status: int
 
 
 @dataclass(frozen=True)
@@ -143,6 +187,21 @@ _RUN_NAME_INPUT = re.compile(r"\$\{\{\s*inputs\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}
 def _render_run_name(template: str, inputs: dict[str, Any]) -> str:
     """A run-name with its ``${{ inputs.X }}`` expressions replaced (a missing input is empty, as in Actions)."""
     return _RUN_NAME_INPUT.sub(lambda m: str(inputs.get(m.group(1), "")), template)
+
+
+def _etag_matches(headers: Mapping[str, str], etag: str) -> bool:
+    """Whether the request's If-None-Match names ``etag`` (a weak comparison, as for GET)."""
+    wanted = next((value for name, value in headers.items() if name.lower() == "if-none-match"), None)
+    if wanted is None:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in wanted.split(",")}
+    return "*" in tags or etag.removeprefix("W/") in tags
+
+
+def _storage_error(status: int, code: str, message: str) -> tuple[int, bytes, str]:
+    """An Azure blob storage error answer."""
+    body = f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'
+    return status, body.encode(), "application/xml"
 
 
 def _sha1(data: bytes) -> str:
@@ -189,6 +248,30 @@ class _Run:
     created_at: datetime
     listed_from: float  # time.monotonic() from which the runs list shows it
     html_url: str
+    born: float = 0.0  # time.monotonic() at creation; the status follows from the time since
+    queued_seconds: float = DEFAULT_QUEUED_SECONDS
+    running_seconds: float = DEFAULT_RUNNING_SECONDS
+    conclusion: str | None = None  # None: its workflow's conclusion (FakeGitHub.conclusions)
+
+    def progress(self, now: float) -> tuple[str, float]:
+        """``(status, seconds after creation it entered that status)`` at monotonic time ``now``."""
+        elapsed = now - self.born
+        if elapsed < self.queued_seconds:
+            return "queued", 0.0
+        if elapsed < self.queued_seconds + self.running_seconds:
+            return "in_progress", self.queued_seconds
+        return "completed", self.queued_seconds + self.running_seconds
+
+
+@dataclass
+class _Artifact:
+    id: int
+    run_id: int
+    name: str
+    archive: bytes  # the zip GitHub serves
+    size_in_bytes: int
+    expired: bool
+    created_at: datetime
 
 
 @dataclass
@@ -248,12 +331,20 @@ class FakeGitHub(FakeServer):
         run_names: dict[str, str | None] | None = None,
         list_lag_seconds: float = DEFAULT_LIST_LAG_SECONDS,
         run_details: RunDetails = "returned",
+        queued_seconds: float = DEFAULT_QUEUED_SECONDS,
+        running_seconds: float = DEFAULT_RUNNING_SECONDS,
+        conclusions: dict[str, str] | None = None,
+        artifact_link_seconds: float = ARTIFACT_LINK_SECONDS,
     ) -> None:
         """``run_names``: a workflow's ``run-name`` template (None: it has none); by default every
         workflow follows :data:`RUN_NAME`. ``list_lag_seconds``: how long after its dispatch a run
         shows in the runs list. ``run_details``: how a dispatch with ``return_run_details`` is
         answered: "returned" (GitHub.com: 200 with the run), "ignored" (a GHES answering 204),
-        "rejected" (a GHES answering 422). The three may be changed on a running fake."""
+        "rejected" (a GHES answering 422). The three may be changed on a running fake.
+        ``queued_seconds``/``running_seconds``: how long a new run is queued, then in progress;
+        ``conclusions``: a workflow's conclusion when its runs complete (default ``success``);
+        ``artifact_link_seconds``: how long an artifact's download link works. These apply to runs
+        and links made after a change on a running fake."""
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError(f"prefix must look like '/api/v3', got {prefix!r}")
         self.token = token
@@ -269,8 +360,29 @@ class FakeGitHub(FakeServer):
         self.run_names.update(run_names or {})
         self.list_lag_seconds = list_lag_seconds
         self.run_details: RunDetails = run_details
+        self.queued_seconds = queued_seconds
+        self.running_seconds = running_seconds
+        self.conclusions: dict[str, str] = dict(conclusions or {})
+        self.artifact_link_seconds = artifact_link_seconds
         self._workflow_ids = {name: 71_000_001 + i for i, name in enumerate(self.workflows)}
+        self._storage: _StorageServer | None = None
+        self._link_key = uuid.uuid4().bytes  # signs the storage links, as an account key would
         super().__init__()
+
+    def start(self) -> Self:
+        """Start the API server and the artifact storage server (a socket of its own)."""
+        super().start()
+        with self._lock:
+            if self._storage is None:
+                self._storage = _StorageServer(self)
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            storage, self._storage = self._storage, None
+        if storage is not None:
+            storage.stop()
+        super().stop()
 
     @property
     def url(self) -> str:
@@ -280,6 +392,13 @@ class FakeGitHub(FakeServer):
     @property
     def full_name(self) -> str:
         return f"{self.owner}/{self.repo}"
+
+    @property
+    def storage_url(self) -> str:
+        """Base URL of the artifact storage server (another port than :attr:`url`: another origin)."""
+        if self._storage is None:
+            raise RuntimeError("FakeGitHub is not started")
+        return self._storage.url
 
     def reset(self) -> None:
         """Forget everything the repository holds and every request and fault; keep the server running."""
@@ -293,6 +412,13 @@ class FakeGitHub(FakeServer):
             self._commits: list[_Commit] = []  # oldest first; all on DEFAULT_BRANCH
             self._ids = itertools.count(1001)
             self._run_ids = itertools.count(9_000_000_001)
+            self._artifacts: list[_Artifact] = []
+            self._artifact_ids = itertools.count(4_000_000_001)
+            self._links: dict[str, tuple[int, float]] = {}  # signature -> (artifact id, monotonic expiry)
+            self._storage_requests: list[StorageRequest] = []
+            self._storage_faults: list[int] = []  # statuses the next storage requests answer
+            self._path_counts: Counter[str] = Counter()
+            self._not_modified_counts: Counter[str] = Counter()
             self._rate_remaining = RATE_LIMIT
             self._rate_reset = int(time.time()) + 3600
 
@@ -307,6 +433,25 @@ class FakeGitHub(FakeServer):
     def dispatches(self) -> list[Dispatch]:
         with self._lock:
             return copy.deepcopy(self._dispatches)
+
+    @property
+    def path_counts(self) -> dict[str, PathCounts]:
+        """Per path (without query string or prefix): requests answered, and how many were 304s."""
+        with self._lock:
+            return {
+                path: PathCounts(count, self._not_modified_counts[path]) for path, count in self._path_counts.items()
+            }
+
+    @property
+    def storage_requests(self) -> list[StorageRequest]:
+        with self._lock:
+            return list(self._storage_requests)
+
+    @property
+    def rate_remaining(self) -> int:
+        """The core rate limit left (a 304 does not spend any, as on GitHub)."""
+        with self._lock:
+            return self._rate_remaining
 
     @property
     def issues(self) -> list[Issue]:
@@ -334,15 +479,69 @@ class FakeGitHub(FakeServer):
         event: str = "workflow_dispatch",
         created_at: datetime | None = None,
         listed: bool = True,
+        conclusion: str | None = None,
+        queued_seconds: float | None = None,
+        running_seconds: float | None = None,
     ) -> int:
         """A run started some other way (by a person, another tool), titled ``display_title``;
-        listed at once unless ``listed`` is false (then after ``list_lag_seconds``). Returns its id."""
+        listed at once unless ``listed`` is false (then after ``list_lag_seconds``). ``conclusion``
+        and the durations default to the fake's (see the constructor). Returns its id."""
         with self._lock:
             name = self._find_workflow(workflow)
             run = self._new_run(name, f"refs/heads/{DEFAULT_BRANCH}", event, display_title, created_at)
             if listed:
                 run.listed_from = time.monotonic()
+            run.conclusion = conclusion
+            if queued_seconds is not None:
+                run.queued_seconds = queued_seconds
+            if running_seconds is not None:
+                run.running_seconds = running_seconds
             return run.id
+
+    def set_conclusion(self, run_id: int, conclusion: str) -> None:
+        """The conclusion run ``run_id`` has (or will have) once completed: success, failure, cancelled..."""
+        with self._lock:
+            self._find_run(str(run_id)).conclusion = conclusion
+
+    def add_artifact(
+        self,
+        run_id: int,
+        name: str,
+        files: Mapping[str, bytes | str | dict[str, Any]] | bytes,
+        *,
+        expired: bool = False,
+        size_in_bytes: int | None = None,
+    ) -> int:
+        """Attach an artifact to a run: ``files`` (file name -> content; a dict is written as JSON) zipped,
+        or the bytes to serve as they are (a damaged archive). ``size_in_bytes`` overrides the size the
+        listing shows (default: the archive's). Returns its id."""
+        if isinstance(files, bytes):
+            archive_bytes = files
+        else:
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                for file_name, content in files.items():
+                    data = json.dumps(content, indent=2) if isinstance(content, dict) else content
+                    archive.writestr(file_name, data)
+            archive_bytes = buffer.getvalue()
+        with self._lock:
+            run = self._find_run(str(run_id))
+            size = len(archive_bytes) if size_in_bytes is None else size_in_bytes
+            created = run.created_at + timedelta(seconds=run.queued_seconds)
+            artifact = _Artifact(next(self._artifact_ids), run.id, name, archive_bytes, size, expired, created)
+            self._artifacts.append(artifact)
+            return artifact.id
+
+    def expire_artifacts(self) -> None:
+        """Every artifact is past its retention: listed as expired, its zip answers 410."""
+        with self._lock:
+            for artifact in self._artifacts:
+                artifact.expired = True
+
+    def fail_storage_next(self, status: int = 503, *, times: int = 1) -> None:
+        """The next ``times`` requests to the artifact storage answer ``status``."""
+        with self._lock:
+            self._storage_faults.extend([status] * times)
 
     def set_file(self, path: str, content: bytes | str, message: str = "update") -> str:
         """Commit a new revision of ``path`` on the default branch; returns the commit sha."""
@@ -360,6 +559,15 @@ class FakeGitHub(FakeServer):
         return self.set_file(MANIFEST_PATH, json.dumps(manifest, indent=2), message="update model manifest")
 
     # ----------------------------------------------------------------- request pipeline hooks
+
+    def _handle(self, method: str, target: str, headers: dict[str, str], raw_body: bytes) -> tuple[Response, float]:
+        response, delay = super()._handle(method, target, headers, raw_body)
+        path = self._local_path(urllib.parse.urlsplit(target).path)
+        with self._lock:
+            self._path_counts[path] += 1
+            if response.status == 304:
+                self._not_modified_counts[path] += 1
+        return response, delay
 
     def _local_path(self, path: str) -> str:
         """The path without the prefix (paths outside it are refused by _admit)."""
@@ -632,12 +840,27 @@ class FakeGitHub(FakeServer):
             created_at=(created_at or datetime.now(UTC)).replace(microsecond=0),
             listed_from=time.monotonic() + self.list_lag_seconds,
             html_url=f"{self._html_repo}/actions/runs/{run_id}",
+            born=time.monotonic(),
+            queued_seconds=self.queued_seconds,
+            running_seconds=self.running_seconds,
         )
         self._runs.append(run)
         return run
 
+    def _find_run(self, run_id: str) -> _Run:
+        for run in self._runs:
+            if str(run.id) == run_id:
+                return run
+        raise _not_found()
+
+    def _run_number(self, run: _Run) -> int:
+        return [r.id for r in self._runs if r.workflow == run.workflow].index(run.id) + 1
+
     def _run_json(self, run: _Run, number: int) -> dict[str, Any]:
+        status, entered = run.progress(time.monotonic())
         created = _iso(run.created_at)
+        started = created if status == "queued" else _iso(run.created_at + timedelta(seconds=run.queued_seconds))
+        conclusion = run.conclusion or self.conclusions.get(run.workflow, "success")
         return {
             "id": run.id,
             "name": self._workflow_name(run.workflow),
@@ -648,14 +871,112 @@ class FakeGitHub(FakeServer):
             "workflow_id": self._workflow_ids[run.workflow],
             "run_number": number,
             "run_attempt": 1,
-            "status": "queued",
-            "conclusion": None,
+            "status": status,
+            "conclusion": conclusion if status == "completed" else None,
             "created_at": created,
-            "updated_at": created,
-            "run_started_at": created,
+            "updated_at": _iso(run.created_at + timedelta(seconds=entered)),
+            "run_started_at": started,
             "html_url": run.html_url,
             "url": f"{self._api_repo}/actions/runs/{run.id}",
+            "artifacts_url": f"{self._api_repo}/actions/runs/{run.id}/artifacts",
         }
+
+    def _get_run(self, req: Request, run_id: str) -> Response:
+        """The run, with a weak ETag; 304 without a body (and without spending rate limit) when
+        ``If-None-Match`` names the current ETag."""
+        run = self._find_run(run_id)
+        body = self._run_json(run, self._run_number(run))
+        etag = 'W/"' + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest() + '"'
+        if _etag_matches(req.headers, etag):
+            self._rate_remaining = min(RATE_LIMIT, self._rate_remaining + 1)
+            return Response(304, None, {"ETag": etag})
+        return Response(200, body, {"ETag": etag, "Cache-Control": "private, max-age=60, s-maxage=60"})
+
+    # ----------------------------------------------------------------- artifacts
+
+    def _artifact_json(self, artifact: _Artifact) -> dict[str, Any]:
+        url = f"{self._api_repo}/actions/artifacts/{artifact.id}"
+        head_sha = _sha1(str(artifact.run_id).encode())
+        return {
+            "id": artifact.id,
+            "node_id": f"MDg6QXJ0aWZhY3Q{artifact.id}",
+            "name": artifact.name,
+            "size_in_bytes": artifact.size_in_bytes,
+            "url": url,
+            "archive_download_url": f"{url}/zip",
+            "expired": artifact.expired,
+            "digest": "sha256:" + hashlib.sha256(artifact.archive).hexdigest(),
+            "created_at": _iso(artifact.created_at),
+            "updated_at": _iso(artifact.created_at),
+            "expires_at": _iso(artifact.created_at + timedelta(days=ARTIFACT_RETENTION_DAYS)),
+            "workflow_run": {
+                "id": artifact.run_id,
+                "repository_id": 500_001,
+                "head_repository_id": 500_001,
+                "head_branch": DEFAULT_BRANCH,
+                "head_sha": head_sha,
+            },
+        }
+
+    def _list_run_artifacts(self, req: Request, run_id: str) -> Response:
+        run = self._find_run(run_id)
+        artifacts = [self._artifact_json(a) for a in self._artifacts if a.run_id == run.id]
+        return self._paginate(req, artifacts, wrap="artifacts")
+
+    def _download_artifact(self, req: Request, artifact_id: str) -> Response:
+        """302 to a signed, short-lived link on the storage server; 410 once the artifact expired."""
+        artifact = next((a for a in self._artifacts if str(a.id) == artifact_id), None)
+        if artifact is None:
+            raise _not_found()
+        if artifact.expired:
+            raise _GitHubError(410, "Artifact has expired")
+        if self._storage is None:
+            raise _GitHubError(503, "artifact storage is not running")
+        now = datetime.now(UTC)
+        start, expiry = _iso(now - timedelta(minutes=5)), _iso(now + timedelta(seconds=self.artifact_link_seconds))
+        blob = f"/actions-results/{uuid.uuid4()}/artifacts/{artifact.id}.zip"
+        signed = f"{blob}\n{start}\n{expiry}".encode()
+        signature = base64.b64encode(hmac.new(self._link_key, signed, hashlib.sha256).digest()).decode()
+        self._links[signature] = (artifact.id, time.monotonic() + self.artifact_link_seconds)
+        query = urllib.parse.urlencode(
+            {
+                "rscd": f'attachment; filename="{artifact.name}.zip"',
+                "se": expiry,
+                "sig": signature,
+                "sp": "r",
+                "spr": "https",
+                "sr": "b",
+                "st": start,
+                "sv": "2025-01-05",
+            }
+        )
+        return Response(302, None, {"Location": f"{self._storage.url}{blob}?{query}"})
+
+    def _storage_get(self, target: str, authorization: str | None) -> tuple[int, bytes, str]:
+        """What the storage server answers: ``(status, body, content type)``; the request is recorded."""
+        with self._lock:
+            status, body, content_type = self._storage_answer(target, authorization)
+            self._storage_requests.append(StorageRequest(target, authorization, status))
+            return status, body, content_type
+
+    def _storage_answer(self, target: str, authorization: str | None) -> tuple[int, bytes, str]:
+        if self._storage_faults:
+            status = self._storage_faults.pop(0)
+            return _storage_error(status, "ServerBusy", "The server is currently unable to respond.")
+        if authorization is not None:
+            # A signed link carries its own credentials; Azure refuses a request that brings others.
+            return _storage_error(
+                400, "InvalidAuthenticationInfo", "Authentication information is not given in the correct format."
+            )
+        split = urllib.parse.urlsplit(target)
+        signature = urllib.parse.parse_qs(split.query).get("sig", [""])[0]
+        artifact_id, expires = self._links.get(signature, (None, 0.0))
+        artifact = next((a for a in self._artifacts if a.id == artifact_id), None)
+        if artifact is None or not split.path.endswith(f"/{artifact.id}.zip"):
+            return _storage_error(403, "AuthenticationFailed", "Server failed to authenticate the request.")
+        if time.monotonic() >= expires:
+            return _storage_error(403, "AuthenticationFailed", "Signature not valid in the specified time frame.")
+        return 200, artifact.archive, "application/zip"
 
     def _list_workflow_runs(self, req: Request, workflow: str) -> Response:
         """Runs listed (``list_lag_seconds`` after their creation), newest first, filtered by event,
@@ -940,6 +1261,9 @@ class FakeGitHub(FakeServer):
         route("GET", _REPO + r"/actions/workflows/(?P<workflow>[^/]+)", _get_workflow),
         route("POST", _REPO + r"/actions/workflows/(?P<workflow>[^/]+)/dispatches", _dispatch_workflow),
         route("GET", _REPO + r"/actions/workflows/(?P<workflow>[^/]+)/runs", _list_workflow_runs),
+        route("GET", _REPO + r"/actions/runs/(?P<run_id>\d+)", _get_run),
+        route("GET", _REPO + r"/actions/runs/(?P<run_id>\d+)/artifacts", _list_run_artifacts),
+        route("GET", _REPO + r"/actions/artifacts/(?P<artifact_id>\d+)/zip", _download_artifact),
         route("GET", _REPO + r"/contents/(?P<path>.+)", _get_contents),
         route("GET", _REPO + r"/commits", _list_commits),
         route("GET", _REPO + r"/issues", _list_issues),
@@ -949,3 +1273,60 @@ class FakeGitHub(FakeServer):
         route("GET", _REPO + r"/issues/(?P<number>\d+)/comments", _list_comments),
         route("POST", _REPO + r"/issues/(?P<number>\d+)/comments", _create_comment),
     )
+
+
+# --------------------------------------------------------------------------- artifact storage
+
+
+class _StorageServer:
+    """The host an artifact's download link points at: a listening socket of its own (another
+    origin than the API), answering GET from :meth:`FakeGitHub._storage_get`."""
+
+    def __init__(self, fake: FakeGitHub) -> None:
+        self._server = _StorageHTTPServer(("127.0.0.1", 0), _StorageHandler)
+        self._server.fake = fake
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeArtifactStorage", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class _StorageHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeGitHub
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (one abandoning a download over its limit) is not an error of the fake."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _StorageHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _StorageHTTPServer
+
+    def do_GET(self) -> None:
+        status, body, content_type = self.server.fake._storage_get(self.path, self.headers.get("Authorization"))
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("x-ms-request-id", str(uuid.uuid4()))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped reading (e.g. a download over its size limit)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
