@@ -29,7 +29,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from github.Repository import Repository
@@ -117,12 +117,7 @@ class PyGithubRunReader:
             if status == 304:
                 return NotModified(etag=response_headers.get("etag") or etag or "")
             data = _checked(status, response_headers, body)
-        try:
-            run = _RunPayload.model_validate(data)
-        except ValidationError as exc:
-            raise PermanentError(
-                f"{action}: GitHub's answer is not a workflow run ({_first_error(exc)})", system=SYSTEM
-            ) from None
+        run = _validated(_RunPayload, data, action, "a workflow run")
         return RunSnapshot(
             run_id=run.id,
             workflow=run.path.rsplit("/", 1)[-1],
@@ -142,12 +137,7 @@ class PyGithubRunReader:
                 "GET", f"{self._run_url(run_id)}/artifacts", parameters={"per_page": self._limits.max_artifacts}
             )
             data = _checked(status, headers, body)
-        try:
-            listing = _ArtifactListPayload.model_validate(data)
-        except ValidationError as exc:
-            raise PermanentError(
-                f"{action}: GitHub's answer is not an artifact list ({_first_error(exc)})", system=SYSTEM
-            ) from None
+        listing = _validated(_ArtifactListPayload, data, action, "an artifact list")
         return [self._summarise(artifact) for artifact in listing.artifacts[: self._limits.max_artifacts]]
 
     # ----------------------------------------------------------------- one artifact
@@ -285,6 +275,17 @@ def _checked(status: int, headers: dict[str, Any], body: str) -> Any:
 
 def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
     return request
+
+
+_Payload = TypeVar("_Payload", bound=BaseModel)
+
+
+def _validated(model: type[_Payload], data: Any, action: str, what: str) -> _Payload:
+    """GitHub's answer read as ``model``; a PermanentError naming ``what`` it should have been."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise PermanentError(f"{action}: GitHub's answer is not {what} ({_first_error(exc)})", system=SYSTEM) from None
 
 
 def _first_error(exc: ValidationError) -> str:
