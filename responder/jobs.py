@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rq import Queue
 
+from responder import following
 from responder.errors import TransientError
 from responder.log import get_logger
 from responder.playbooks.runner import run_playbook
@@ -35,6 +36,9 @@ def current_runtime() -> Runtime:
 def run_playbook_job(run_id: str) -> str:
     """Run one attempt of a playbook run; returns the run's status.
 
+    Once the run has finished its steps, the workflow runs its dispatch steps started are
+    followed by scheduled follow jobs (``follow_workflow_run_job``).
+
     A transient failure (recorded on its step) schedules the next attempt after a backoff
     that honours the server's Retry-After, up to ``len(job_retry_intervals)`` retries; the
     last attempt records it as a failure instead. Completed steps are never run again.
@@ -44,10 +48,18 @@ def run_playbook_job(run_id: str) -> str:
     record = runtime.runs.get(run_id)
     attempts = record.attempts
     try:
-        return run_playbook(runtime, run_id, final_attempt=attempts >= len(intervals), record=record).status
+        record = run_playbook(runtime, run_id, final_attempt=attempts >= len(intervals), record=record)
+        following.start(runtime, record)
+        return record.status
     except TransientError as exc:
         delay = retry_delay(intervals, attempts + 1, exc.retry_after)
         queue = Queue(runtime.settings.queue, connection=runtime.redis)
         enqueue_run(queue, runtime.settings, run_id, job_id=f"{run_id}-retry{attempts + 1}", delay=delay)
         log.info("run.retry_scheduled", job_id=run_id, attempt=attempts + 2, delay_seconds=round(delay, 1))
         return "retrying"
+
+
+def follow_workflow_run_job(run_id: str, step: str, poll: int = 1) -> str:
+    """Poll number ``poll`` of the workflow run that step ``step`` of run ``run_id`` dispatched
+    (see ``responder.following``); schedules the next poll until the workflow run completes."""
+    return following.poll(current_runtime(), run_id, step, poll)

@@ -113,6 +113,16 @@ def run_text(record: RunRecord, *, colour: bool = False) -> str:
             lines.append(f"             {step.url}")
         if step.error:
             lines.append(f"             error: {step.error}")
+    if record.workflow_runs:
+        lines.append("  workflow runs:")
+    for run in record.workflow_runs:
+        state = run.status + (f"/{run.conclusion}" if run.conclusion else "")
+        lines.append(f"    {state:<20} {run.workflow or '-'} (step {run.step}) {run.html_url or run.run_id}")
+        if run.note:
+            lines.append(f"             {run.note}")
+        for artifact in run.artifacts:
+            read = artifact.status or (f"not read: {artifact.reason}" if artifact.reason else "no status")
+            lines.append(f"             artifact {artifact.name}: {read}")
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from responder.settings import Settings
 from responder.writeset import Arg, WriteSet
 
 JOB_FUNCTION = "responder.jobs.run_playbook_job"
+FOLLOW_FUNCTION = "responder.jobs.follow_workflow_run_job"
 MAX_RETRY_AFTER_SECONDS = 3600  # a server asking for more than an hour is not waited for blindly
 
 
@@ -45,6 +46,22 @@ def enqueue_run(
         queue.enqueue_in(timedelta(seconds=delay), JOB_FUNCTION, **options)
     else:
         queue.enqueue_call(JOB_FUNCTION, **options)
+
+
+def enqueue_follow(queue: Queue, settings: Settings, run_id: str, step: str, poll: int, *, delay: float) -> None:
+    """Schedule poll number ``poll`` of the workflow run that step ``step`` of run ``run_id`` started.
+
+    The job id names the poll, so queueing the same poll twice leaves one job. A follow job holds
+    no worker while it waits: it is a scheduled job, run by the worker's scheduler when due."""
+    queue.enqueue_in(
+        timedelta(seconds=delay),
+        FOLLOW_FUNCTION,
+        args=(run_id, step, poll),
+        job_id=f"{run_id}-follow-{step}-{poll}",
+        timeout=settings.job_timeout_seconds,
+        result_ttl=settings.dedup_retention_seconds,
+        failure_ttl=settings.dedup_retention_seconds,
+    )
 
 
 def listening_workers(redis: Redis, queue: str) -> int:

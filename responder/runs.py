@@ -66,6 +66,35 @@ class StepRecord(BaseModel):
         return self.status in ("ok", "planned") or (self.status == "skipped" and not self.blocked)
 
 
+class FollowedArtifact(BaseModel):
+    """An artifact of a followed workflow run, as its summary read it."""
+
+    name: str
+    status: str | None = None  # the status its files agree on; None when it has none
+    reason: str | None = None  # why it was not read; None when read
+
+
+class FollowedRun(BaseModel):
+    """A workflow run a dispatch step started (or adopted), as the follow jobs last saw it."""
+
+    step: str
+    workflow: str
+    run_id: str
+    html_url: str | None = None
+    status: str = "dispatched"  # GitHub's run status once polled: queued, in_progress, completed
+    conclusion: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    artifacts: list[FollowedArtifact] = Field(default_factory=list)
+    note: str | None = Field(None, description="Why following ended without a conclusion (gave up, unreadable).")
+    reported: bool = Field(False, description="The incident ticket has been told how it ended.")
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more to follow: it completed, or following gave up."""
+        return self.status == "completed" or self.note is not None
+
+
 class RunRecord(BaseModel):
     id: str
     playbook: str
@@ -86,6 +115,9 @@ class RunRecord(BaseModel):
     attempts: int = 0
     steps: list[StepRecord] = Field(default_factory=list)
     error: str | None = None
+    workflow_runs: list[FollowedRun] = Field(
+        default_factory=list, description="Workflow runs its dispatch steps started, followed to their end."
+    )
 
     @property
     def alertname(self) -> str:
@@ -100,6 +132,9 @@ class RunRecord(BaseModel):
 
     def put_step(self, record: StepRecord) -> None:
         self.steps = [s for s in self.steps if s.name != record.name] + [record]
+
+    def workflow_run(self, step: str) -> FollowedRun | None:
+        return next((w for w in self.workflow_runs if w.step == step), None)
 
     @property
     def findings(self) -> list[str]:

@@ -9,10 +9,11 @@ from redis import Redis
 
 from responder import metrics
 from responder.integrations import github as gh
-from responder.integrations.base import GitHubGateway, Toggles, Tracker
+from responder.integrations.base import GitHubGateway, Toggles, Tracker, WorkflowRunReader
 from responder.integrations.dryrun import DryRunGitHub, DryRunTracker
 from responder.integrations.jira import JiraTracker, TicketLedger
 from responder.integrations.toggles import DryRunToggles, ToggleClient
+from responder.integrations.workflow_runs import PyGithubRunReader
 from responder.pacing import WritePacer
 from responder.playbooks.catalog import Catalog, load_catalog
 from responder.redisconn import redis_client
@@ -37,6 +38,7 @@ class Runtime:
     runs: RunStore
     live: Integrations | None  # None when no GitHub credentials are configured
     dry: Integrations
+    workflow_runs: WorkflowRunReader | None = None  # follows dispatched runs; None without GitHub credentials
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -46,6 +48,7 @@ class Runtime:
         metrics.install(metrics.WorkerMetrics(redis))
         live = None
         github: GitHubGateway | None = None
+        reader: WorkflowRunReader | None = None
         tracker: Tracker | None = (
             _jira(settings, redis) if settings.tracker == "jira" and settings.jira_configured else None
         )
@@ -59,6 +62,7 @@ class Runtime:
             )
             pace = WritePacer(redis, settings.github_writes_per_second).wait
             github = gh.PyGithubGateway(repo, ref=settings.github_ref, pace=pace)
+            reader = PyGithubRunReader(repo, timeout=settings.http_timeout_seconds)
             if settings.tracker == "github":
                 tracker = gh.GitHubIssueTracker(repo, pace=pace)
         if github is not None and tracker is not None:
@@ -75,6 +79,7 @@ class Runtime:
             runs=RunStore(redis, retention_seconds=settings.dedup_retention_seconds),
             live=live,
             dry=dry,
+            workflow_runs=reader if live is not None else None,
         )
 
     def integrations(self, *, dry_run: bool) -> Integrations:

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         description="How long GitHub's run list is read for the run of a dispatch whose answer was lost "
         "(GitHub lists a new run seconds after the dispatch); only then is it dispatched again.",
     )
+    follow_poll_seconds: float = Field(
+        30.0, gt=0, description="Between two reads of a dispatched workflow run that is followed to its end."
+    )
+    follow_timeout_seconds: float = Field(
+        21600.0, gt=0, description="How long a dispatched workflow run is followed before responder gives up on it."
+    )
 
     # --- Trackers ---
     tracker: Literal["github", "jira"] = Field("github", description="Where incident tickets go.")

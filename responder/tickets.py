@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from responder.document import Block, Bullets, Checklist, Code, Document, Heading, Link, Table, Text, para
-from responder.runs import RunRecord, StepRecord
+from responder.runs import FollowedRun, RunRecord, StepRecord
 
 TITLE_LIMIT = 250
 
@@ -220,3 +220,66 @@ def triage(run: RunRecord, reason: str) -> Document:
     if alert.generatorURL:
         blocks += [Bullets(((Link("Source (generatorURL)", alert.generatorURL),),))]
     return Document(tuple(blocks))
+
+
+INTEGRITY_ALERT = "model_integrity_failed"
+
+
+def workflow_run_finished(run: RunRecord, followed: FollowedRun, *, governance_workflow: str) -> Document:
+    """How a followed workflow run ended, with the evidence it uploaded. Never lifts a freeze: for an
+    integrity alert it says that the freeze stays, whatever the conclusion."""
+    took_text = (
+        f" after {duration(followed.created_at, followed.updated_at)}"
+        if followed.created_at and followed.updated_at
+        else ""
+    )
+    link = Link(f"run {followed.run_id}", followed.html_url) if followed.html_url else Code(followed.run_id)
+    blocks: list[Block] = [
+        para(
+            "Workflow ",
+            Code(followed.workflow),
+            " ",
+            link,
+            " concluded ",
+            Text(followed.conclusion or "without a conclusion", strong=True),
+            f"{took_text} (dispatched by step ",
+            Code(followed.step),
+            " of run ",
+            _run_ref(run),
+            ").",
+        )
+    ]
+    if run.alertname == INTEGRITY_ALERT and followed.workflow == governance_workflow:
+        if followed.conclusion != "success":
+            blocks.append(
+                para(
+                    Text("The model failed its integrity check", strong=True),
+                    " (governance concluded ",
+                    Code(followed.conclusion or "none"),
+                    "). The deploy freeze stays.",
+                )
+            )
+        else:
+            blocks.append(para("The governance check passed. The deploy freeze stays until a person lifts it."))
+    if followed.artifacts:
+        rows = tuple((a.name, a.status or (f"not read: {a.reason}" if a.reason else "-")) for a in followed.artifacts)
+        blocks.append(Table(("artifact", "status"), rows))
+    else:
+        blocks.append(para("The run uploaded no artifacts."))
+    return Document.of(*blocks)
+
+
+def workflow_run_abandoned(run: RunRecord, followed: FollowedRun) -> Document:
+    """Following a workflow run stopped before it completed."""
+    link = Link(f"run {followed.run_id}", followed.html_url) if followed.html_url else Code(followed.run_id)
+    return Document.paragraph(
+        "Workflow ",
+        Code(followed.workflow),
+        " ",
+        link,
+        f": {followed.note or 'no longer followed'} (last seen ",
+        Code(followed.status),
+        "; run ",
+        _run_ref(run),
+        ").",
+    )

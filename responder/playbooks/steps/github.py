@@ -121,12 +121,14 @@ class DispatchWorkflow(StepBase):
         cooldown = Cooldown(ctx, workflow, self._cooldown(ctx, workflow), holder=dispatch.id)
         state = dispatch.begin(cooldown)  # one round trip: this dispatch's state, and the cooldown taken
         if state.answered is not None:  # answered before this step's result could be saved
-            return StepResult(detail=state.answered.detail, url=state.answered.url, outputs=inputs)
+            answered = state.answered
+            outputs = _outputs(inputs, answered.url, workflow)
+            return StepResult(detail=answered.detail, url=answered.url, outputs=outputs)
         retry_note = ""
         if state.unanswered is not None:
             found, retry_note = dispatch.settle(state.unanswered)
             if found is not None:  # it was dispatched: a cooldown it took stays taken
-                return StepResult(detail=found.detail, url=found.url, outputs=inputs)
+                return StepResult(detail=found.detail, url=found.url, outputs=_outputs(inputs, found.url, workflow))
         if not cooldown.held:
             return StepResult(detail=cooldown.skip_detail(ctx.model_id), skipped=True)
         try:
@@ -141,7 +143,8 @@ class DispatchWorkflow(StepBase):
         if outcome.planned:
             cooldown.give_back()  # a dry run must not hold back a real dispatch
         detail = f"{outcome.detail}; {retry_note}" if retry_note else outcome.detail
-        return StepResult(detail=detail, url=outcome.url, planned=outcome.planned, outputs=inputs)
+        outputs = inputs if outcome.planned else _outputs(inputs, outcome.url, workflow)
+        return StepResult(detail=detail, url=outcome.url, planned=outcome.planned, outputs=outputs)
 
     def _cooldown(self, ctx: StepContext, workflow: str) -> int:
         if self.params.cooldown is not None:
@@ -425,6 +428,15 @@ def _state(noted: bytes | None) -> DispatchState:
 
 def _since(run: WorkflowRunRef, moment: datetime) -> bool:
     return run.created_at is None or run.created_at >= moment.replace(microsecond=0)
+
+
+def _outputs(inputs: dict[str, str], url: str | None, workflow: str) -> dict[str, str]:
+    """The step's outputs: the inputs it dispatched with, and the workflow run it started or adopted
+    (its workflow, id and link) when GitHub named it; the follow jobs read the run from there."""
+    run_id = _run_id(url)
+    if run_id is None or url is None:
+        return inputs
+    return {**inputs, "workflow": workflow, "run_id": run_id, "html_url": url}
 
 
 def _run_id(url: str | None) -> str | None:

@@ -1,0 +1,220 @@
+"""Following the workflow runs a playbook run dispatched, to their end, as scheduled jobs.
+
+When a run has finished its steps, each dispatch step that recorded a workflow run (a live
+dispatch, not a planned one) gets a follow job, scheduled ``follow_poll_seconds`` later. A
+follow job reads the run once, conditionally (``If-None-Match`` with the ETag of the last read:
+an unchanged run costs a 304 and no rate limit), and then either schedules the next poll or,
+the run completed, reads its artifacts, stores the result on the run record and comments on the
+incident ticket once. No worker is held between polls.
+
+One worker at a time follows a run: a poll holds a Redis lock for (run, step), and each poll's
+job id names its number, so a poll queued twice is one job. Following gives up after
+``follow_timeout_seconds`` since the first poll was scheduled, and says so on the ticket.
+
+Everything here is best-effort for the incident: a failure to read GitHub is retried at the next
+poll (a TransientError) or ends the following with the reason recorded (a PermanentError); it
+never changes the run's own status. Nothing here writes to GitHub, so no conclusion lifts a freeze.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+from redis.client import Pipeline
+from rq import Queue
+
+from responder import tickets
+from responder.errors import PermanentError, TransientError
+from responder.integrations.base import NotModified, RunSnapshot, TicketKey
+from responder.log import get_logger
+from responder.queueing import MAX_RETRY_AFTER_SECONDS, enqueue_follow
+from responder.runs import FollowedArtifact, FollowedRun, RunRecord
+from responder.runtime import Runtime
+from responder.tickets import duration
+
+log = get_logger(__name__)
+DISPATCH_KIND = "dispatch_workflow"
+LOCK_SECONDS = 120  # longer than one poll and its artifact reads take; a dead worker's lock lapses
+
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+def state_key(run_id: str, step: str) -> str:
+    """What the follow jobs of one workflow run remember between polls: the ETag and when following began."""
+    return f"responder:follow:{run_id}:{step}"
+
+
+def lock_key(run_id: str, step: str) -> str:
+    return f"responder:follow-lock:{run_id}:{step}"
+
+
+@dataclass(frozen=True)
+class FollowState:
+    since: datetime  # when following began
+    etag: str | None = None
+
+    def dumps(self) -> str:
+        return json.dumps({"since": self.since.isoformat(), "etag": self.etag})
+
+    @classmethod
+    def loads(cls, raw: bytes) -> FollowState:
+        value = json.loads(raw)
+        return cls(since=datetime.fromisoformat(value["since"]), etag=value.get("etag"))
+
+
+def to_follow(record: RunRecord) -> list[FollowedRun]:
+    """The workflow runs of ``record``'s dispatch steps not followed yet (none for a dry run)."""
+    if record.dry_run:
+        return []
+    found = []
+    for step in record.steps:
+        run_id = step.outputs.get("run_id")
+        if step.kind != DISPATCH_KIND or step.status != "ok" or not run_id or record.workflow_run(step.name):
+            continue
+        workflow = step.outputs.get("workflow", "")
+        found.append(
+            FollowedRun(step=step.name, workflow=workflow, run_id=run_id, html_url=step.outputs.get("html_url"))
+        )
+    return found
+
+
+def start(runtime: Runtime, record: RunRecord) -> None:
+    """Record the workflow runs ``record`` started and schedule their first polls."""
+    if runtime.workflow_runs is None or record.status in ("retrying", "running", "queued"):
+        return
+    new = to_follow(record)
+    if not new:
+        return
+    record.workflow_runs += new
+    runtime.runs.save(record)
+    queue = Queue(runtime.settings.queue, connection=runtime.redis)
+    now = datetime.now(UTC)
+    for followed in new:
+        runtime.redis.set(
+            state_key(record.id, followed.step),
+            FollowState(since=now).dumps(),
+            nx=True,
+            ex=runtime.settings.dedup_retention_seconds,
+        )
+        enqueue_follow(queue, runtime.settings, record.id, followed.step, 1, delay=runtime.settings.follow_poll_seconds)
+        log.info("follow.scheduled", job_id=record.id, step=followed.step, workflow_run=followed.run_id)
+
+
+def poll(runtime: Runtime, run_id: str, step: str, number: int) -> str:
+    """Poll number ``number`` of the workflow run step ``step`` of ``run_id`` started; what became of it."""
+    reader = runtime.workflow_runs
+    if reader is None:
+        return "not followed: no GitHub reader"
+    lock, token = lock_key(run_id, step), uuid.uuid4().hex
+    if not runtime.redis.set(lock, token, nx=True, ex=LOCK_SECONDS):
+        return "another worker is polling it"
+    try:
+        record = runtime.runs.get(run_id)
+        followed = record.workflow_run(step)
+        if followed is None or followed.reported:
+            return "nothing to follow"
+        if followed.finished:  # ended, but the ticket was not told yet (the tracker failed)
+            return _end(runtime, record, followed, number=number, abandoned=followed.status != "completed")
+        raw = cast(bytes | None, runtime.redis.get(state_key(run_id, step)))
+        state = FollowState.loads(raw) if raw is not None else FollowState(since=datetime.now(UTC))
+        retry_after: float | None = None
+        try:
+            answer = reader.poll(int(followed.run_id), state.etag)
+        except TransientError as exc:
+            answer, retry_after = None, exc.retry_after
+            log.warning("follow.poll_failed", job_id=run_id, step=step, error=str(exc))
+        except PermanentError as exc:
+            followed.note = f"could not read the run: {exc}"
+            return _end(runtime, record, followed, number=number, abandoned=True)
+        if isinstance(answer, RunSnapshot):
+            _update(followed, answer)
+            state = FollowState(since=state.since, etag=answer.etag)
+            if answer.completed:
+                return _completed(runtime, record, followed, number)
+        elif isinstance(answer, NotModified):
+            state = FollowState(since=state.since, etag=answer.etag or state.etag)
+        waited = datetime.now(UTC) - state.since
+        if waited >= timedelta(seconds=runtime.settings.follow_timeout_seconds):
+            followed.note = f"gave up following after {duration(state.since, state.since + waited)}"
+            return _end(runtime, record, followed, number=number, abandoned=True)
+        _store(runtime, record.id, followed)
+        runtime.redis.set(state_key(run_id, step), state.dumps(), ex=runtime.settings.dedup_retention_seconds)
+        delay = runtime.settings.follow_poll_seconds
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
+        queue = Queue(runtime.settings.queue, connection=runtime.redis)
+        enqueue_follow(queue, runtime.settings, run_id, step, number + 1, delay=delay)
+        return followed.status
+    finally:
+        runtime.redis.eval(_RELEASE, 1, lock, token)  # only our own lock: one that lapsed may be another's
+
+
+def _update(followed: FollowedRun, snapshot: RunSnapshot) -> None:
+    followed.workflow = snapshot.workflow or followed.workflow
+    followed.html_url = snapshot.html_url
+    followed.status, followed.conclusion = snapshot.status, snapshot.conclusion
+    followed.created_at, followed.updated_at = snapshot.created_at, snapshot.updated_at
+
+
+def _completed(runtime: Runtime, record: RunRecord, followed: FollowedRun, number: int) -> str:
+    assert runtime.workflow_runs is not None
+    try:
+        summaries = runtime.workflow_runs.artifacts(int(followed.run_id))
+    except (TransientError, PermanentError) as exc:
+        followed.note = f"completed; its artifacts could not be read: {exc}"
+        summaries = []
+    followed.artifacts = [FollowedArtifact(name=a.name, status=a.status, reason=a.reason) for a in summaries]
+    return _end(runtime, record, followed, number=number, abandoned=False)
+
+
+def _end(runtime: Runtime, record: RunRecord, followed: FollowedRun, *, number: int, abandoned: bool) -> str:
+    """Store how following ended, then tell the incident ticket (once: the record says whether it was).
+    A tracker that fails transiently is tried again at the next poll's time."""
+    _store(runtime, record.id, followed)
+    runtime.redis.delete(state_key(record.id, followed.step))
+    log.info("follow.ended", job_id=record.id, step=followed.step, conclusion=followed.conclusion, note=followed.note)
+    if followed.reported or record.model_id is None:
+        return followed.conclusion or "abandoned"
+    tracker = runtime.integrations(dry_run=False).tracker
+    try:
+        ticket = tracker.find_open(TicketKey(alertname=record.alertname, model_id=record.model_id))
+        if ticket is not None:
+            body = (
+                tickets.workflow_run_abandoned(record, followed)
+                if abandoned
+                else tickets.workflow_run_finished(
+                    record, followed, governance_workflow=runtime.settings.governance_workflow
+                )
+            )
+            tracker.comment(ticket, body)
+    except TransientError as exc:
+        log.warning("follow.comment_failed", job_id=record.id, step=followed.step, error=str(exc))
+        queue = Queue(runtime.settings.queue, connection=runtime.redis)
+        enqueue_follow(
+            queue, runtime.settings, record.id, followed.step, number + 1, delay=runtime.settings.follow_poll_seconds
+        )
+        return "ticket not told yet"
+    followed.reported = True
+    _store(runtime, record.id, followed)
+    return followed.conclusion or "abandoned"
+
+
+def _store(runtime: Runtime, run_id: str, followed: FollowedRun) -> None:
+    """Write ``followed`` into the stored run record, leaving the other entries as stored: the
+    follow jobs of two dispatch steps of one run may save at the same moment (WATCH, retried)."""
+
+    def merge(pipe: Pipeline) -> None:
+        record = runtime.runs.get(run_id)
+        record.workflow_runs = [followed if f.step == followed.step else f for f in record.workflow_runs]
+        pipe.multi()
+        runtime.runs.save(record, pipe)
+
+    runtime.redis.transaction(merge, runtime.runs.key(run_id))
