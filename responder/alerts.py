@@ -93,9 +93,16 @@ class Alert(BaseModel):
 
     def job_id(self) -> str:
         """RQ job id derived from the instance (RQ allows [A-Za-z0-9_-] only); a resolve has its own."""
+        return self._job_id(resolved=not self.is_firing)
+
+    def firing_job_id(self) -> str:
+        """The job id of this instance's firing run (the run a resolve of it follows)."""
+        return self._job_id(resolved=False)
+
+    def _job_id(self, *, resolved: bool) -> str:
         digest = hashlib.sha256(self.instance_key().encode()).hexdigest()[:20]
         prefix = _job_id_prefix(self.alertname)
-        return f"{prefix}-{digest}" if self.is_firing else f"{prefix}-resolved-{digest}"
+        return f"{prefix}-resolved-{digest}" if resolved else f"{prefix}-{digest}"
 
     def check_actionable(self, required: tuple[str, ...] = REQUIRED_LABELS) -> None:
         """Raise AlertError with the reason when labels are missing or unsafe to act on."""

@@ -27,7 +27,7 @@ from typing import cast
 from redis.client import Pipeline
 from rq import Queue
 
-from responder import tickets
+from responder import metrics, tickets
 from responder.errors import PermanentError, TransientError
 from responder.integrations.base import NotModified, RunSnapshot, TicketKey
 from responder.log import get_logger
@@ -122,7 +122,7 @@ def poll(runtime: Runtime, run_id: str, step: str, number: int) -> str:
         if followed is None or followed.reported:
             return "nothing to follow"
         if followed.finished:  # ended, but the ticket was not told yet (the tracker failed)
-            return _end(runtime, record, followed, number=number, abandoned=followed.status != "completed")
+            return _end(runtime, record, followed, number=number, abandoned=followed.status != "completed", again=True)
         raw = cast(bytes | None, runtime.redis.get(state_key(run_id, step)))
         state = FollowState.loads(raw) if raw is not None else FollowState(since=datetime.now(UTC))
         retry_after: float | None = None
@@ -175,11 +175,16 @@ def _completed(runtime: Runtime, record: RunRecord, followed: FollowedRun, numbe
     return _end(runtime, record, followed, number=number, abandoned=False)
 
 
-def _end(runtime: Runtime, record: RunRecord, followed: FollowedRun, *, number: int, abandoned: bool) -> str:
-    """Store how following ended, then tell the incident ticket (once: the record says whether it was).
-    A tracker that fails transiently is tried again at the next poll's time."""
+def _end(
+    runtime: Runtime, record: RunRecord, followed: FollowedRun, *, number: int, abandoned: bool, again: bool = False
+) -> str:
+    """Store how following ended, count it (unless ``again``: a later try at telling the ticket), then
+    tell the incident ticket (once: the record says whether it was). A tracker that fails transiently
+    is tried again at the next poll's time."""
     _store(runtime, record.id, followed)
     runtime.redis.delete(state_key(record.id, followed.step))
+    if not again and (recorder := metrics.recorder()) is not None:
+        recorder.workflow_run_ended(followed.workflow, "abandoned" if abandoned else followed.conclusion or "abandoned")
     log.info("follow.ended", job_id=record.id, step=followed.step, conclusion=followed.conclusion, note=followed.note)
     if followed.reported or record.model_id is None:
         return followed.conclusion or "abandoned"

@@ -27,6 +27,8 @@ from responder.errors import TransientError
 
 KEY = "responder:metrics"
 STEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, float("inf"))
+# time to resolve: 1m, 5m, 15m, 30m, 1h, 2h, 6h, 12h, 24h, 3d
+RESOLVE_BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 43200.0, 86400.0, 259200.0, float("inf"))
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -52,12 +54,23 @@ class WorkerMetrics:
         self._add(lambda p: p.increment(f"{KEY}:runs", f"{playbook}|{outcome}"))
 
     def step_finished(self, playbook: str, step: str, kind: str, seconds: float) -> None:
-        series = f"{playbook}|{step}|{kind}"
-        bucket = next(b for b in STEP_BUCKETS if seconds <= b)
+        self._observe(f"{KEY}:steps", STEP_BUCKETS, f"{playbook}|{step}|{kind}", seconds)
+
+    def resolved(self, alertname: str, seconds: float) -> None:
+        """An incident resolved ``seconds`` after responder's first action on it."""
+        self._observe(f"{KEY}:resolve", RESOLVE_BUCKETS, alertname, seconds)
+
+    def workflow_run_ended(self, workflow: str, conclusion: str) -> None:
+        """Following a workflow run ended: its conclusion, or "abandoned"."""
+        self._add(lambda p: p.increment(f"{KEY}:workflow_runs", f"{workflow}|{conclusion}"))
+
+    def _observe(self, key: str, buckets: tuple[float, ...], series: str, seconds: float) -> None:
+        """One histogram observation: a count in the (non-cumulative) bucket it falls in, and the sum."""
+        bucket = next(b for b in buckets if seconds <= b)
 
         def add(p: _Pending) -> None:
-            p.increment(f"{KEY}:steps", f"{series}|{bucket}")
-            p.increment(f"{KEY}:steps:sum", series, seconds)
+            p.increment(key, f"{series}|{bucket}")
+            p.increment(f"{key}:sum", series, float(seconds))
 
         self._add(add)
 
@@ -314,7 +327,28 @@ class _RedisCollector(Collector):
         for names, value in self._fields(f"{KEY}:findings", 3):
             findings.add_metric(names, value)
         yield findings
-        yield self._steps()
+        workflow_runs = CounterMetricFamily(
+            "responder_workflow_runs",
+            "Followed workflow runs that ended, by workflow and conclusion (abandoned: following gave up).",
+            labels=["workflow", "conclusion"],
+        )
+        for names, value in self._fields(f"{KEY}:workflow_runs", 2):
+            workflow_runs.add_metric(names, value)
+        yield workflow_runs
+        yield self._histogram(
+            "responder_step_duration_seconds",
+            "How long playbook steps took.",
+            ["playbook", "step", "kind"],
+            f"{KEY}:steps",
+            STEP_BUCKETS,
+        )
+        yield self._histogram(
+            "responder_time_to_resolve_seconds",
+            "From responder's first action on an incident (its firing run's start) to the alert's resolve.",
+            ["alertname"],
+            f"{KEY}:resolve",
+            RESOLVE_BUCKETS,
+        )
         remaining = cast(bytes | None, self._redis.get(f"{KEY}:github_ratelimit_remaining"))
         ratelimit = GaugeMetricFamily(
             "responder_github_ratelimit_remaining", "GitHub API requests left in the current window (last seen)."
@@ -330,17 +364,20 @@ class _RedisCollector(Collector):
             if len(names) == parts:
                 yield names, float(value)
 
-    def _steps(self) -> Metric:
-        family = HistogramMetricFamily(
-            "responder_step_duration_seconds", "How long playbook steps took.", labels=["playbook", "step", "kind"]
-        )
+    def _histogram(
+        self, name: str, documentation: str, labels: list[str], key: str, bounds: tuple[float, ...]
+    ) -> Metric:
+        """A histogram read from the bucket counts at ``key`` (a field per series and bucket, not
+        cumulative) and the sums at ``key:sum`` (a field per series)."""
+        family = HistogramMetricFamily(name, documentation, labels=labels)
+        parts = len(labels)
         counts: dict[tuple[str, ...], dict[float, float]] = {}
-        for names, value in self._fields(f"{KEY}:steps", 4):
-            counts.setdefault(tuple(names[:3]), {})[float(names[3])] = value
-        sums = {tuple(names): value for names, value in self._fields(f"{KEY}:steps:sum", 3)}
+        for names, value in self._fields(key, parts + 1):
+            counts.setdefault(tuple(names[:parts]), {})[float(names[parts])] = value
+        sums = {tuple(names): value for names, value in self._fields(f"{key}:sum", parts)}
         for series, by_bucket in sorted(counts.items()):
             cumulative, buckets = 0.0, []
-            for bound in STEP_BUCKETS:
+            for bound in bounds:
                 cumulative += by_bucket.get(bound, 0.0)
                 buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
             family.add_metric(list(series), buckets, sums.get(series, 0.0))

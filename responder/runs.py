@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, cast
 
 import pydantic_core
@@ -161,6 +161,17 @@ class RunRecord(BaseModel):
         return self.model_dump(mode="json")
 
 
+def time_to_resolve(firing: RunRecord, resolve: RunRecord) -> timedelta | None:
+    """From responder's first action on an incident (its firing run's start) to its resolve: the
+    resolved alert's endsAt, or when the resolve run was queued if Alertmanager set none. None when
+    the firing run never started."""
+    if firing.started_at is None:
+        return None
+    alert = resolve.alert
+    resolved_at = resolve.enqueued_at if alert.still_open else alert.endsAt
+    return max(resolved_at - firing.started_at, timedelta(0))
+
+
 @dataclass  # not frozen: a frozen dataclass takes three times as long to build
 class QueuedRun:
     """A run as the intake stores it: its alert is the ``alert_index``-th of the payload of
@@ -264,6 +275,16 @@ class RunStore:
             mine = record.alert.instance_key()
             record.related = [a for a in group if a.instance_key() != mine][:MAX_RELATED]
         return record
+
+    def firing_run(self, resolve: RunRecord) -> RunRecord | None:
+        """The firing run of the instance ``resolve`` is the resolve of (same alertname, fingerprint and
+        startsAt: its job id is derived from them); None for a firing run or when it is gone."""
+        if resolve.alert.is_firing:
+            return None
+        try:
+            return self.get(resolve.alert.firing_job_id())
+        except RunNotFound:
+            return None
 
     def recent(self, *, limit: int = 20, status: str | None = None) -> list[RunRecord]:
         """Newest first; records that expired are dropped from the index as they are met."""

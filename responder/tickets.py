@@ -7,10 +7,10 @@ which the renderers escape.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from responder.document import Block, Bullets, Checklist, Code, Document, Heading, Link, Table, Text, para
-from responder.runs import FollowedRun, RunRecord, StepRecord
+from responder.document import Block, Bullets, Checklist, Code, Document, Heading, Inline, Link, Table, Text, para
+from responder.runs import FollowedRun, RunRecord, StepRecord, time_to_resolve
 
 TITLE_LIMIT = 250
 
@@ -27,7 +27,12 @@ def _when(value: datetime) -> str:
 
 def duration(start: datetime, end: datetime) -> str:
     """'1h 5m 3s' style; '0s' for nothing."""
-    seconds = max(0, int((end - start).total_seconds()))
+    return span(end - start)
+
+
+def span(delta: timedelta) -> str:
+    """``duration`` of a timedelta."""
+    seconds = max(0, int(delta.total_seconds()))
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
@@ -119,9 +124,11 @@ def refired(run: RunRecord, new_items: Sequence[str], checklist_title: str) -> D
     return Document(tuple(blocks))
 
 
-def resolved(run: RunRecord) -> Document:
+def resolved(run: RunRecord, firing: RunRecord | None = None) -> Document:
+    """The resolve note; with the firing run (``firing``), also how long after responder's first
+    action it resolved and how the workflow runs that run dispatched ended."""
     alert = run.alert
-    return Document.of(
+    blocks: list[Block] = [
         para(
             f"Resolved at {_when(alert.endsAt)}; fired at {_when(alert.startsAt)}; "
             f"lasted {duration(alert.startsAt, alert.endsAt)} (fingerprint ",
@@ -130,7 +137,28 @@ def resolved(run: RunRecord) -> Document:
             _run_ref(run),
             ".",
         ),
-    )
+    ]
+    took = time_to_resolve(firing, run) if firing is not None else None
+    if firing is not None and took is not None:
+        blocks.append(para(f"Resolved {span(took)} after responder's first action (run ", _run_ref(firing), ")."))
+    if firing is not None and firing.workflow_runs:
+        blocks += [
+            Heading("Workflow runs it dispatched"),
+            Bullets(tuple(_workflow_run_line(followed) for followed in firing.workflow_runs)),
+        ]
+    return Document(tuple(blocks))
+
+
+def _workflow_run_line(followed: FollowedRun) -> tuple[Inline, ...]:
+    """One followed workflow run: workflow, link, and how it ended (or that it is still running)."""
+    if followed.status == "completed":
+        ended = Text(followed.conclusion or "completed without a conclusion", strong=True)
+    elif followed.note is not None:
+        ended = Text(f"abandoned: {followed.note}", strong=True)
+    else:
+        ended = Text(f"still running ({followed.status})", strong=True)
+    link = Link(f"run {followed.run_id}", followed.html_url) if followed.html_url else Code(followed.run_id)
+    return (Code(followed.workflow), Text(" "), link, Text(": "), ended)
 
 
 def rollback_note(run: RunRecord, *, model_id: str, from_version: str, to_version: str) -> Document:

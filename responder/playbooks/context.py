@@ -16,7 +16,7 @@ from responder.integrations.base import GitHubGateway, Ticket, TicketKey, Toggle
 from responder.log import get_logger
 from responder.manifest import Manifest, ModelEntry
 from responder.playbooks import templating
-from responder.runs import RunRecord
+from responder.runs import RunRecord, RunStore
 from responder.settings import Settings
 
 if TYPE_CHECKING:
@@ -63,7 +63,9 @@ class StepContext:
     redis: Redis
     toggle_client: Toggles | None = None
     current_step: str = ""
+    runs: RunStore | None = None  # where the firing run of a resolve is read; None: not read
     _manifest: Manifest | None = field(default=None, repr=False)
+    _firing: tuple[RunRecord | None] | None = field(default=None, repr=False)
 
     @property
     def alert(self) -> Alert:
@@ -80,6 +82,12 @@ class StepContext:
 
     def instance_keys(self) -> list[str]:
         return [a.instance_key() for a in [self.alert, *self.run.related]]
+
+    def firing_run(self) -> RunRecord | None:
+        """The firing run this resolve run follows (read once per run); None when there is none."""
+        if self._firing is None:
+            self._firing = (self.runs.firing_run(self.run) if self.runs is not None else None,)
+        return self._firing[0]
 
     def template_vars(self) -> dict[str, Any]:
         s = self.settings

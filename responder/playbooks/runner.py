@@ -12,7 +12,7 @@ from responder.errors import ResponderError, TransientError
 from responder.log import Redactor, get_logger
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps import StepResult
-from responder.runs import RunRecord, StepRecord, utcnow
+from responder.runs import RunRecord, StepRecord, time_to_resolve, utcnow
 from responder.runtime import Runtime
 
 log = get_logger(__name__)
@@ -52,6 +52,7 @@ def _run(runtime: Runtime, record: RunRecord, *, final_attempt: bool) -> RunReco
         tracker=integrations.tracker,
         redis=runtime.redis,
         toggle_client=integrations.toggles,
+        runs=runtime.runs,
     )
     with structlog.contextvars.bound_contextvars(
         job_id=record.id, alertname=record.alertname, fingerprint=record.alert.fingerprint, playbook=playbook.name
@@ -109,9 +110,21 @@ def _run(runtime: Runtime, record: RunRecord, *, final_attempt: bool) -> RunReco
         record.ended_at = utcnow()
         if (recorder := metrics.recorder()) is not None:
             recorder.run_finished(playbook.name, record.status)
+            _observe_resolve(recorder, ctx, record)
         _save(runtime, record)
         log.info("run.finished", status=record.status)
     return record
+
+
+def _observe_resolve(recorder: metrics.WorkerMetrics, ctx: StepContext, record: RunRecord) -> None:
+    """A resolve run (of an alert, not a replay or dry run) observes how long after its firing run's
+    start the incident resolved, when that run is still stored."""
+    if record.alert.is_firing or record.source != "webhook" or record.dry_run:
+        return
+    firing = ctx.firing_run()
+    took = time_to_resolve(firing, record) if firing is not None else None
+    if took is not None:
+        recorder.resolved(record.alertname, took.total_seconds())
 
 
 def _save(runtime: Runtime, record: RunRecord) -> None:

@@ -113,7 +113,7 @@ class CommentIncident(StepBase):
         if ticket is None:
             return StepResult(detail=f"no open ticket for {key.alertname} {key.model_id}", skipped=True)
         body = (
-            tickets.resolved(ctx.run)
+            tickets.resolved(ctx.run, ctx.firing_run())
             if self.params.text is None
             else tickets.note(ctx.run, ctx.render(self.params.text))
         )
