@@ -24,6 +24,8 @@ from github.Repository import Repository
 from pydantic import SecretStr
 from redis import Redis
 from rq import Queue, SimpleWorker
+from rq.job import Job
+from rq.utils import current_timestamp
 
 from responder import jobs
 from responder.playbooks.catalog import Catalog, load_catalog
@@ -143,6 +145,40 @@ class Worker:
     def drain(self) -> None:
         queue = Queue(self.settings.queue, connection=self.runtime.redis)
         SimpleWorker([queue], connection=self.runtime.redis).work(burst=True)
+
+    def drain_scheduled(self, wanted: Callable[[str], bool] = lambda job_id: True, timeout: float = 30.0) -> None:
+        """Run queued jobs and, as a worker's scheduler does, the ``wanted`` jobs scheduled for later
+        once due, until none of those is left. RQ keeps the schedule in whole seconds, rounded down:
+        a job runs here a second after that, so never sooner than it asked to be."""
+        queue = Queue(self.settings.queue, connection=self.runtime.redis)
+        deadline = time.monotonic() + timeout
+        Worker.drain(self)  # the plain drain: a subclass may build its own drain on this method
+        registry = queue.scheduled_job_registry
+        while pending := [j for j in registry.get_job_ids() if wanted(j)]:
+            assert time.monotonic() < deadline, f"scheduled jobs still pending: {pending}"
+            due = [j for j in registry.get_jobs_to_schedule(current_timestamp() - 1) if j in pending]
+            if not due:
+                time.sleep(0.1)
+                continue
+            for job_id in due:
+                registry.remove(job_id)
+                queue.enqueue_job(Job.fetch(job_id, connection=self.runtime.redis))
+            Worker.drain(self)
+
+
+def following_settings(redis_url: str, fake_github: FakeGitHub) -> Settings:
+    """Live GitHub writes against the fake, whose runs list at once and complete within 2 s,
+    followed every second."""
+    fake_github.list_lag_seconds = 0
+    fake_github.queued_seconds = 0.5
+    fake_github.running_seconds = 1.5
+    return make_settings(
+        redis_url,
+        github_api_url=fake_github.url,
+        github_token=fake_github.token,
+        github_repo=fake_github.full_name,
+        follow_poll_seconds=1,
+    )
 
 
 @pytest.fixture

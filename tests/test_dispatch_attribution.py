@@ -15,8 +15,6 @@ from typing import Any
 import pytest
 from redis import Redis
 from rq import Queue
-from rq.job import Job
-from rq.utils import current_timestamp
 
 from responder.alerts import Notification
 from responder.intake import Intake
@@ -40,27 +38,11 @@ def is_follow(job_id: str) -> bool:
 
 
 class RetryingWorker(Worker):
-    """Runs queued jobs and, as a worker's scheduler does, the retries they schedule once due.
-
-    RQ keeps a schedule in whole seconds, rounded down; a retry is run here a second after that,
-    so never sooner than it asked to be (RQ's scheduler may run it up to a second early). The polls
-    that follow a dispatched workflow run are left scheduled (tests/test_following.py runs them)."""
+    """Runs queued jobs and the retries they schedule once due; the polls that follow a dispatched
+    workflow run are left scheduled (tests/test_following.py runs them)."""
 
     def drain(self, timeout: float = 30.0) -> None:
-        queue = Queue(self.settings.queue, connection=self.runtime.redis)
-        deadline = time.monotonic() + timeout
-        super().drain()
-        registry = queue.scheduled_job_registry
-        while retries := [j for j in registry.get_job_ids() if not is_follow(j)]:
-            assert time.monotonic() < deadline, "scheduled retries still pending"
-            due = [j for j in registry.get_jobs_to_schedule(current_timestamp() - 1) if j in retries]
-            if not due:
-                time.sleep(0.1)
-                continue
-            for job_id in due:
-                registry.remove(job_id)
-                queue.enqueue_job(Job.fetch(job_id, connection=self.runtime.redis))
-            super().drain()
+        self.drain_scheduled(lambda job_id: not is_follow(job_id), timeout=timeout)
 
 
 def github_settings(redis_url: str, fake: FakeGitHub, **values: Any) -> Settings:

@@ -5,14 +5,12 @@ the GitHub fake over HTTP, a real RQ worker that runs scheduled jobs when they a
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 from redis import Redis
 from rq import Queue
 from rq.job import Job
-from rq.utils import current_timestamp
 
 from responder.alerts import Notification
 from responder.intake import Intake
@@ -21,52 +19,16 @@ from responder.pages import _page
 from responder.playbooks.catalog import load_catalog
 from responder.runs import FollowedArtifact, FollowedRun, RunRecord, RunStore
 from responder.settings import Settings
-from tests.conftest import Worker, load_example, make_settings, run_cli
+from tests.conftest import Worker, following_settings, load_example, make_settings, run_cli
 from tests.fakes.github import FakeGitHub
 
 RETRAINING = "model-retraining.yml"
 GOVERNANCE = "model-governance.yml"
 
 
-class SchedulingWorker(Worker):
-    """Runs queued jobs and, as a worker's scheduler does, the jobs scheduled for later once due
-    (RQ keeps the schedule in whole seconds, rounded down: a job runs here a second after that)."""
-
-    def drain_scheduled(self, timeout: float = 30.0) -> None:
-        queue = Queue(self.settings.queue, connection=self.runtime.redis)
-        deadline = time.monotonic() + timeout
-        self.drain()
-        registry = queue.scheduled_job_registry
-        while registry.get_job_ids():
-            assert time.monotonic() < deadline, "scheduled follow jobs still pending"
-            due = registry.get_jobs_to_schedule(current_timestamp() - 1)
-            if not due:
-                time.sleep(0.1)
-                continue
-            for job_id in due:
-                registry.remove(job_id)
-                queue.enqueue_job(Job.fetch(job_id, connection=self.runtime.redis))
-            self.drain()
-
-
 @pytest.fixture
 def settings(redis: Redis, redis_url: str, fake_github: FakeGitHub) -> Settings:
-    """Live GitHub writes against the fake; runs followed every second."""
-    fake_github.list_lag_seconds = 0
-    fake_github.queued_seconds = 0.5
-    fake_github.running_seconds = 1.5
-    return make_settings(
-        redis_url,
-        github_api_url=fake_github.url,
-        github_token=fake_github.token,
-        github_repo=fake_github.full_name,
-        follow_poll_seconds=1,
-    )
-
-
-@pytest.fixture
-def worker(settings: Settings) -> SchedulingWorker:
-    return SchedulingWorker(settings)
+    return following_settings(redis_url, fake_github)
 
 
 def queue_runs(settings: Settings, redis: Redis, payload: dict[str, Any]) -> list[str]:
@@ -148,7 +110,7 @@ def test_a_dry_run_dispatch_is_not_followed(redis, redis_url, fake_github):
         follow_poll_seconds=1,
         dry_run=True,
     )
-    worker = SchedulingWorker(settings)
+    worker = Worker(settings)
     [job_id] = queue_runs(settings, redis, load_example("integrity-firing.json"))
     worker.drain()
 

@@ -14,9 +14,9 @@ from responder.alerts import Notification
 from responder.metrics import ReceiverMetrics
 from responder.runs import RunStore
 from responder.settings import Settings
-from tests.conftest import load_example, make_settings
+from tests.conftest import Worker, following_settings, load_example
 from tests.fakes.github import FakeGitHub
-from tests.test_following import GOVERNANCE, RETRAINING, SchedulingWorker, queue_runs
+from tests.test_following import GOVERNANCE, RETRAINING, queue_runs
 
 FIRING = "drift-two-segments-firing.json"
 RESOLVED = "drift-all-resolved.json"  # the resolve of FIRING's first alert
@@ -25,22 +25,7 @@ TOOK = timedelta(minutes=20)
 
 @pytest.fixture
 def settings(redis: Redis, redis_url: str, fake_github: FakeGitHub) -> Settings:
-    """As tests/test_following.py: live GitHub writes against the fake; runs followed every second."""
-    fake_github.list_lag_seconds = 0
-    fake_github.queued_seconds = 0.5
-    fake_github.running_seconds = 1.5
-    return make_settings(
-        redis_url,
-        github_api_url=fake_github.url,
-        github_token=fake_github.token,
-        github_repo=fake_github.full_name,
-        follow_poll_seconds=1,
-    )
-
-
-@pytest.fixture
-def worker(settings: Settings) -> SchedulingWorker:
-    return SchedulingWorker(settings)
+    return following_settings(redis_url, fake_github)
 
 
 def metric(settings: Settings, redis: Redis, name: str, **labels: str) -> float:
@@ -54,7 +39,7 @@ def metric(settings: Settings, redis: Redis, name: str, **labels: str) -> float:
     )
 
 
-def fire_then_resolve(settings: Settings, redis: Redis, worker: SchedulingWorker, *, follow: bool) -> None:
+def fire_then_resolve(settings: Settings, redis: Redis, worker: Worker, *, follow: bool) -> None:
     """Run FIRING (following its workflow runs to their end when ``follow``), date its run's start TOOK
     before the resolve's endsAt, then run RESOLVED."""
     queue_runs(settings, redis, load_example(FIRING))
