@@ -220,11 +220,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     record = Intake(redis, settings, catalog).enqueue_manual(
         playbook.name, alert, dry_run=args.dry_run, requested_by=_requester()
     )
-    print(record.id, flush=True)
-    if not args.wait:
-        _warn_without_worker(redis, settings.queue)
-        return EXIT_OK
-    return _wait_for(redis, settings, record.id, args.timeout)
+    return _queued(redis, settings, record.id, args)
 
 
 def _manual_alert(labels: dict[str, str], annotations: dict[str, str]) -> Alert:
@@ -246,24 +242,20 @@ def _requester() -> str:
     return os.environ.get("RESPONDER_REQUESTED_BY") or getpass.getuser()
 
 
-def _wait_for(redis: Redis, settings: Settings, job_id: str, timeout: float) -> int:
-    """Print the run's record once it ended; meanwhile its progress goes to stderr (a run that
-    does not end in time is a WaitTimedOut: exit 1)."""
-    from responder.waiting import RunWait
+def _queued(redis: Redis, settings: Settings, job_id: str, args: argparse.Namespace) -> int:
+    """Print the id of the run just queued; with --wait, its record once it ended (meanwhile its
+    progress goes to stderr; a run that does not end in time is a WaitTimedOut: exit 1), and
+    without, a warning on stderr when no worker listens to take it."""
+    from responder.waiting import RunWait, warn_without_worker
 
+    print(job_id, flush=True)
+    if not args.wait:
+        warn_without_worker(redis, settings.queue, err=sys.stderr)
+        return EXIT_OK
     runs = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
-    record = RunWait(runs, redis, settings.queue, timeout=timeout, err=sys.stderr).follow(job_id)
+    record = RunWait(runs, redis, settings.queue, timeout=args.timeout, err=sys.stderr).follow(job_id)
     print(output.run_text(record, colour=_colour()))
     return EXIT_OK if record.status == "succeeded" else EXIT_FAILED
-
-
-def _warn_without_worker(redis: Redis, queue: str) -> None:
-    """A run queued without --wait: say so when no worker listens to take it."""
-    from responder.queueing import listening_workers
-    from responder.waiting import no_worker
-
-    if listening_workers(redis, queue) == 0:
-        print(no_worker(queue), file=sys.stderr)
 
 
 def _runs(settings: Settings) -> RunStore:
@@ -300,11 +292,7 @@ def cmd_jobs_retry(args: argparse.Namespace, settings: Settings) -> int:
     if record.status != "failed":
         raise CommandFailed(f"run {record.id} is {record.status}; only failed runs can be retried")
     Intake(redis, settings, load_catalog(settings.playbooks_dir)).requeue(record)
-    print(record.id, flush=True)
-    if not args.wait:
-        _warn_without_worker(redis, settings.queue)
-        return EXIT_OK
-    return _wait_for(redis, settings, record.id, args.timeout)
+    return _queued(redis, settings, record.id, args)
 
 
 def _history(settings: Settings) -> History:

@@ -11,7 +11,8 @@ from responder import metrics
 from responder.integrations import github as gh
 from responder.integrations.base import GitHubGateway, Toggles, Tracker, WorkflowRunReader
 from responder.integrations.dryrun import DryRunGitHub, DryRunTracker
-from responder.integrations.jira import JiraTracker, TicketLedger
+from responder.integrations.jira import JiraTracker
+from responder.integrations.jira_ledger import TicketLedger
 from responder.integrations.toggles import DryRunToggles, ToggleClient
 from responder.integrations.workflow_runs import PyGithubRunReader
 from responder.pacing import WritePacer

@@ -31,6 +31,12 @@ def no_worker(queue: str, *, waiting: float | None = None) -> str:
     return f"responder: no worker is listening on queue {queue!r}; start one with 'responder worker' ({then})"
 
 
+def warn_without_worker(redis: Redis, queue: str, *, err: TextIO) -> None:
+    """A run queued without --wait: say so when no worker listens to take it."""
+    if listening_workers(redis, queue) == 0:
+        print(no_worker(queue), file=err)
+
+
 class Progress:
     """What a wait has said so far: each observation of the run returns the lines that are news."""
 

@@ -19,7 +19,8 @@ from redis import Redis
 
 from responder.errors import TransientError
 from responder.integrations.base import TicketKey
-from responder.integrations.jira import RECONCILE_MAX, JiraTracker, TicketLedger
+from responder.integrations.jira import JiraTracker
+from responder.integrations.jira_ledger import RECONCILE_MAX, TicketLedger
 from tests.conftest import Worker, integration_settings, load_example
 from tests.fakes.jira import FakeJira
 from tests.test_jira_tracker import CLOUD_SEARCH, DC_SEARCH, DRIFT, make_draft, make_ledger, make_tracker, raised

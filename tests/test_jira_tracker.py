@@ -13,7 +13,8 @@ from redis import Redis
 from responder.document import Document, Heading, Table, para, render_jira
 from responder.errors import IntegrationError, PermanentError, TransientError
 from responder.integrations.base import Ticket, TicketDraft, TicketKey, Tracker
-from responder.integrations.jira import JiraTracker, TicketLedger
+from responder.integrations.jira import JiraTracker
+from responder.integrations.jira_ledger import TicketLedger
 from tests.conftest import free_port
 from tests.fakes.jira import DEFAULT_SEARCH_LAG_SECONDS as SEARCH_LAG
 from tests.fakes.jira import FakeJira, Transition

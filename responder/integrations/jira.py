@@ -15,15 +15,8 @@ What is used, and why:
 * A ticket's key is carried by labels: ``responder``, ``<alertname>``, ``model-<model_id>``.
   Jira labels cannot hold whitespace, so whitespace becomes ``-`` in every label written
   or searched for (the same function does both, so they always agree).
-* Cloud's enhanced search is eventually consistent: an issue created or closed a moment ago
-  can be missing from it, or shown in its old status, for seconds (Atlassian: sometimes
-  minutes). So responder reads its own writes back from a ``TicketLedger`` in Redis:
-  ``find_open`` first reads the ticket it remembers for the key with ``GET
-  /rest/api/2/issue/{key}`` (strongly consistent) and trusts it while it is open and still
-  carries the key's labels; every Cloud search lists the issues responder created or closed
-  recently in ``reconcileIssues``, Jira Cloud's read-after-write for that endpoint; and after
-  a create whose answer was lost, ``find_open`` keeps searching until the search has had
-  time to show it. The Data Center search is consistent and takes no ``reconcileIssues``.
+* Cloud's enhanced search is eventually consistent: responder reads its own writes back
+  (``responder.integrations.jira_ledger`` says how).
 
 Retry safety (nothing is retried here; runs are retried by RQ, where done steps are skipped):
 
@@ -44,24 +37,29 @@ and the ``Authorization`` header never appear in a message.
 from __future__ import annotations
 
 import base64
-import email.utils
 import re
 import time
 import urllib.parse
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import requests
-from redis import Redis
-from redis.client import Pipeline
 
 from responder import metrics
 from responder.document import Document, render_jira
 from responder.errors import IntegrationError, PermanentError, TransientError
 from responder.integrations.base import Outcome, Ticket, TicketDraft, TicketKey
+from responder.integrations.jira_answers import (
+    SYSTEM,
+    category_key,
+    id_of,
+    issues_of,
+    jira_message,
+    open_and_labelled,
+    retry_after,
+)
+from responder.integrations.jira_ledger import RECONCILE_MAX, TicketLedger
 
-SYSTEM = "jira"
 KEY_LABEL = "responder"
 CLOUD_SEARCH_PATH = "/rest/api/3/search/jql"
 DATA_CENTER_SEARCH_PATH = "/rest/api/2/search"
@@ -71,8 +69,6 @@ PAGE_SIZE = 50
 MAX_PAGES = 100  # a server that never says "last page" must not keep a worker forever
 SEARCH_FIELDS = ("summary",)
 READ_FIELDS = "summary,status,labels"  # what find_open checks on a remembered ticket
-RECONCILE_MAX = 50  # Jira Cloud reconciles at most 50 issues per search
-RECONCILE_WINDOW_SECONDS = 600  # most writes show in the search within seconds, a few take minutes
 POLL_SECONDS = 1.0  # between searches for a ticket whose create answer was lost
 ISSUE_IDS_KEPT = 1000  # issue key -> id of the tickets a process saw last (close needs the id)
 
@@ -109,89 +105,6 @@ def summary_text(title: str) -> str:
     """``title`` on one line (Jira refuses newlines in summaries), cut to 255 characters with "…"."""
     text = " ".join(title.split())
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1] + "…"
-
-
-_FORGET = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-
-
-class TicketLedger:
-    """Responder's own Jira writes, kept in Redis so that every worker reads them back at once.
-
-    Per project it holds: the ticket opened (or last found) for each (alertname, model_id),
-    for ``retention_seconds``; the ids of the last ``RECONCILE_MAX`` issues responder created
-    or closed within ``RECONCILE_WINDOW_SECONDS``; and, while a create's outcome is unknown
-    (its answer was lost), a marker that expires after ``search_lag_seconds``.
-    """
-
-    def __init__(self, redis: Redis, *, project: str, retention_seconds: int, search_lag_seconds: float) -> None:
-        self._redis = redis
-        self._prefix = f"responder:jira:{project}"
-        self._retention = retention_seconds
-        self._lag_ms = max(1, int(search_lag_seconds * 1000))
-        self._forget = redis.register_script(_FORGET)
-
-    def _ticket_key(self, key: TicketKey) -> str:
-        return f"{self._prefix}:ticket:{key.alertname}:{key.model_id}"
-
-    def _creating_key(self, key: TicketKey) -> str:
-        return f"{self._prefix}:creating:{key.alertname}:{key.model_id}"
-
-    @property
-    def _written_key(self) -> str:
-        return f"{self._prefix}:written"
-
-    def remembered(self, key: TicketKey) -> str | None:
-        """The issue key of the ticket remembered for ``key``."""
-        value = cast(bytes | None, self._redis.get(self._ticket_key(key)))
-        return value.decode() if value is not None else None
-
-    def remember(self, key: TicketKey, issue_key: str) -> None:
-        self._redis.set(self._ticket_key(key), issue_key, ex=self._retention)
-
-    def forget(self, key: TicketKey, issue_key: str) -> None:
-        """Forget ``issue_key`` as ``key``'s ticket, unless another has been remembered meanwhile."""
-        self._forget(keys=[self._ticket_key(key)], args=[issue_key])
-
-    def creating(self, key: TicketKey) -> None:
-        """Note, before the request, that a ticket for ``key`` is being created."""
-        self._redis.set(self._creating_key(key), "1", px=self._lag_ms)
-
-    def create_settled(self, key: TicketKey) -> None:
-        """The create for ``key`` is known to have happened (and is remembered) or not."""
-        self._redis.delete(self._creating_key(key))
-
-    def create_unsettled(self, key: TicketKey) -> bool:
-        """True while a create for ``key`` whose answer was lost may still be missing from the search."""
-        return bool(self._redis.exists(self._creating_key(key)))
-
-    def opened(self, key: TicketKey, issue_key: str, issue_id: int | None) -> None:
-        """Remember the ticket just created for ``key`` and note it as written."""
-        with self._redis.pipeline() as pipe:
-            pipe.set(self._ticket_key(key), issue_key, ex=self._retention)
-            pipe.delete(self._creating_key(key))
-            if issue_id is not None:
-                self._note_write(pipe, issue_id)
-            pipe.execute()
-
-    def wrote(self, issue_id: int) -> None:
-        """Note that responder just created or changed the issue ``issue_id``."""
-        with self._redis.pipeline() as pipe:
-            self._note_write(pipe, issue_id)
-            pipe.execute()
-
-    def _note_write(self, pipe: Pipeline, issue_id: int) -> None:
-        pipe.zadd(self._written_key, {str(issue_id): time.time()})
-        pipe.zremrangebyrank(self._written_key, 0, -RECONCILE_MAX - 1)
-        pipe.expire(self._written_key, RECONCILE_WINDOW_SECONDS)
-
-    def recent(self) -> list[int]:
-        """Ids of the issues responder wrote within the window, newest first."""
-        since = time.time() - RECONCILE_WINDOW_SECONDS
-        members = cast(list[bytes], self._redis.zrevrangebyscore(self._written_key, "+inf", since))
-        return [int(member) for member in members[:RECONCILE_MAX]]
 
 
 class JiraTracker:
@@ -254,10 +167,10 @@ class JiraTracker:
         remembered = self._ledger.remembered(key)
         if remembered is not None:
             issue = self._read_issue(remembered, action)
-            if issue is not None and _open_ticket_of(issue, key):
+            if issue is not None and open_and_labelled(issue, key_labels(key)):
                 return self._ticket_of(issue, action)
             self._ledger.forget(key, remembered)
-            issue_id = _id_of(issue)
+            issue_id = id_of(issue)
             if issue_id is not None:
                 reconcile.append(issue_id)  # its closing may not show in the search yet
         found = self._search(key_labels(key), reconcile)
@@ -291,7 +204,7 @@ class JiraTracker:
         key = created.get("key") if isinstance(created, dict) else None
         if not isinstance(key, str) or not key:
             raise PermanentError(f"{action}: Jira's answer names no issue key", system=SYSTEM)
-        issue_id = _id_of(created)
+        issue_id = id_of(created)
         self._ledger.opened(draft.key, key, issue_id)
         self._note_id(key, issue_id)
         return Ticket(ref=key, url=self._browse_url(key), title=summary)
@@ -316,7 +229,7 @@ class JiraTracker:
         wanted = self._done_transition.casefold()
         chosen = next((t for t in transitions if str(t.get("name", "")).casefold() == wanted), None)
         if chosen is None:
-            chosen = next((t for t in transitions if _category_key(t.get("to")) == "done"), None)
+            chosen = next((t for t in transitions if category_key(t.get("to")) == "done"), None)
         url = self._browse_url(ticket.ref)
         if chosen is None:
             status = self._done_status(ticket.ref, action)
@@ -357,7 +270,7 @@ class JiraTracker:
         found: dict[str, dict[str, Any]] = {}
         for _ in range(MAX_PAGES):
             page = self._send("POST", self._search_path, action, json=request)
-            for issue in _issues_of(page, action):
+            for issue in issues_of(page, action):
                 found.setdefault(str(issue.get("key")), issue)
             token = page.get("nextPageToken")
             if not isinstance(token, str) or not token or page.get("isLast") is True:
@@ -372,7 +285,7 @@ class JiraTracker:
         for _ in range(MAX_PAGES):
             request = {"jql": jql, "startAt": start, "maxResults": PAGE_SIZE, "fields": list(SEARCH_FIELDS)}
             page = self._send("POST", self._search_path, action, json=request)
-            batch = _issues_of(page, action)
+            batch = issues_of(page, action)
             for issue in batch:
                 found.setdefault(str(issue.get("key")), issue)
             start += len(batch)
@@ -394,7 +307,7 @@ class JiraTracker:
         key = issue.get("key")
         if not isinstance(key, str) or not key:
             raise PermanentError(f"{action}: a search result has no issue key", system=SYSTEM)
-        self._note_id(key, _id_of(issue))
+        self._note_id(key, id_of(issue))
         fields = issue.get("fields")
         summary = fields.get("summary") if isinstance(fields, dict) else None
         return Ticket(ref=key, url=self._browse_url(key), title=summary if isinstance(summary, str) else "")
@@ -429,7 +342,7 @@ class JiraTracker:
         issue = self._send("GET", self._issue_path(key), action, params={"fields": "status"})
         fields = issue.get("fields") if isinstance(issue, dict) else None
         status = fields.get("status") if isinstance(fields, dict) else None
-        if isinstance(status, dict) and _category_key(status) == "done":
+        if isinstance(status, dict) and category_key(status) == "done":
             return str(status.get("name") or "done")
         return None
 
@@ -471,10 +384,10 @@ class JiraTracker:
 
     def _error(self, response: requests.Response, action: str) -> IntegrationError:
         status = response.status_code
-        text = self._redact(f"{action}: Jira answered {status}: {_jira_message(response)}")
+        text = self._redact(f"{action}: Jira answered {status}: {jira_message(response)}")
         if status == 429 or status >= 500:
-            retry_after = _retry_after(response.headers.get("Retry-After"))
-            return TransientError(text, system=SYSTEM, status=status, retry_after=retry_after)
+            delay = retry_after(response.headers.get("Retry-After"))
+            return TransientError(text, system=SYSTEM, status=status, retry_after=delay)
         return PermanentError(text + _HINTS.get(status, ""), system=SYSTEM, status=status)
 
     def _redact(self, text: str) -> str:
@@ -482,71 +395,3 @@ class JiraTracker:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
-
-
-def _issues_of(page: Any, action: str) -> list[dict[str, Any]]:
-    issues = page.get("issues") if isinstance(page, dict) else None
-    if not isinstance(issues, list):
-        raise PermanentError(
-            f"{action}: the search answer has no 'issues' list; check RESPONDER_JIRA_SEARCH_PATH", system=SYSTEM
-        )
-    return [issue for issue in issues if isinstance(issue, dict)]
-
-
-def _id_of(issue: Any) -> int | None:
-    """The numeric id of an issue bean (Jira sends it as a string)."""
-    value = issue.get("id") if isinstance(issue, dict) else None
-    return int(value) if isinstance(value, str | int) and str(value).isdigit() else None
-
-
-def _open_ticket_of(issue: dict[str, Any], key: TicketKey) -> bool:
-    """Whether ``issue`` is not done and still carries the labels of ``key``."""
-    fields = issue.get("fields")
-    fields = fields if isinstance(fields, dict) else {}
-    labels = fields.get("labels")
-    labelled = isinstance(labels, list) and set(key_labels(key)) <= set(labels)
-    return labelled and _category_key(fields.get("status")) != "done"
-
-
-def _category_key(status: Any) -> str | None:
-    """``statusCategory.key`` of a status (or transition target) object."""
-    category = status.get("statusCategory") if isinstance(status, dict) else None
-    key = category.get("key") if isinstance(category, dict) else None
-    return key if isinstance(key, str) else None
-
-
-def _jira_message(response: requests.Response) -> str:
-    """Jira's ``errorMessages`` and ``errors`` on one line, or the start of a non-JSON body."""
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    parts: list[str] = []
-    if isinstance(data, dict):
-        messages = data.get("errorMessages")
-        if isinstance(messages, list):
-            parts += [str(m) for m in messages if m]
-        errors = data.get("errors")
-        if isinstance(errors, dict):
-            parts += [f"{field}: {message}" for field, message in errors.items()]
-        if not parts and data.get("message"):
-            parts.append(str(data["message"]))
-    text = "; ".join(parts) if parts else response.text[:200]
-    return " ".join(text.split()) or response.reason or "no message"
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
