@@ -105,11 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="trigger a playbook by hand")
     run.add_argument("playbook")
-    run.add_argument("--label", type=_label, action="append", default=[], metavar="K=V")
-    run.add_argument("--annotation", type=_label, action="append", default=[], metavar="K=V")
+    run.add_argument("--label", type=_label, action="append", default=[], metavar="K=V", help="label, e.g. model_id=X")
+    run.add_argument("--annotation", type=_label, action="append", default=[], metavar="K=V", help="alert annotation")
     run.add_argument("--dry-run", action="store_true", help="plan external writes instead of sending them")
     run.add_argument("--wait", action="store_true", help="wait for the run and print its record")
-    run.add_argument("--timeout", type=float, default=300.0, help="seconds --wait waits (default 300)")
+    run.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds --wait waits (default 300); then exit 1, the run goes on"
+    )
     run.set_defaults(handler=cmd_run)
 
     jobs = sub.add_parser("jobs", help="list and show playbook runs").add_subparsers(dest="jobs_command", required=True)
