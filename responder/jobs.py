@@ -7,13 +7,14 @@ environment by a plain ``rq worker``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from rq import Queue
 
 from responder import following
-from responder.errors import TransientError
 from responder.log import get_logger
 from responder.playbooks.runner import run_playbook
-from responder.queueing import enqueue_run, retry_delay
+from responder.queueing import enqueue_run
 from responder.runtime import Runtime
 from responder.settings import load_settings
 
@@ -39,24 +40,24 @@ def run_playbook_job(run_id: str) -> str:
     Once the run has finished its steps, the workflow runs its dispatch steps started are
     followed by scheduled follow jobs (``follow_workflow_run_job``).
 
-    A transient failure (recorded on its step) schedules the next attempt after a backoff
-    that honours the server's Retry-After, up to ``len(job_retry_intervals)`` retries; the
-    last attempt records it as a failure instead. Completed steps are never run again.
+    A step that fails transiently waits alone (see ``run_playbook``): the run's next attempt is
+    scheduled for the time its deferred steps asked for (a backoff step of ``job_retry_intervals``
+    that honours the server's Retry-After), up to ``len(job_retry_intervals)`` retries; the last
+    attempt records such a failure instead. Completed steps are never run again.
     """
     runtime = current_runtime()
     intervals = runtime.settings.job_retry_intervals
     record = runtime.runs.get(run_id)
     attempts = record.attempts
-    try:
-        record = run_playbook(runtime, run_id, final_attempt=attempts >= len(intervals), record=record)
-        following.start(runtime, record)
-        return record.status
-    except TransientError as exc:
-        delay = retry_delay(intervals, attempts + 1, exc.retry_after)
+    record = run_playbook(runtime, run_id, final_attempt=attempts >= len(intervals), record=record)
+    if record.status == "retrying" and record.retry_at is not None:
+        delay = max((record.retry_at - datetime.now(UTC)).total_seconds(), 0.0)
         queue = Queue(runtime.settings.queue, connection=runtime.redis)
         enqueue_run(queue, runtime.settings, run_id, job_id=f"{run_id}-retry{attempts + 1}", delay=delay)
         log.info("run.retry_scheduled", job_id=run_id, attempt=attempts + 2, delay_seconds=round(delay, 1))
-        return "retrying"
+        return record.status
+    following.start(runtime, record)
+    return record.status
 
 
 def follow_workflow_run_job(run_id: str, step: str, poll: int = 1) -> str:

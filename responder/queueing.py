@@ -3,6 +3,7 @@ which workers listen on it."""
 
 from __future__ import annotations
 
+import math
 import random
 import struct
 import time
@@ -84,7 +85,8 @@ def _options(settings: Settings, run_id: str, job_id: str | None) -> dict[str, A
         "timeout": settings.job_timeout_seconds,
         "result_ttl": settings.dedup_retention_seconds,
         "failure_ttl": settings.dedup_retention_seconds,
-        "retry": Retry(max=len(intervals), interval=intervals) if intervals else None,
+        # RQ's Retry (a job that died) takes whole seconds, as its scheduler keeps them
+        "retry": Retry(max=len(intervals), interval=[math.ceil(i) for i in intervals]) if intervals else None,
     }
 
 
@@ -153,7 +155,7 @@ def _utc_second(second: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
-def retry_delay(intervals: list[int], attempt: int, retry_after: float | None) -> float:
+def retry_delay(intervals: list[float], attempt: int, retry_after: float | None) -> float:
     """Seconds before retry number ``attempt`` (1-based): the configured backoff step with
     ±25 % jitter (so workers do not retry in step), never sooner than the server asked."""
     base = intervals[min(attempt, len(intervals)) - 1] if intervals else 0

@@ -25,7 +25,7 @@ from responder.errors import RunNotFound
 from responder.redis_keys import payload_key
 from responder.writeset import WriteSet
 
-StepStatus = Literal["ok", "skipped", "planned", "failed"]
+StepStatus = Literal["ok", "skipped", "planned", "failed", "retrying"]
 RunStatus = Literal["queued", "running", "retrying", "succeeded", "failed", "suppressed"]
 RUN_STATUSES: tuple[str, ...] = ("queued", "running", "retrying", "succeeded", "failed", "suppressed")
 Source = Literal["webhook", "manual", "replay"]
@@ -58,6 +58,9 @@ class StepRecord(BaseModel):
         None,
         description="What a check found wrong (e.g. 'mismatch', 'missing'). Beside the status, not one: "
         "the step ran fine (ok, done, not retried) and the run still succeeds, but every view shows it.",
+    )
+    retry_at: datetime | None = Field(
+        None, description="Status retrying: when the run's next attempt runs this step again (a transient failure)."
     )
 
     @property
@@ -117,6 +120,12 @@ class RunRecord(BaseModel):
     error: str | None = None
     workflow_runs: list[FollowedRun] = Field(
         default_factory=list, description="Workflow runs its dispatch steps started, followed to their end."
+    )
+    retry_at: datetime | None = Field(None, description="Status retrying: when the next attempt runs.")
+    untold: list[str] = Field(
+        default_factory=list,
+        description="Steps that finished on a retry after the incident ticket was opened, whose results "
+        "the ticket has not been told yet.",
     )
 
     @property

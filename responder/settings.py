@@ -41,10 +41,11 @@ class Settings(BaseSettings):
     )
     storm_window_seconds: int = Field(600, gt=0, description="Length of the storm guard's (fixed) window.")
     job_timeout_seconds: int = Field(300, gt=0, description="A playbook run is killed after this long.")
-    job_retry_intervals: list[int] = Field(
-        [10, 60, 300],
+    job_retry_intervals: list[float] = Field(
+        [10, 60, 300, 900, 1800],
         description="Backoff (seconds) before each retry of a run after a transient failure (jittered ±25 %, "
-        "never sooner than the server's Retry-After); its length is the number of retries.",
+        "never sooner than the server's Retry-After); its length is the number of retries. The default "
+        "rides out about 50 minutes of a service failing every call.",
     )
     worker_ttl_seconds: int = Field(
         60,

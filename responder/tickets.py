@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from responder.document import Block, Bullets, Checklist, Code, Document, Heading, Inline, Link, Table, Text, para
 from responder.runs import FollowedRun, RunRecord, StepRecord, time_to_resolve
+from responder.timefmt import clock
 
 TITLE_LIMIT = 250
 
@@ -43,8 +44,13 @@ def span(delta: timedelta) -> str:
 
 
 def step_status(step: StepRecord) -> str:
-    """The status column: a check that found a problem reads as the finding, never as "ok"."""
-    return f"❌ FINDING: {step.finding}" if step.finding else step.status
+    """The status column: a check that found a problem reads as the finding, never as "ok"; a step
+    waiting for a retry says when it is."""
+    if step.finding:
+        return f"❌ FINDING: {step.finding}"
+    if step.status == "retrying":
+        return f"retrying at {clock(step.retry_at)}"
+    return step.status
 
 
 def step_table(steps: Sequence[StepRecord]) -> Table:
@@ -122,6 +128,18 @@ def refired(run: RunRecord, new_items: Sequence[str], checklist_title: str) -> D
         blocks += [Heading(checklist_title), Checklist(tuple(new_items))]
     blocks += [step_table(run.steps)]
     return Document(tuple(blocks))
+
+
+def retried(run: RunRecord, steps: Sequence[StepRecord]) -> Document:
+    """Comment with the results of steps that finished on a retry after the ticket was opened."""
+    return Document.of(
+        para(
+            f"{'Steps' if len(steps) > 1 else 'A step'} of run ",
+            _run_ref(run),
+            f" retried after this ticket was opened finished (attempt {run.attempts}):",
+        ),
+        step_table(steps),
+    )
 
 
 def resolved(run: RunRecord, firing: RunRecord | None = None) -> Document:

@@ -37,3 +37,8 @@ def _span(seconds: float) -> str:
     if seconds < 86400:
         return f"{seconds // 3600:.0f} h"
     return f"{seconds // 86400:.0f} d"
+
+
+def clock(value: datetime | None) -> str:
+    """A time of day on the UTC clock, '21:40:12 UTC' (a retry is minutes away: the day is today)."""
+    return value.strftime("%H:%M:%S UTC") if value is not None else "-"

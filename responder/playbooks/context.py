@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -110,9 +110,12 @@ class StepContext:
             },
         }
 
-    def _step_outputs(self) -> dict[str, dict[str, str]]:
-        """Outputs of finished steps by name; inside an included playbook also by the name it gave them."""
-        outputs = {s.name: dict(s.outputs) for s in self.run.steps}
+    def _step_outputs(self) -> dict[str, Mapping[str, str]]:
+        """Outputs of finished steps by name; inside an included playbook also by the name it gave them.
+        A step waiting for a retry has none yet: reading them raises WaitingForStep."""
+        outputs: dict[str, Mapping[str, str]] = {
+            s.name: PendingOutputs(s.name) if s.status == "retrying" else dict(s.outputs) for s in self.run.steps
+        }
         prefix = self.current_step.rpartition(".")[0]
         if prefix:
             outputs |= {
@@ -175,6 +178,31 @@ class StepContext:
 
     def ticket_memory(self, ticket: Ticket) -> TicketMemory:
         return TicketMemory(self.redis, ticket.url, self.settings.dedup_retention_seconds)
+
+
+class WaitingForStep(TransientError):
+    """A step needs the result of an earlier step that is waiting for a retry: it waits for that retry too."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(f"needs the result of {step}, which is waiting for a retry", system="responder")
+        self.step = step
+
+
+class PendingOutputs(Mapping[str, str]):
+    """The outputs of a step waiting for a retry, as templates see them: any read raises WaitingForStep
+    (Jinja's sandbox lets that through, unlike the lookup errors it turns into undefined values)."""
+
+    def __init__(self, step: str) -> None:
+        self._step = step
+
+    def __getitem__(self, key: str) -> str:
+        raise WaitingForStep(self._step)
+
+    def __iter__(self) -> Iterator[str]:
+        raise WaitingForStep(self._step)
+
+    def __len__(self) -> int:
+        raise WaitingForStep(self._step)
 
 
 def _claim_key(key: TicketKey) -> str:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime, timedelta
 
 import structlog
 from rq.timeouts import JobTimeoutException
 
-from responder import metrics
+from responder import metrics, tickets, timefmt
 from responder.errors import ResponderError, TransientError
+from responder.integrations.base import TicketKey
 from responder.log import Redactor, get_logger
-from responder.playbooks.context import StepContext
+from responder.playbooks.context import StepContext, WaitingForStep
 from responder.playbooks.steps import StepResult
+from responder.queueing import MAX_RETRY_AFTER_SECONDS, retry_delay
 from responder.runs import RunRecord, StepRecord, time_to_resolve, utcnow
 from responder.runtime import Runtime
 
@@ -39,7 +42,7 @@ def run_playbook(runtime: Runtime, run_id: str, *, final_attempt: bool, record: 
 
 def _run(runtime: Runtime, record: RunRecord, *, final_attempt: bool) -> RunRecord:
     playbook = runtime.catalog.get(record.playbook)
-    record.status, record.attempts, record.error = "running", record.attempts + 1, None
+    record.status, record.attempts, record.error, record.retry_at = "running", record.attempts + 1, None, None
     record.started_at = record.started_at or utcnow()
     _save(runtime, record)
     integrations = runtime.integrations(dry_run=record.dry_run)
@@ -54,11 +57,15 @@ def _run(runtime: Runtime, record: RunRecord, *, final_attempt: bool) -> RunReco
         toggle_client=integrations.toggles,
         runs=runtime.runs,
     )
+    backoff = Backoff(runtime.settings.job_retry_intervals, record.attempts)
+    retried = {s.name for s in record.steps if s.status == "retrying"}
+    ticket_was_open = _ticket_open(record)
     with structlog.contextvars.bound_contextvars(
         job_id=record.id, alertname=record.alertname, fingerprint=record.alert.fingerprint, playbook=playbook.name
     ):
         log.info("run.started", attempt=record.attempts, dry_run=record.dry_run, alert_status=record.alert.status)
         stopped_by: str | None = None
+        waits_for: StepRecord | None = None  # a deferred step with stop_on_failure: the steps after it wait
         steps = playbook.steps_for(record.alert)
         for index, step in enumerate(steps):
             done = record.step(step.name)
@@ -69,6 +76,9 @@ def _run(runtime: Runtime, record: RunRecord, *, final_attempt: bool) -> RunReco
                 entry = StepRecord(name=step.name, kind=step.kind, status="ok", started_at=utcnow())
                 if stopped_by is not None:
                     entry.status, entry.blocked, entry.detail = "skipped", True, f"not run: {stopped_by} failed"
+                elif waits_for is not None:
+                    entry.status, entry.blocked = "skipped", True
+                    entry.detail = f"waits for {waits_for.name} (retrying at {timefmt.clock(waits_for.retry_at)})"
                 elif step.when is not None and not step.when.matches(record.alert):
                     entry.status, entry.detail = "skipped", f"condition not met: {step.when.describe()}"
                 else:
@@ -76,12 +86,10 @@ def _run(runtime: Runtime, record: RunRecord, *, final_attempt: bool) -> RunReco
                         _apply(entry, step.run(ctx))
                     except TransientError as exc:
                         _fail(entry, exc, redactor)
-                        if not final_attempt:
-                            entry.error = f"{entry.error} (will retry)"
-                            record.status = "retrying"
-                            _finish_step(runtime, record, playbook.name, entry)
-                            log.warning("step.transient_failure", error=str(exc))
-                            raise
+                        if not final_attempt:  # only this step waits for the retry; the next ones run now
+                            _defer(entry, backoff.at(exc.retry_after), waiting=isinstance(exc, WaitingForStep))
+                            waits_for = entry if step.stop_on_failure else waits_for
+                            log.warning("step.deferred", error=str(exc), retry_at=entry.retry_at)
                     except ResponderError as exc:
                         _fail(entry, exc, redactor)
                     except JobTimeoutException as exc:
@@ -104,16 +112,82 @@ def _run(runtime: Runtime, record: RunRecord, *, final_attempt: bool) -> RunReco
                 log.info(
                     "step.finished", status=entry.status, finding=entry.finding, detail=entry.detail, error=entry.error
                 )
-        failed = [s.name for s in record.steps if s.status == "failed"]
-        record.status = "failed" if failed else "succeeded"
-        record.error = f"failed steps: {', '.join(failed)}" if failed else None
-        record.ended_at = utcnow()
-        if (recorder := metrics.recorder()) is not None:
-            recorder.run_finished(playbook.name, record.status)
-            _observe_resolve(recorder, ctx, record)
-        _save(runtime, record)
-        log.info("run.finished", status=record.status)
+        if ticket_was_open:  # steps retried since the ticket opened: it is told how they ended
+            record.untold += [s.name for s in record.steps if s.name in retried and s.status != "retrying"]
+        _tell_ticket(ctx, record, backoff, final_attempt=final_attempt)
+        _conclude(runtime, ctx, record)
     return record
+
+
+def _conclude(runtime: Runtime, ctx: StepContext, record: RunRecord) -> None:
+    """Save the run's outcome: retrying (at the latest time a deferred step asked for), failed or succeeded."""
+    pending = [s for s in record.steps if s.status == "retrying"]
+    if pending or record.retry_at is not None:
+        record.retry_at = max([s.retry_at for s in pending if s.retry_at] + [record.retry_at or utcnow()])
+        for step in pending:  # one next attempt for all of them: each says when it is
+            _defer(step, record.retry_at, waiting=False)
+        record.status = "retrying"
+        waiting = ", ".join(s.name for s in pending) or "telling the incident ticket"
+        record.error = f"retrying at {timefmt.clock(record.retry_at)}: {waiting}"
+        _save(runtime, record)
+        log.info("run.deferred", retry_at=record.retry_at, steps=[s.name for s in pending])
+        return
+    failed = [s.name for s in record.steps if s.status == "failed"]
+    record.status = "failed" if failed else "succeeded"
+    record.error = f"failed steps: {', '.join(failed)}" if failed else None
+    record.ended_at = utcnow()
+    if (recorder := metrics.recorder()) is not None:
+        recorder.run_finished(record.playbook, record.status)
+        _observe_resolve(recorder, ctx, record)
+    _save(runtime, record)
+    log.info("run.finished", status=record.status)
+
+
+class Backoff:
+    """When the steps deferred in one attempt are tried again: the attempt's backoff step, jittered
+    once (``queueing.retry_delay``), or later where a server asked for it (Retry-After)."""
+
+    def __init__(self, intervals: list[float], attempt: int) -> None:
+        self._seconds = retry_delay(intervals, attempt, None)
+
+    def at(self, retry_after: float | None) -> datetime:
+        wait = max(self._seconds, min(retry_after or 0.0, MAX_RETRY_AFTER_SECONDS))
+        return utcnow() + timedelta(seconds=wait)
+
+
+def _defer(entry: StepRecord, retry_at: datetime, *, waiting: bool) -> None:
+    """Mark a step to be run again by the run's next attempt, at ``retry_at``."""
+    reason = (entry.error or "").partition(" (retrying at ")[0]
+    entry.status, entry.retry_at = "retrying", retry_at
+    entry.error = f"{reason} (retrying at {timefmt.clock(retry_at)})"
+    if waiting:
+        entry.detail = "waits for an earlier step's result"
+
+
+def _ticket_open(record: RunRecord) -> bool:
+    """This run opened (or found) its incident ticket."""
+    return any(s.kind == "open_incident" and s.status == "ok" and "ticket" in s.outputs for s in record.steps)
+
+
+def _tell_ticket(ctx: StepContext, record: RunRecord, backoff: Backoff, *, final_attempt: bool) -> None:
+    """Comment the results of steps that finished on a retry on the incident ticket, once. A tracker
+    that fails transiently is tried again by the next attempt (which runs no step again)."""
+    if not record.untold or record.model_id is None:
+        record.untold = []
+        return
+    told = [s for s in record.steps if s.name in record.untold]
+    try:
+        ticket = ctx.tracker.find_open(TicketKey(alertname=record.alertname, model_id=record.model_id))
+        if ticket is not None:
+            ctx.tracker.comment(ticket, tickets.retried(record, told))
+    except TransientError as exc:
+        log.warning("ticket.retried_steps_not_told", error=str(exc), steps=record.untold)
+        if not final_attempt:
+            record.retry_at = backoff.at(exc.retry_after)
+            return
+    except ResponderError as exc:
+        log.warning("ticket.retried_steps_not_told", error=str(exc), steps=record.untold)
+    record.untold = []
 
 
 def _observe_resolve(recorder: metrics.WorkerMetrics, ctx: StepContext, record: RunRecord) -> None:
