@@ -14,7 +14,8 @@ This module supplies the rest:
 * the request pipeline: parse the JSON body, admit the request, apply a matching fault
   or route it, record it (:class:`Recorded`, :attr:`FakeServer.requests`) and answer JSON;
 * fault injection (:meth:`FakeServer.fail_next`): plain errors, ambiguous errors returned
-  *after* the write was applied, and slow answers for client timeouts.
+  *after* the write was applied, and slow answers for client timeouts; and outages
+  (:meth:`FakeServer.outage`): every request fails for a while, some writes after they happened.
 
 Every request is handled under one lock, so handlers may read and write the fake's state
 freely; the sleep of an injected delay happens outside it.
@@ -125,6 +126,26 @@ class Fault:
         return Response(self.status, copy.deepcopy(self.body), dict(self.headers))
 
 
+@dataclass
+class Outage:
+    """A service failing every request until ``until`` (monotonic clock); see :meth:`FakeServer.outage`."""
+
+    until: float
+    response: Response
+    lose_every: int
+    writes: int = 0
+    lost: int = 0
+
+    def fail(self, request: Request, apply: Callable[[Request], Response]) -> ApiError:
+        """The error for ``request``; a write whose turn it is is carried out first."""
+        if request.method != "GET":
+            self.writes += 1
+            if self.lose_every and self.writes % self.lose_every == 0:
+                apply(request)
+                self.lost += 1
+        return ApiError(self.response.status, copy.deepcopy(self.response.body))
+
+
 def reason_phrase(status: int) -> str:
     """``"Bad Gateway"`` for 502; ``"Error"`` for a status HTTP does not name."""
     try:
@@ -207,6 +228,7 @@ class FakeServer:
             self._requests: list[Recorded] = []
             self._faults: list[Fault] = []
             self._connections = 0
+            self._outage: Outage | None = None
 
     # ----------------------------------------------------------------- observing and arranging
 
@@ -261,6 +283,24 @@ class FakeServer:
                 )
             )
 
+    def outage(self, seconds: float, *, status: int = 502, lose_every: int = 2) -> None:
+        """Fail every request for the next ``seconds`` with ``status``, as a service in an outage
+        does. Of the writes (POST, PATCH, PUT, DELETE) sent meanwhile, every ``lose_every``-th is
+        carried out before it fails, its answer lost (0: none is); the others do nothing."""
+        with self._lock:
+            self._outage = Outage(
+                until=time.monotonic() + seconds,
+                response=Response(status, self._error_body(reason_phrase(status))),
+                lose_every=lose_every,
+            )
+
+    @property
+    def outage_writes(self) -> tuple[int, int]:
+        """``(carried out, not carried out)``: the writes the last outage failed."""
+        with self._lock:
+            outage = self._outage
+            return (outage.lost, outage.writes - outage.lost) if outage is not None else (0, 0)
+
     # ----------------------------------------------------------------- what subclasses decide
 
     def _error_body(self, message: str) -> Any:
@@ -295,6 +335,8 @@ class FakeServer:
         with self._lock:
             try:
                 self._admit(request)
+                if self._outage is not None and time.monotonic() < self._outage.until:
+                    raise self._outage.fail(request, self._apply)
                 fault = next((f for f in self._faults if f.matches(method, path)), None)
                 if fault is not None:
                     fault.remaining -= 1
