@@ -1,7 +1,10 @@
 """Decision history: every notification the receiver accepted and what it decided per alert.
 
 Answers on-call's most common question, "why did (or didn't) this run?". Bounded: the last
-``history_keep`` notifications, each kept at most ``history_retention_seconds``.
+``history_keep`` notifications, together at most ``history_max_bytes`` (record and body), each
+kept at most ``history_retention_seconds``. What leaves the history is deleted (``History.trim``),
+except the body of a notification that queued runs: a queued run reads its alert from it, so it
+stays until it expires, as long as the runs are kept.
 
 Stored as received, not re-encoded: the body Alertmanager posted (``redis_keys.payload_key``,
 which the notification's runs also read their alerts from) and, beside it, what responder
@@ -22,15 +25,45 @@ from typing import Any, cast
 import pydantic_core
 from pydantic import BaseModel, Field, ValidationError
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from redis.client import Pipeline
 
 from responder.alerts import Alert, Notification
 from responder.errors import ResponderError
 from responder.redis_keys import payload_key
 from responder.runs import Source, utcnow
-from responder.writeset import WriteSet
+from responder.writeset import Arg, WriteSet
 
 INDEX_KEY = "responder:notifications"
+SIZES_KEY = "responder:notification-sizes"  # id -> "<bytes of record and body> <runs it queued>"
+BYTES_KEY = "responder:notification-bytes"  # the sum of those bytes over the history
+RUNS_READING_BODY = ("queued", "suppressed")  # decisions whose run reads its alert from the body (runs.QueuedRun)
+TRIM_KEYS = [INDEX_KEY, SIZES_KEY, BYTES_KEY]
+TRIM_SHARE = 10  # trim once a tenth of the bounds was added since the last trim (by this process)
+
+# KEYS: the index, the sizes, the byte total. ARGV: keep, max bytes, oldest score kept, record
+# key prefix, body key prefix. Drops the oldest notifications until all three bounds hold.
+_TRIM = """
+local keep, budget, horizon = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local removed = 0
+while true do
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if #oldest == 0 then break end
+  local total = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if redis.call('ZCARD', KEYS[1]) <= keep and total <= budget and tonumber(oldest[2]) >= horizon then break end
+  local id = oldest[1]
+  local size = redis.call('HGET', KEYS[2], id) or '0 1'
+  local bytes, runs = string.match(size, '(%d+) (%d+)')
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('DECRBY', KEYS[3], bytes)
+  redis.call('DEL', ARGV[4] .. id)
+  if tonumber(runs) == 0 then redis.call('DEL', ARGV[5] .. id) end
+  removed = removed + 1
+end
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[2], KEYS[3]) end
+return removed
+"""
 
 
 class NotificationNotFound(ResponderError):
@@ -147,30 +180,63 @@ class _Stored(BaseModel):
 
 
 class History:
-    def __init__(self, redis: Redis, *, keep: int, retention_seconds: int) -> None:
+    def __init__(self, redis: Redis, *, keep: int, retention_seconds: int, max_bytes: int = 64 * 1024 * 1024) -> None:
         self._redis = redis
         self._keep = keep
         self._retention = retention_seconds
+        self._max_bytes = max_bytes
+        self._trim = redis.register_script(_TRIM)
+        self._added = (0, 0)  # notifications and bytes added by this process since its last trim
 
     @staticmethod
     def key(record_id: str) -> str:
         return f"responder:notification:{record_id}"
 
     def add_many(self, received: Sequence[Received], pipe: Pipeline | WriteSet, *, payload_ttl: int) -> None:
-        """Queue the writes of ``received`` on ``pipe`` (the intake's commit), indexed and trimmed once.
-        The payloads are kept ``payload_ttl`` seconds: as long as the history or the runs that read them."""
+        """Queue the writes of ``received`` on ``pipe`` (the intake's commit), indexed once; ``trim``
+        bounds the history after the commit. The payloads are kept ``payload_ttl`` seconds: as long
+        as the history or the runs that read them."""
         if not received:
             return
+        sizes: dict[str, str] = {}
         for entry in received:
             stored = pydantic_core.to_json(
                 {"id": entry.id, "received_at": entry.received_at, "source": entry.source, "answers": entry.answers}
             )
             pipe.set(self.key(entry.id), stored, ex=self._retention)
             pipe.set(payload_key(entry.id), entry.payload, ex=payload_ttl)
+            runs = sum(1 for answer in entry.answers if answer["decision"] in RUNS_READING_BODY)
+            sizes[entry.id] = f"{len(stored) + len(entry.payload)} {runs}"
         pipe.zadd(INDEX_KEY, {entry.id: entry.received_at for entry in received})
-        pipe.zremrangebyrank(INDEX_KEY, 0, -(self._keep + 1))
-        oldest = min(entry.received_at for entry in received)
-        pipe.zremrangebyscore(INDEX_KEY, "-inf", oldest - self._retention)
+        pipe.hset(SIZES_KEY, mapping={key: size for key, size in sizes.items()})  # typed in each pipe's terms
+        pipe.incrby(BYTES_KEY, sum(int(size.partition(" ")[0]) for size in sizes.values()))
+
+    def committed(self, payloads: Sequence[bytes]) -> None:
+        """Notifications with these bodies were committed: trim the history when it is due."""
+        if self.trim_due(payloads):
+            self.trim()
+
+    def trim_due(self, payloads: Sequence[bytes]) -> bool:
+        """Count notifications committed with these bodies; True when a tenth of a bound was added
+        since the last trim here (a trim costs a round trip; meanwhile the history may exceed its
+        bounds by that much per receiver process)."""
+        count, size = self._added
+        self._added = count, size = (count + len(payloads), size + sum(len(payload) for payload in payloads))
+        return count * TRIM_SHARE >= self._keep or size * TRIM_SHARE >= self._max_bytes
+
+    def trim(self) -> int:
+        """Delete the oldest notifications until the history holds at most ``keep`` of them, at most
+        ``max_bytes`` in all and none older than the retention; returns how many were deleted."""
+        self._added = (0, 0)
+        return int(self._trim(keys=TRIM_KEYS, args=self._trim_args()))
+
+    async def trim_async(self, redis: AsyncRedis) -> int:
+        """``trim`` through an asyncio Redis client (the receiver's event loop does not wait on Redis)."""
+        self._added = (0, 0)
+        return int(await redis.eval(_TRIM, len(TRIM_KEYS), *TRIM_KEYS, *self._trim_args()))
+
+    def _trim_args(self) -> list[Arg]:
+        return [self._keep, self._max_bytes, time.time() - self._retention, self.key(""), payload_key("")]
 
     def get(self, record_id: str) -> NotificationRecord:
         raw, payload = cast(list[bytes | None], self._redis.mget([self.key(record_id), payload_key(record_id)]))

@@ -150,7 +150,12 @@ class Intake:
         self._queue = Queue(settings.queue, connection=redis)
         self._jobs = FirstAttempts(self._queue, settings)
         self._runs = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
-        self._history = History(redis, keep=settings.history_keep, retention_seconds=settings.history_retention_seconds)
+        self._history = History(
+            redis,
+            keep=settings.history_keep,
+            retention_seconds=settings.history_retention_seconds,
+            max_bytes=settings.history_max_bytes,
+        )
         # A payload is read by its history record and by its runs: kept as long as either.
         self._payload_ttl = max(settings.history_retention_seconds, settings.dedup_retention_seconds)
         self._apply = redis.register_script(APPLY)
@@ -193,6 +198,7 @@ class Intake:
             plan, writes, decisions = self._attempt(batch, values)
             if not (guessed and plan.holds_back) and writes.apply(self._apply):
                 self._note_slots_taken(batch, plan)
+                self._history.committed(batch.payloads)
                 return decisions
             values, guessed = _mget(self._redis, batch.reads), False
             self._remember(batch, values)
@@ -214,6 +220,8 @@ class Intake:
             plan, writes, decisions = self._attempt(batch, values)
             if not (guessed and plan.holds_back) and await writes.apply_async(apply):
                 self._note_slots_taken(batch, plan)
+                if self._history.trim_due(batch.payloads):
+                    await self._history.trim_async(redis)
                 return decisions
             values, guessed = cast(list[bytes | None], await redis.mget(batch.reads)) if batch.reads else [], False
             self._remember(batch, values)

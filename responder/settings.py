@@ -35,6 +35,12 @@ class Settings(BaseSettings):
         7 * 24 * 3600, gt=0, description="How long a firing instance is remembered (dedup) and runs kept."
     )
     history_keep: int = Field(1000, gt=0, description="How many received notifications the decision history keeps.")
+    history_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        gt=0,
+        description="At most this many bytes of notifications (records and bodies as received) in the decision "
+        "history; the oldest leave first.",
+    )
     history_retention_seconds: int = Field(7 * 24 * 3600, gt=0, description="How long decision history is kept.")
     storm_max_runs: int = Field(
         50, gt=0, description="Firing runs of one playbook allowed per storm window; later ones are suppressed."

@@ -131,6 +131,9 @@ class WriteSet:
     def zremrangebyscore(self, key: str, low: float | str, high: float | str) -> None:
         self._add("ZREMRANGEBYSCORE", key, low, high)
 
+    def incrby(self, key: str, amount: int) -> None:
+        self._add("INCRBY", key, amount)
+
     def rpush(self, key: str, *values: Arg) -> None:
         for chunk in _chunks(values):
             self._add("RPUSH", key, *chunk)

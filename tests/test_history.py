@@ -6,11 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from responder.alerts import Notification
 from responder.intake import Intake
+from responder.receiver import create_app
 from responder.playbooks.catalog import load_catalog
 from responder.runs import RunStore
-from tests.conftest import SAMPLES, Worker, load_example, run_cli
+from tests.conftest import SAMPLES, WEBHOOK_TOKEN, Worker, load_example, run_cli
 
 
 def accept(settings: Any, redis: Any, payload: dict[str, Any]) -> None:
@@ -63,6 +66,65 @@ def test_history_is_bounded(settings, redis):
     for _ in range(5):
         accept(small, redis, load_example("bias-firing.json"))
     assert redis.zcard("responder:notifications") == 3
+
+
+def stored(redis: Any, pattern: str) -> int:
+    return sum(1 for _ in redis.scan_iter(match=pattern, count=1000))
+
+
+def test_history_keep_bounds_what_is_stored_not_only_the_index(settings, redis):
+    """Alertmanager re-sending one notification 20 times with history_keep 3: the records and
+    bodies of the notifications trimmed from the history are deleted, not left for 7 days."""
+    small = settings.model_copy(update={"history_keep": 3})
+    for _ in range(20):
+        accept(small, redis, load_example("bias-firing.json"))
+    assert stored(redis, "responder:notification:*") == 3
+    # the first one queued a run, which reads its alert from that body: kept for the run
+    assert stored(redis, "responder:payload:*") == 3 + 1
+
+
+async def test_the_webhook_trims_what_leaves_the_history(aiohttp_client, dry_settings, catalog, redis):
+    """Through the receiver (its asyncio commit): ten re-sent notifications with history_keep 2
+    leave two records stored."""
+    settings = dry_settings.model_copy(update={"history_keep": 2})
+    client = await aiohttp_client(create_app(settings, catalog, token=SecretStr(WEBHOOK_TOKEN)))
+    for _ in range(10):
+        response = await client.post("/webhooks/alertmanager", json=load_example("bias-firing.json"),
+                                     headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"})
+        assert response.status == 202
+    assert stored(redis, "responder:notification:*") == 2
+
+
+def big_notification(index: int, size: int) -> dict[str, Any]:
+    """A notification of about ``size`` bytes (a long annotation), its alert a duplicate after the first."""
+    payload = load_example("bias-firing.json")
+    payload["alerts"][0]["annotations"]["description"] = f"{index} " + "x" * size
+    return payload
+
+
+def test_history_is_bounded_by_bytes(settings, redis):
+    """With history_max_bytes 300 KB, twenty 100 KB notifications leave at most 300 KB of them stored."""
+    small = settings.model_copy(update={"history_keep": 1000, "history_max_bytes": 300_000})
+    for index in range(20):
+        accept(small, redis, big_notification(index, 100_000))
+    kept = [key for key in redis.scan_iter(match="responder:payload:*")]
+    sizes = sum(redis.strlen(key) for key in kept)
+    runs_body = 1  # the first notification's body stays while its run may read it
+    assert len(kept) - runs_body <= 3 and redis.zcard("responder:notifications") <= 3
+    assert sizes <= 300_000 + 110_000 * runs_body
+
+
+def test_a_run_whose_notification_left_the_history_still_shows_its_alert(settings, redis):
+    """The notification of a queued run is trimmed from the history: the run still reads its alert."""
+    small = settings.model_copy(update={"history_keep": 1})
+    [decision] = Intake(redis, small, load_catalog(small.playbooks_dir)).accept(
+        Notification.model_validate(load_example("bias-firing.json"))
+    )
+    for _ in range(5):
+        accept(small, redis, load_example("drift-two-segments-firing.json"))
+    assert decision.job_id is not None
+    record = RunStore(redis, retention_seconds=small.dedup_retention_seconds).get(decision.job_id)
+    assert record.alert.model_id == "credit-limit"
 
 
 def test_replay_queues_even_an_already_handled_payload(cli_env, settings, redis, fake_github):
