@@ -125,12 +125,6 @@ class WriteSet:
         for chunk in _chunks(pairs):
             self._add("ZADD", key, *[part for pair in chunk for part in pair])
 
-    def zremrangebyrank(self, key: str, start: int, end: int) -> None:
-        self._add("ZREMRANGEBYRANK", key, start, end)
-
-    def zremrangebyscore(self, key: str, low: float | str, high: float | str) -> None:
-        self._add("ZREMRANGEBYSCORE", key, low, high)
-
     def incrby(self, key: str, amount: int) -> None:
         self._add("INCRBY", key, amount)
 
