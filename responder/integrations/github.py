@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import math
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,7 +15,6 @@ from itertools import islice
 from urllib.parse import quote
 
 import github
-import requests
 from github import Auth, Github, GithubException
 from github.Commit import Commit
 from github.Repository import Repository
@@ -26,6 +24,7 @@ from urllib3.util.retry import Retry
 from responder import metrics
 from responder.document import Document, render_markdown
 from responder.errors import IntegrationError, PermanentError, TransientError
+from responder.integrations import http_policy
 from responder.integrations.base import Outcome, Revision, Ticket, TicketDraft, TicketKey, WorkflowRunRef
 
 SYSTEM = "github"
@@ -70,8 +69,8 @@ def translated_errors(action: str, repo: Repository | None = None) -> Iterator[N
                 yield
             except GithubException as exc:
                 raise classify(exc, action) from None
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                raise TransientError(f"{action}: GitHub unreachable ({type(exc).__name__})", system=SYSTEM) from None
+            except http_policy.NO_ANSWER as exc:
+                raise http_policy.unanswered(action, "GitHub", exc, system=SYSTEM) from None
     finally:
         recorder = metrics.recorder()
         if repo is not None and recorder is not None:
@@ -79,28 +78,10 @@ def translated_errors(action: str, repo: Repository | None = None) -> Iterator[N
 
 
 def classify(exc: GithubException, action: str) -> IntegrationError:
-    status = exc.status
+    """PyGithub's exception read by the one HTTP policy (``http_policy``)."""
     message = _api_message(exc)
-    headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
-    text = f"{action}: GitHub answered {status}: {message}"
-    rate_limited = status == 429 or (
-        status == 403 and ("rate limit" in message.lower() or headers.get("x-ratelimit-remaining") == "0")
-    )
-    if status >= 500 or rate_limited:
-        return TransientError(text, system=SYSTEM, status=status, retry_after=_retry_after(headers))
-    return PermanentError(text, system=SYSTEM, status=status)
-
-
-def _retry_after(headers: dict[str, str]) -> float | None:
-    """Seconds GitHub asks us to wait: Retry-After, or until x-ratelimit-reset when none are left."""
-    try:
-        if "retry-after" in headers:
-            return max(0.0, float(headers["retry-after"]))
-        if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
-            return max(0.0, float(headers["x-ratelimit-reset"]) - time.time())
-    except ValueError:
-        return None
-    return None
+    text = f"{action}: GitHub answered {exc.status}: {message}"
+    return http_policy.failure(exc.status, dict(exc.headers or {}), text, system=SYSTEM, message=message)
 
 
 def _api_message(exc: GithubException) -> str:

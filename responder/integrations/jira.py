@@ -47,7 +47,8 @@ import requests
 
 from responder import metrics
 from responder.document import Document, render_jira
-from responder.errors import IntegrationError, PermanentError, TransientError
+from responder.errors import IntegrationError, PermanentError
+from responder.integrations import http_policy
 from responder.integrations.base import Outcome, Ticket, TicketDraft, TicketKey
 from responder.integrations.jira_answers import (
     SYSTEM,
@@ -56,7 +57,6 @@ from responder.integrations.jira_answers import (
     issues_of,
     jira_message,
     open_and_labelled,
-    retry_after,
 )
 from responder.integrations.jira_ledger import RECONCILE_MAX, TicketLedger
 
@@ -362,8 +362,8 @@ class JiraTracker:
             response = self._session.request(
                 method, self._base_url + path, json=json, params=params, timeout=self._timeout
             )
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-            raise TransientError(f"{action}: Jira unreachable ({type(exc).__name__})", system=SYSTEM) from None
+        except http_policy.NO_ANSWER as exc:
+            raise http_policy.unanswered(action, "Jira", exc, system=SYSTEM) from None
         except requests.RequestException as exc:
             raise PermanentError(
                 f"{action}: request to Jira failed ({type(exc).__name__}); check RESPONDER_JIRA_URL", system=SYSTEM
@@ -383,12 +383,11 @@ class JiraTracker:
             ) from None
 
     def _error(self, response: requests.Response, action: str) -> IntegrationError:
-        status = response.status_code
-        text = self._redact(f"{action}: Jira answered {status}: {jira_message(response)}")
-        if status == 429 or status >= 500:
-            delay = retry_after(response.headers.get("Retry-After"))
-            return TransientError(text, system=SYSTEM, status=status, retry_after=delay)
-        return PermanentError(text + _HINTS.get(status, ""), system=SYSTEM, status=status)
+        status, message = response.status_code, jira_message(response)
+        text = self._redact(f"{action}: Jira answered {status}: {message}")
+        return http_policy.failure(
+            status, response.headers, text, system=SYSTEM, message=message, hint=_HINTS.get(status, "")
+        )
 
     def _redact(self, text: str) -> str:
         """Jira (or a proxy) may echo request headers; credentials never reach a message."""

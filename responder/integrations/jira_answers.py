@@ -3,8 +3,6 @@ message, its Retry-After."""
 
 from __future__ import annotations
 
-import email.utils
-from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -12,6 +10,7 @@ import requests
 from responder.errors import PermanentError
 
 SYSTEM = "jira"
+
 
 def issues_of(page: Any, action: str) -> list[dict[str, Any]]:
     issues = page.get("issues") if isinstance(page, dict) else None
@@ -53,23 +52,6 @@ def jira_message(response: requests.Response) -> str:
             parts.append(str(data["message"]))
     text = "; ".join(parts) if parts else response.text[:200]
     return " ".join(text.split()) or response.reason or "no message"
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def open_and_labelled(issue: dict[str, Any], wanted: list[str]) -> bool:

@@ -20,18 +20,16 @@ carrying the status and the service's message. The bearer token never appears in
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
 import requests
 
 from responder import metrics
 from responder.errors import ConfigError, IntegrationError, PermanentError, PlaybookError, TransientError
+from responder.integrations import http_policy
 from responder.integrations.base import Outcome
 from responder.playbooks import templating
 
@@ -40,7 +38,6 @@ METHODS = ("PUT", "POST", "PATCH")
 DEFAULT_PATH = "/endpoints/{{ model_id }}"
 DEFAULT_BODY: Mapping[str, str] = {"model_id": "{{ model_id }}", "version": "{{ version }}", "reason": "{{ reason }}"}
 MESSAGE_LIMIT = 200  # characters of the service's message kept in an error
-_TRANSIENT_STATUSES = frozenset({408, 429})
 
 
 @dataclass(frozen=True)
@@ -122,10 +119,8 @@ class ToggleClient:
                 f"{action}: toggle service did not answer within {self._timeout:g}s ({type(exc).__name__})",
                 system=SYSTEM,
             ) from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise TransientError(
-                f"{action}: toggle service unreachable ({type(exc).__name__})", system=SYSTEM
-            ) from None
+        except http_policy.NO_ANSWER as exc:
+            raise http_policy.unanswered(action, "toggle service", exc, system=SYSTEM) from None
         except requests.RequestException as exc:  # str(exc) may quote a header value: the token
             raise PermanentError(f"{action}: request not sent ({type(exc).__name__})", system=SYSTEM) from None
         if 200 <= response.status_code < 300:
@@ -136,12 +131,9 @@ class ToggleClient:
         self._session.close()
 
     def _classify(self, response: requests.Response, action: str) -> IntegrationError:
-        status = response.status_code
-        text = f"{action}: toggle service answered {status}: {self._service_message(response)}"
-        if status >= 500 or status in _TRANSIENT_STATUSES:
-            retry_after = _retry_after(response.headers.get("Retry-After"))
-            return TransientError(text, system=SYSTEM, status=status, retry_after=retry_after)
-        return PermanentError(text, system=SYSTEM, status=status)
+        message = self._service_message(response)
+        text = f"{action}: toggle service answered {response.status_code}: {message}"
+        return http_policy.failure(response.status_code, response.headers, text, system=SYSTEM, message=message)
 
     def _service_message(self, response: requests.Response) -> str:
         """The JSON ``message`` or ``error`` field, else the text: one line, token redacted, first 200 characters."""
@@ -183,20 +175,3 @@ def _render(setting: str, template: str, context: dict[str, str]) -> str:
         return templating.render(template, context)
     except PlaybookError as exc:
         raise ConfigError(f"invalid {setting}: {exc}; names available: {', '.join(context)}") from None
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None

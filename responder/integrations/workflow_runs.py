@@ -36,7 +36,8 @@ from github.Repository import Repository
 from github.Requester import Requester
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from responder.errors import PermanentError, TransientError
+from responder.errors import PermanentError
+from responder.integrations import http_policy
 from responder.integrations.base import ArtifactSummary, EvidenceFile, NotModified, RunSnapshot, Scalar
 from responder.integrations.github import SYSTEM, translated_errors
 
@@ -165,18 +166,15 @@ class PyGithubRunReader:
             try:
                 with self._storage.get(location, stream=True, timeout=self._timeout) as response:
                     status = response.status_code
-                    if status == 429 or status >= 500:
-                        raise TransientError(
-                            f"{action}: artifact storage answered {status}", system=SYSTEM, status=status
-                        )
+                    if http_policy.transient(status, response.headers):
+                        text = f"{action}: artifact storage answered {status}"
+                        raise http_policy.failure(status, response.headers, text, system=SYSTEM)
                     if status != 200:
                         refusal = f"the artifact storage refused the download link ({status})"
                         continue
                     return self._read_capped(response)
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                raise TransientError(
-                    f"{action}: artifact storage unreachable ({type(exc).__name__})", system=SYSTEM
-                ) from None
+            except http_policy.NO_ANSWER as exc:
+                raise http_policy.unanswered(action, "artifact storage", exc, system=SYSTEM) from None
         raise _Unreadable(refusal)
 
     def _link(self, artifact: _ArtifactPayload, action: str) -> str:
