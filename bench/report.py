@@ -65,7 +65,29 @@ def rows(r: dict[str, Any]) -> list[Row]:
         if g["composition"] == "distinct models" or g["size"] < 1000:
             out.append(_row(f"6. ack, group of {g['size']} ({g['composition']})",
                             f"{g['ack_ms_median']:.1f} ms = {g['ms_per_alert']:.3f} ms/alert", "-", None))
+    calls = r.get("github_calls")
+    if calls:
+        out += _github_calls_rows(calls)
     return out
+
+
+def _github_calls_rows(result: dict[str, Any]) -> list[Row]:
+    calls, follow = result["calls"], result["following"]
+    during = result["following_calls"]
+    return [
+        _row("7. GitHub calls, one drift incident followed to completion",
+             f"{calls['reads']} reads ({calls['reads_200']} answered 200, {calls['reads_304']} 304, "
+             f"{calls['reads_other_status']} other), {calls['writes']} writes, {calls['storage_downloads']} storage "
+             f"download(s); following alone: {during['reads']} reads, {during['writes']} write(s)", "-", None),
+        _row("7. following: run polls per poll interval",
+             f"at most {follow['most_polls_in_one_interval']} in any interval (polls "
+             f"{follow['min_gap_between_polls_s']} s or more apart); {follow['polls']} polls over "
+             f"{follow['intervals_exact']:.1f} intervals of {follow['poll_seconds']:g} s = "
+             f"{follow['polls_per_interval_exact']:.2f} per interval", "<= 1", result["ok"]),
+        _row("7. following: polls answered 304 (no rate limit)",
+             f"{follow['polls_304']} of {follow['polls']}; rate-limited polls {follow['rate_limited_polls']} "
+             f"(without If-None-Match: {follow['rate_limited_polls_unconditional']})", "-", None),
+    ]
 
 
 def _intake_rows(intake: dict[str, Any]) -> list[Row]:

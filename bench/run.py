@@ -1,5 +1,6 @@
-"""Benchmark responder: intake, large groups, alert to first action, playbook throughput, memory
-and scaling, side by side in one run. See bench/README.md.
+"""Benchmark responder: intake, large groups, alert to first action, playbook throughput, memory,
+scaling and the GitHub calls of one incident followed to completion, side by side in one run.
+See bench/README.md.
 
     python bench/run.py            # full run (about 3.5 minutes)
     python bench/run.py --quick    # smoke run (about a minute), results in bench/results/quick/
@@ -37,16 +38,21 @@ if str(ROOT) not in sys.path:
 TOKEN = "bench-webhook-token-123"
 QUEUE = "responder-bench"
 MANIFEST = ROOT / "responder" / "samples" / "model-manifest.json"
+DRIFT_SAMPLE = ROOT / "responder" / "samples" / "drift-two-segments-firing.json"
 MB = 1024  # kB per MiB (VmRSS is in kB)
 
 
 # --------------------------------------------------------------------------- set-up
 
 
-def ensure_tools(install: bool) -> None:
+def ensure_tools(install: bool, parts: list[str] | None = None) -> None:
     """wrk and valgrind from Debian and matplotlib from PyPI, installed when missing (like scripts/test
-    does). Without valgrind (and --no-install) only the instruction counts are skipped."""
-    missing = [tool for tool in ("wrk", "valgrind") if shutil.which(tool) is None]
+    does). Without valgrind (and --no-install) only the instruction counts are skipped. ``parts``
+    (``--only``): only what those need (wrk for the intake rounds and instruction counts, valgrind
+    for the latter, matplotlib for the plots of a full run)."""
+    wanted = {"wrk": not parts or bool({"intake", "instructions"} & set(parts)),
+              "valgrind": not parts or "instructions" in parts}
+    missing = [tool for tool, needed in wanted.items() if needed and shutil.which(tool) is None]
     if "wrk" in missing and not install:
         sys.exit("bench: wrk is not installed: apt-get install -y wrk (or drop --no-install)")
     if missing and install:
@@ -58,6 +64,8 @@ def ensure_tools(install: bool) -> None:
                        stdout=subprocess.DEVNULL)
     if shutil.which("redis-server") is None:
         sys.exit("bench: redis-server is not installed: apt-get install -y redis-server (scripts/test does)")
+    if parts:
+        return  # a partial run draws no plots
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -195,11 +203,12 @@ class Bench:
             })
         return found
 
-    def start_workers(self, count: int) -> tuple[list[Any], float]:
-        """Start ``count`` workers; returns them and the time (epoch) when all had registered with RQ."""
+    def start_workers(self, count: int, env: dict[str, str] | None = None) -> tuple[list[Any], float]:
+        """Start ``count`` workers (with ``env``, default the bench's); returns them and the time
+        (epoch) when all had registered with RQ."""
         from rq import Queue, Worker
 
-        workers = self.procs.start_workers(self.env, self.workdir, count)
+        workers = self.procs.start_workers(env or self.env, self.workdir, count)
         queue = Queue(QUEUE, connection=self.redis.client)
         self.procs.wait_until(lambda: Worker.count(connection=self.redis.client, queue=queue) >= count,
                               f"{count} worker(s) registered", timeout=60, interval=0.01,
@@ -593,6 +602,120 @@ class Bench:
             f"(peak {self.results['memory']['receiver']['peak_rss_mib']}), worker RSS max "
             f"{self.results['memory']['worker_rss_mib_max']} MiB")
 
+    # ----------------------------------------------------------------- 7. GitHub calls per incident
+
+    def github_calls(self) -> None:
+        """One drift notification (two segments of one model) through the receiver, two workers, the
+        retraining run it dispatches followed to completion; every request the fake received for it."""
+        from bench import github_calls
+
+        poll = 2.0
+        queued, running = (2.0, 6.0) if self.quick else (4.0, 16.0)
+        workers_count = 2
+        log(f"7. GitHub calls of one drift incident followed to completion: workflow run queued {queued:g} s, "
+            f"running {running:g} s, polled every {poll:g} s, {workers_count} workers")
+        self.reset_state()
+        fake = self.github
+        saved = (fake.list_lag_seconds, fake.queued_seconds, fake.running_seconds)
+        fake.list_lag_seconds, fake.queued_seconds, fake.running_seconds = 2.0, queued, running
+        env = {**self.env, "RESPONDER_FOLLOW_POLL_SECONDS": f"{poll:g}", "RESPONDER_TRACKER": "github"}
+        epoch = time.time() - time.perf_counter()  # BenchGitHub.arrivals are perf_counter times
+        workers: list[Any] = []
+        try:
+            workers, _ = self.start_workers(workers_count, env)
+            # the workers settle, one starts RQ's scheduler (it runs the polls); the alert comes at any
+            # moment of the scheduler's one-second cycle, as a real one would
+            time.sleep(random.uniform(1.0, 2.0))
+            first_arrival, first_storage = len(fake.arrivals), len(fake.storage_requests)
+            rate_before = fake.rate_remaining
+            payload = json.loads(DRIFT_SAMPLE.read_text())
+            decisions, _, _ = self.post(payload)
+            ids = [d["job_id"] for d in decisions["alerts"] if d["decision"] == "queued"]
+            if not ids:
+                raise RuntimeError(f"the drift sample queued no run: {decisions}")
+            # the retraining workflow uploads its summary, as config/github-workflows/ does
+            dispatch = self.procs.wait_until(lambda: fake.dispatches, "the retraining dispatch", timeout=30)[0]
+            fake.add_artifact(dispatch.run_id, "training-summary",
+                              {"training-summary.json": {"status": "passed", "auc": 0.91, "rows": 120000}})
+            records = self.procs.wait_until(partial(self._followed_and_reported, ids),
+                                            "the workflow run followed and reported on the ticket",
+                                            timeout=queued + running + 60, interval=0.1,
+                                            log=self.workdir / "worker-0.log")
+            time.sleep(2 * poll)  # a stray poll after the report would show here
+            arrivals = [(t + epoch, m, target, s) for t, m, target, s in fake.arrivals[first_arrival:]]
+            storage = [r.status for r in fake.storage_requests[first_storage:]]
+            recorded = fake.requests
+            rate_spent = rate_before - fake.rate_remaining
+            follow_jobs = {r["id"]: self._follow_jobs(r) for r in records}
+            dispatches = fake.dispatches
+        finally:
+            self.stop_workers(workers)
+            fake.list_lag_seconds, fake.queued_seconds, fake.running_seconds = saved
+        # every playbook call came before the last run ended; each run's following starts when it ended
+        runs_ended = max(datetime.fromisoformat(r["ended_at"]).timestamp() for r in records)
+        # the fake's dispatches in the order their POSTs arrived: when each run was created
+        posts = [t for t, m, target, s in arrivals if m == "POST" and target.endswith("/dispatches") and s < 300]
+        dispatched_at = {str(d.run_id): t for d, t in zip(dispatches, posts, strict=False)}
+        followed = []
+        for record in records:
+            follow_start = datetime.fromisoformat(record["ended_at"]).timestamp()
+            for run in record["workflow_runs"]:
+                path = f"/repos/{fake.full_name}/actions/runs/{run['run_id']}"
+                polls = [a for a in arrivals if a[1] == "GET" and a[2].split("?")[0] == path]
+                conditional = sum(1 for r in recorded if r.method == "GET" and r.path.split("?")[0] == path
+                                  and any(k.lower() == "if-none-match" for k in r.headers))
+                dispatch_time = dispatched_at.get(str(run["run_id"]), follow_start)
+                result = github_calls.following(polls, follow_start=follow_start,
+                                                 completed_at=dispatch_time + queued + running, poll_seconds=poll,
+                                                 conditional_polls=conditional)
+                result.update(run=record["id"], step=run["step"], workflow=run["workflow"], run_id=run["run_id"],
+                              status=run["status"], conclusion=run["conclusion"], reported=run["reported"],
+                              artifacts=run["artifacts"], follow_jobs=follow_jobs[record["id"]].get(run["step"], 0))
+                followed.append(result)
+        if not followed:
+            raise RuntimeError("no workflow run was followed")
+        self.results["github_calls"] = {
+            "settings": {"poll_seconds": poll, "list_lag_seconds": 2.0, "queued_seconds": queued,
+                         "running_seconds": running, "workers": workers_count, "tracker": "github",
+                         "payload": DRIFT_SAMPLE.name},
+            "runs": [{"id": r["id"], "status": r["status"], "steps": {s["name"]: s["status"] for s in r["steps"]}}
+                     for r in records],
+            "calls": github_calls.count(arrivals, storage),
+            "playbook_calls": github_calls.count([a for a in arrivals if a[0] < runs_ended], []),
+            "following_calls": github_calls.count([a for a in arrivals if a[0] >= runs_ended], storage),
+            "rate_limit_spent": rate_spent,
+            "followed": followed,
+            "following": followed[0],
+            "ok": all(f["ok"] for f in followed),
+        }
+        result = self.results["github_calls"]
+        log(f"   {len(records)} run(s) {', '.join(sorted({r['status'] for r in records}))}; "
+            f"{github_calls.summary_line(result)}")
+        for f in followed:
+            log(f"   {f['workflow']} run {f['run_id']}: {f['status']}/{f['conclusion']}, {f['polls']} polls "
+                f"({f['polls_304']} answered 304, {f['polls_sending_if_none_match']} sent If-None-Match) at "
+                f"{f['poll_offsets_s']} s after the run ended (statuses {f['poll_statuses']}); completed "
+                f"{f['completed_after_s']} s after, seen {f['seen_completed_after_s']} s after (fewest polls that "
+                f"could: {f['fewest_polls_to_see_it_completed']}); {f['follow_jobs']} follow jobs")
+        log(f"   following costs <= 1 conditional read per poll interval: {'yes' if result['ok'] else 'no'}")
+
+    def _followed_and_reported(self, ids: list[str]) -> list[dict[str, Any]] | None:
+        records = self.run_records(ids)
+        if len(records) < len(ids) or any(r["status"] not in ("succeeded", "failed") for r in records):
+            return None
+        runs = [run for r in records for run in r.get("workflow_runs", [])]
+        return records if runs and all(run["reported"] for run in runs) else None
+
+    def _follow_jobs(self, record: dict[str, Any]) -> dict[str, int]:
+        """How many follow jobs (polls, by job id) each followed step of ``record`` had."""
+        found = {}
+        for run in record.get("workflow_runs", []):
+            number = 0
+            while self.redis.client.exists(f"rq:job:{record['id']}-follow-{run['step']}-{number + 1}"):
+                number += 1
+            found[run["step"]] = number
+        return found
+
     # ----------------------------------------------------------------- all
 
     def wants(self, part: str) -> bool:
@@ -623,6 +746,8 @@ class Bench:
             self.memory()
         if self.wants("groups"):
             self.one_model_thousand()
+        if self.wants("github-calls"):
+            self.github_calls()
         self.results["machine"]["load_average_at_end"] = list(os.getloadavg())
         self.results["seconds"] = round(time.monotonic() - started, 1)
         return self.results
@@ -634,7 +759,7 @@ class Bench:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-PARTS = ("intake", "instructions", "groups", "first-action", "throughput")
+PARTS = ("intake", "instructions", "groups", "first-action", "throughput", "github-calls")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -652,7 +777,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := [p for p in args.only if p not in PARTS]:
         parser.error(f"--only: unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     out = args.out or (ROOT / "bench" / "results" / ("partial" if args.only else "quick" if args.quick else ""))
-    ensure_tools(not args.no_install)
+    ensure_tools(not args.no_install, args.only)
 
     from bench import procs, report
 
