@@ -603,7 +603,7 @@ def _storm_alert(example: Alert, playbook: str, window: int, *, alertname: str |
     """The alert a storm report run is about: the playbook's alertname and the window."""
     return Alert(
         status="firing",
-        labels={"alertname": alertname or example.alertname, "model_id": f"storm-{window}", "storm_playbook": playbook},
+        labels={"alertname": alertname or example.alertname, "storm_playbook": playbook, "storm_window": str(window)},
         annotations={},
         startsAt=datetime.now(UTC),
         fingerprint=f"storm-{playbook}-{window}",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import time
 from typing import Any
 
 import pytest
@@ -77,6 +79,17 @@ def test_one_storm_ticket_lists_every_suppressed_model(env):
     assert "m1" not in storm.body
 
 
+def test_the_storm_ticket_is_labelled_with_its_window_not_a_made_up_model(env):
+    """The storm ticket's key is a label of its own kind (storm:<playbook>-<window>, Jira storm-...);
+    no model label names a model that does not exist."""
+    accept(env, drift_for(["m1", "m2", "m3", "m4"]))
+    [storm] = storm_tickets(env)
+    window = int(time.time()) // env["settings"].storm_window_seconds
+    separator = "-" if env["tracker"] == "jira" else ":"
+    assert f"storm{separator}model_drift_detected-{window}" in storm.labels
+    assert not [label for label in storm.labels if label.startswith(("model:", "model-"))]
+
+
 def test_storm_ticket_is_updated_as_more_arrive(env):
     """Later suppressed instances in the same window are added to the same storm ticket."""
     accept(env, drift_for(["m1", "m2", "m3", "m4"]))
@@ -112,6 +125,19 @@ def test_rejected_alert_gets_a_needs_triage_ticket(env):
     assert ticket.title.startswith("[needs triage] model_bias_alert: label model_id is not a valid identifier")
     assert "needs-triage" in ticket.labels
     assert env["github"].dispatches == []
+
+
+def test_the_needs_triage_ticket_is_labelled_with_the_fingerprint_digest(env):
+    """A triage ticket's key is a fingerprint label (a digest: the fingerprint is untrusted text),
+    not a made-up model label."""
+    payload = load_example("bias-firing.json")
+    del payload["alerts"][0]["labels"]["model_id"]
+    accept(env, payload)
+    [ticket] = tickets(env)
+    digest = hashlib.sha256(payload["alerts"][0]["fingerprint"].encode()).hexdigest()[:16]
+    separator = "-" if env["tracker"] == "jira" else ":"
+    assert f"fingerprint{separator}{digest}" in ticket.labels
+    assert not [label for label in ticket.labels if label.startswith(("model:", "model-"))]
 
 
 def test_needs_triage_ticket_is_opened_once_per_fingerprint(env):

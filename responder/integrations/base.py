@@ -127,10 +127,39 @@ class GitHubGateway(Protocol):
 
 @dataclass(frozen=True)
 class TicketKey:
-    """Identity of an incident ticket: at most one is open per (alertname, model_id)."""
+    """Identity of a ticket: at most one is open per key. What it is about is exactly one of a
+    model (an incident ticket), a playbook's storm window (a storm ticket) or an alert's
+    fingerprint digest (a needs-triage ticket); trackers give each its own kind of label
+    (``model:``, ``storm:``, ``fingerprint:`` on GitHub), never one encoded in another."""
 
     alertname: str
-    model_id: str
+    model_id: str | None = None
+    storm: str | None = None  # "<playbook>-<window number>"
+    fingerprint: str | None = None  # a digest of the (untrusted) fingerprint
+
+    def __post_init__(self) -> None:
+        if sum(value is not None for value in (self.model_id, self.storm, self.fingerprint)) != 1:
+            raise ValueError("a ticket key is about exactly one of a model, a storm window or a fingerprint")
+
+    @property
+    def subject(self) -> tuple[str, str]:
+        """``(kind, value)``: ("model", "fraud-scorer"), ("storm", "model_drift_detected-2994006") or
+        ("fingerprint", "9f86d081884c7d65")."""
+        if self.model_id is not None:
+            return "model", self.model_id
+        if self.storm is not None:
+            return "storm", self.storm
+        return "fingerprint", str(self.fingerprint)
+
+    @property
+    def ident(self) -> str:
+        """The key in one word, for Redis keys and messages: the model id for a model (as before
+        storm and triage tickets had their own kinds), else "<kind>:<value>"."""
+        kind, value = self.subject
+        return value if kind == "model" else f"{kind}:{value}"
+
+    def __str__(self) -> str:
+        return f"{self.alertname}/{self.ident}"
 
 
 @dataclass(frozen=True)

@@ -222,7 +222,8 @@ class GitHubIssueTracker:
 
     @staticmethod
     def key_labels(key: TicketKey) -> list[str]:
-        return ["incident", key.alertname, f"model:{key.model_id}"]
+        kind, value = key.subject
+        return ["incident", key.alertname, f"{kind}:{value}"]
 
     def search_open(self, *, alertname: str | None = None, model_id: str | None = None) -> list[Ticket]:
         labels = ["incident", *([alertname] if alertname else []), *([f"model:{model_id}"] if model_id else [])]
@@ -234,8 +235,12 @@ class GitHubIssueTracker:
             ]
 
     def find_open(self, key: TicketKey) -> Ticket | None:
-        found = self.search_open(alertname=key.alertname, model_id=key.model_id)
-        return found[0] if found else None
+        labels = self.key_labels(key)
+        with translated_errors(f"search open tickets labelled {', '.join(labels)}", self._repo):
+            for issue in self._repo.get_issues(state="open", labels=labels, sort="created", direction="desc"):
+                if issue.pull_request is None:
+                    return Ticket(ref=f"#{issue.number}", url=issue.html_url, title=issue.title)
+        return None
 
     def open(self, draft: TicketDraft) -> Ticket:
         labels = list(dict.fromkeys([*self.key_labels(draft.key), *draft.labels]))

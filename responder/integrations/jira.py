@@ -87,7 +87,8 @@ def jira_label(text: str) -> str:
 
 def key_labels(key: TicketKey) -> list[str]:
     """The labels that identify the ticket of ``key``."""
-    return [KEY_LABEL, jira_label(key.alertname), jira_label(f"model-{key.model_id}")]
+    kind, value = key.subject
+    return [KEY_LABEL, jira_label(key.alertname), jira_label(f"{kind}-{value}")]
 
 
 def jql_string(value: str) -> str:
@@ -162,7 +163,7 @@ class JiraTracker:
         repeated until the ledger's search lag has passed: a search that has not caught up
         yet must not lead to a second ticket.
         """
-        action = f"find the open ticket of {key.alertname}/{key.model_id}"
+        action = f"find the open ticket of {key}"
         reconcile: list[int] = []
         remembered = self._ledger.remembered(key)
         if remembered is not None:
@@ -192,7 +193,7 @@ class JiraTracker:
             "issuetype": {"name": self._issue_type},
             "labels": list(dict.fromkeys(labels)),
         }
-        action = f"open ticket for {draft.key.alertname}/{draft.key.model_id}"
+        action = f"open ticket for {draft.key}"
         if self._token_paging:
             self._ledger.creating(draft.key)
         try:

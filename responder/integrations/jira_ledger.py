@@ -47,10 +47,10 @@ class TicketLedger:
         self._forget = redis.register_script(_FORGET)
 
     def _ticket_key(self, key: TicketKey) -> str:
-        return f"{self._prefix}:ticket:{key.alertname}:{key.model_id}"
+        return f"{self._prefix}:ticket:{key.alertname}:{key.ident}"
 
     def _creating_key(self, key: TicketKey) -> str:
-        return f"{self._prefix}:creating:{key.alertname}:{key.model_id}"
+        return f"{self._prefix}:creating:{key.alertname}:{key.ident}"
 
     @property
     def _written_key(self) -> str:

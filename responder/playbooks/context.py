@@ -154,17 +154,17 @@ class StepContext:
     def ticket_lock(self, key: TicketKey) -> Iterator[None]:
         """Serialise find-then-create of one ticket across workers."""
         lock = self.redis.lock(
-            f"responder:lock:ticket:{key.alertname}:{key.model_id}", timeout=120, blocking_timeout=60
+            f"responder:lock:ticket:{key.alertname}:{key.ident}", timeout=120, blocking_timeout=60
         )
         if not lock.acquire():
-            raise TransientError(f"ticket lock for {key.alertname}/{key.model_id} is busy", system="responder")
+            raise TransientError(f"ticket lock for {key} is busy", system="responder")
         try:
             yield
         finally:
             try:
                 lock.release()
             except LockError:
-                log.warning("ticket.lock_lost", alertname=key.alertname, model_id=key.model_id)
+                log.warning("ticket.lock_lost", ticket_key=str(key))
 
     def claim_ticket(self, key: TicketKey) -> None:
         """Note, before creating it, that this run is opening the ticket for ``key``."""
@@ -206,4 +206,4 @@ class PendingOutputs(Mapping[str, str]):
 
 
 def _claim_key(key: TicketKey) -> str:
-    return f"responder:ticket-claim:{key.alertname}:{key.model_id}"
+    return f"responder:ticket-claim:{key.alertname}:{key.ident}"

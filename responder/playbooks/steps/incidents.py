@@ -111,7 +111,7 @@ class CommentIncident(StepBase):
         key = TicketKey(alertname=ctx.alert.alertname, model_id=ctx.model_id)
         ticket = ctx.tracker.find_open(key)
         if ticket is None:
-            return StepResult(detail=f"no open ticket for {key.alertname} {key.model_id}", skipped=True)
+            return StepResult(detail=f"no open ticket for {key.alertname} {ctx.model_id}", skipped=True)
         body = (
             tickets.resolved(ctx.run, ctx.firing_run())
             if self.params.text is None
@@ -135,7 +135,7 @@ class CloseIncident(StepBase):
         key = TicketKey(alertname=ctx.alert.alertname, model_id=ctx.model_id)
         ticket = ctx.tracker.find_open(key)
         if ticket is None:
-            return StepResult(detail=f"no open ticket for {key.alertname} {key.model_id}", skipped=True)
+            return StepResult(detail=f"no open ticket for {key.alertname} {ctx.model_id}", skipped=True)
         outcome = ctx.tracker.close(ticket)
         return StepResult(detail=outcome.detail, url=ticket.url, planned=outcome.planned)
 
@@ -217,9 +217,7 @@ class OpenTriageTicket(StepBase):
 
     def run(self, ctx: StepContext) -> StepResult:
         alert = ctx.alert
-        key = TicketKey(
-            alertname=TRIAGE_LABEL, model_id=f"fp-{hashlib.sha256(alert.fingerprint.encode()).hexdigest()[:16]}"
-        )
+        key = TicketKey(alertname=TRIAGE_LABEL, fingerprint=hashlib.sha256(alert.fingerprint.encode()).hexdigest()[:16])
         reason = ctx.run.reason or "rejected"
         with ctx.ticket_lock(key):
             existing = ctx.tracker.find_open(key)
@@ -247,8 +245,8 @@ class ReportStorm(StepBase):
 
     def run(self, ctx: StepContext) -> StepResult:
         playbook = ctx.alert.labels.get("storm_playbook", "")
-        window = int(ctx.model_id.removeprefix("storm-"))
-        key = TicketKey(alertname=ctx.alert.alertname, model_id=ctx.model_id)
+        window = int(ctx.alert.labels.get("storm_window", "0"))
+        key = TicketKey(alertname=ctx.alert.alertname, storm=f"{playbook}-{window}")
         models_key = storm_models_key(playbook, window)
         reported_key = f"{models_key}:reported"
         with ctx.ticket_lock(key):
