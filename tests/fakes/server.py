@@ -48,6 +48,7 @@ class Recorded:
     headers: dict[str, str]
     body: Any  # parsed JSON; the raw text when it is not JSON; None when there was no body
     status: int  # status code the fake answered with
+    at: float = 0.0  # when it arrived (time.monotonic())
 
 
 # --------------------------------------------------------------------------- building blocks for the fakes
@@ -329,6 +330,7 @@ class FakeServer:
         split = urllib.parse.urlsplit(target)
         path = self._local_path(split.path)
         query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
+        arrived = time.monotonic()
         body, body_is_json = parse_json_body(raw_body)
         request = Request(method, target, path, query, dict(headers), body, body_is_json)
         delay = 0.0
@@ -352,7 +354,8 @@ class FakeServer:
             except Exception as error:  # a bug in the fake: say so instead of dropping the connection
                 response = Response(500, self._error_body(f"{type(self).__name__} internal error: {error!r}"))
             recorded_path = path + (f"?{split.query}" if split.query else "")
-            self._requests.append(Recorded(method, recorded_path, dict(headers), copy.deepcopy(body), response.status))
+            recorded = Recorded(method, recorded_path, dict(headers), copy.deepcopy(body), response.status, arrived)
+            self._requests.append(recorded)
             own = {name.lower() for name in response.headers}
             extra = {name: value for name, value in self._extra_headers().items() if name.lower() not in own}
             response.headers = {**extra, **response.headers}
