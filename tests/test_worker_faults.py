@@ -198,13 +198,11 @@ def test_run_of_a_killed_worker_completes_on_another_without_repeating_steps(
 
     first.kill_tree()
     second = services(env, "worker-2", "worker")
-    started = time.monotonic()
+    # Recovered within the TTL (4 s) and a maintenance interval (1 s) of the kill, plus the second
+    # worker's start-up: 30 s is a wide margin, and far less than a run left to RQ would take (never).
     record = wait_until(
-        lambda: finished(redis, job_id), "the run to finish on worker 2", timeout=60, logs=(second.log,)
+        lambda: finished(redis, job_id), "the run to finish on worker 2", timeout=30, logs=(second.log,)
     )
-
-    elapsed = time.monotonic() - started
-    assert elapsed < 180, f"took {elapsed:.0f}s after the second worker started"
     assert "succeeded" == record.status, record.error
     assert ["ok"] * 4 == [s.status for s in record.steps]
     assert 2 == record.attempts
