@@ -5,6 +5,8 @@ ResponderError
 ├── PlaybookError          a playbook file does not parse or validate
 ├── AlertError             an alert cannot be acted on (bad or missing labels)
 ├── RunNotFound            a job id that has no run record
+├── NotificationNotFound   a decision history id that has no record (trimmed or expired)
+├── CommandFailed          a CLI command cannot do what it was asked (the message says why)
 ├── WaitTimedOut           a `--wait` ran out of time before its run ended (the run goes on)
 └── IntegrationError       an external system (GitHub, Jira, toggles) said no
     ├── TransientError     worth retrying with backoff: 5xx, 429, timeouts, lost connections
@@ -36,6 +38,14 @@ class AlertError(ResponderError):
 
 class RunNotFound(ResponderError):
     """No run record exists for the given job id."""
+
+
+class NotificationNotFound(ResponderError):
+    """No decision record with that id (it may have been trimmed or expired)."""
+
+
+class CommandFailed(ResponderError):
+    """A CLI command cannot do what was asked (a run that cannot be retried, an unreadable file)."""
 
 
 class WaitTimedOut(ResponderError):

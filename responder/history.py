@@ -29,7 +29,7 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.client import Pipeline
 
 from responder.alerts import Alert, Notification
-from responder.errors import ResponderError
+from responder.errors import NotificationNotFound
 from responder.redis_keys import payload_key
 from responder.runs import Source, utcnow
 from responder.writeset import Arg, WriteSet
@@ -64,10 +64,6 @@ end
 if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[2], KEYS[3]) end
 return removed
 """
-
-
-class NotificationNotFound(ResponderError):
-    """No decision record with that id (it may have been trimmed or expired)."""
 
 
 class AlertDecision(BaseModel):
