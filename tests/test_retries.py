@@ -108,3 +108,16 @@ def test_retries_stop_after_the_last_interval(redis, redis_url, fake_github):
     record = RunStore(redis, retention_seconds=settings.dedup_retention_seconds).get(job_id)
     assert (record.status, record.attempts) == ("failed", 3)
     assert "GitHub answered 503" in record.step("dispatch-retraining").error
+
+
+def test_a_read_asked_to_wait_an_hour_does_not_hold_the_worker(retrying, redis, fake_github):
+    """The manifest read gets 429 with Retry-After: 3600: the call does not sleep on it (urllib3
+    would, inside the request); the digest check is deferred an hour and the attempt ends."""
+    fake_github.fail_next("GET", r"/contents/", status=429, headers={"Retry-After": "3600"})
+    [job_id] = deliver(retrying, redis, load_example("integrity-firing.json"))
+    Worker(retrying).drain()
+    record = RunStore(redis, retention_seconds=retrying.dedup_retention_seconds).get(job_id)
+    step = record.step("verify-digest")
+    assert (record.status, step.status) == ("retrying", "retrying")
+    assert 3500 <= (step.retry_at - datetime.now(UTC)).total_seconds() <= 3600
+    assert record.step("open-incident").status == "ok"

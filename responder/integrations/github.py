@@ -39,6 +39,9 @@ READ_RETRY = Retry(
     status_forcelist=(500, 502, 503, 504),
     allowed_methods=frozenset({"GET"}),
     raise_on_status=False,
+    # A Retry-After (429, 503) is not slept on inside the call: it could hold a worker for an hour.
+    # The error carries it, and the step or poll is scheduled again after it instead.
+    respect_retry_after_header=False,
 )
 
 
