@@ -9,7 +9,7 @@ from responder.freeze import FreezeEntry
 from responder.history import NotificationRecord
 from responder.playbooks.model import Playbook
 from responder.runs import RunRecord
-from responder.timefmt import ago, took
+from responder.timefmt import ago, took, utc_text
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -20,7 +20,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _time(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
+    return utc_text(value, suffix="Z") or "-"
 
 
 STATUS_COLOURS = {  # step statuses and run statuses, and a step's finding (bold red: read it first)

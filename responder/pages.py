@@ -16,7 +16,7 @@ import asyncio
 import base64
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -30,7 +30,7 @@ from responder.auth import authorized
 from responder.errors import RunNotFound
 from responder.redisconn import REDIS_DOWN
 from responder.runs import RUN_STATUSES, RunStore, StepRecord, utcnow
-from responder.timefmt import ago, took
+from responder.timefmt import ago, as_utc, took, utc_text
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -180,11 +180,15 @@ def link_label(step: StepRecord) -> str:
 
 
 def iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    """RFC 3339 in UTC, '2025-01-31T21:40:12Z'; a time with no UTC datetime (year 1 at +14:00) as given."""
+    in_utc = as_utc(value)
+    if in_utc is None:
+        return value.isoformat(timespec="seconds")
+    return in_utc.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def utc(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
+    return utc_text(value)
 
 
 def _environment() -> Environment:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from responder.document import Block, Bullets, Checklist, Code, Document, Heading, Inline, Link, Table, Text, para
 from responder.runs import FollowedRun, RunRecord, StepRecord, time_to_resolve
-from responder.timefmt import clock
+from responder.timefmt import clock, utc_text
 
 TITLE_LIMIT = 250
 
@@ -23,7 +23,7 @@ def title(alertname: str, model_id: str, summary: str) -> str:
 
 
 def _when(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return utc_text(value)
 
 
 def duration(start: datetime, end: datetime) -> str:

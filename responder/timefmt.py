@@ -1,8 +1,8 @@
-"""Human time formats shared by the CLI and the runs page."""
+"""Human time formats: the one place the CLI, the runs page and the tickets format times."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 
 def ago(value: datetime, now: datetime) -> str:
@@ -41,4 +41,31 @@ def _span(seconds: float) -> str:
 
 def clock(value: datetime | None) -> str:
     """A time of day on the UTC clock, '21:40:12 UTC' (a retry is minutes away: the day is today)."""
-    return value.strftime("%H:%M:%S UTC") if value is not None else "-"
+    in_utc = as_utc(value) if value is not None else None
+    return in_utc.strftime("%H:%M:%S UTC") if in_utc is not None else "-"
+
+
+def as_utc(value: datetime) -> datetime | None:
+    """``value`` on the UTC clock, or None when that lies outside the years 1-9999 a datetime holds.
+
+    The webhook accepts any RFC 3339 time, so year 1 at +14:00 (before 0001-01-01 UTC) arrives in
+    valid alerts; a page shows such a time as given rather than fail on it.
+    """
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+def utc_text(value: datetime | None, *, suffix: str = " UTC") -> str:
+    """'2025-01-31 21:40:12 UTC' (the CLI: ``suffix="Z"``); '' for None; a time with no UTC
+    datetime as given, '0001-01-01 00:00:00+14:00'.
+
+    isoformat, not strftime: strftime's %Y writes year 1 as '1', not '0001'.
+    """
+    if value is None:
+        return ""
+    in_utc = as_utc(value)
+    if in_utc is None:
+        return value.isoformat(sep=" ", timespec="seconds")
+    return in_utc.replace(tzinfo=None).isoformat(sep=" ", timespec="seconds") + suffix

@@ -579,7 +579,8 @@ def test_playbook_template_cannot_escape_the_sandbox(
 def test_label_text_is_never_evaluated_as_a_template(
     live_worker: Settings, fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
-    """Template syntax in labels and annotations reaches the ticket and the dispatch as literal text."""
+    """Template syntax in labels and annotations is literal text: the ticket shows it as sent, and a
+    REASON rendered from it is refused as it stands (not a valid identifier), not evaluated."""
     (tmp_path / "probe.yaml").write_text(
         "name: probe\n"
         "alertname: probe\n"
@@ -601,8 +602,10 @@ def test_label_text_is_never_evaluated_as_a_template(
         {"summary": injected},
     )
 
-    assert [(s.name, s.status) for s in record.steps] == [("dispatch", "ok"), ("open-incident", "ok")]
-    assert [d.inputs["REASON"] for d in fake_github.dispatches] == [injected]
+    assert [(s.name, s.status) for s in record.steps] == [("dispatch", "failed"), ("open-incident", "ok")]
+    error = record.step("dispatch").error or ""
+    assert error.startswith("REASON '{{ 7*7 }} {% if true %}") and "is not a valid identifier" in error
+    assert fake_github.dispatches == []
     assert [issue.title for issue in fake_github.issues] == [f"[probe] credit-limit: {injected}"]
 
 

@@ -154,16 +154,18 @@ def load_file(path: Path) -> Playbook:
         return Playbook.model_validate(data)
     except ValidationError as exc:
         raise PlaybookError("\n".join(f"{path}: {_describe(e, data)}" for e in exc.errors())) from None
+    except PlaybookError as exc:  # a validator that raised it bare: still name the file
+        raise PlaybookError(f"{path}: {exc}") from None
 
 
 def _describe(error: Any, data: dict[str, Any]) -> str:
     loc = list(error["loc"])
     where = "playbook"
-    if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+    if len(loc) >= 2 and loc[0] in ("steps", "on_resolved") and isinstance(loc[1], int):
         index = loc[1]
-        steps = data.get("steps") or []
+        steps = data.get(loc[0]) or []
         raw = steps[index] if index < len(steps) and isinstance(steps[index], dict) else {}
-        where = f"step {index + 1} {raw.get('name', '?')!r}"
+        where = f"{'' if loc[0] == 'steps' else 'on_resolved '}step {index + 1} {raw.get('name', '?')!r}"
         loc = loc[3:] if len(loc) > 2 and loc[2] in STEP_KINDS else loc[2:]
     field = ".".join(str(part) for part in loc)
     kind = error["type"]

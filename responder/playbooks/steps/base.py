@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from responder.alerts import Alert
+from responder.errors import PlaybookError
 from responder.playbooks import templating
 
 
@@ -60,15 +61,20 @@ class When(BaseModel):
 class Params(BaseModel):
     """Step parameters: unknown keys are errors, and every template must parse at load time."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # validate_default: a default is a template too (FreezeParams.reason), checked like a given one.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
-    @model_validator(mode="after")
-    def _templates_parse(self) -> Params:
-        for value in self.__dict__.values():
-            for text in value if isinstance(value, list) else [value]:
-                if isinstance(text, str):
+    @field_validator("*")
+    @classmethod
+    def _templates_parse(cls, value: Any) -> Any:
+        """Per field and as a ValueError, so that the playbook's error names the file, step and parameter."""
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                try:
                     templating.check(text)
-        return self
+                except PlaybookError as exc:
+                    raise ValueError(str(exc)) from None
+        return value
 
 
 class StepBase(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from responder.alerts import IDENTIFIER
 from responder.errors import AlertError, PermanentError, TransientError
@@ -13,6 +13,8 @@ from responder.manifest import is_sha256, normalise_digest
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps.base import Duration, Params, StepBase, StepResult
 from responder.playbooks.steps.dispatching import Cooldown, Dispatch, answer_lost, step_outputs
+
+IDENTIFIER_RULE = "(1 to 128 letters, digits, '.', '_', '-', starting with a letter or digit)"
 
 
 class FreezeParams(Params):
@@ -83,13 +85,21 @@ class VerifyManifestDigest(StepBase):
 
 class DispatchParams(Params):
     workflow: str
-    reason: str
+    reason: str = Field(description="REASON: an identifier once rendered, as MODEL_ID and MODEL_VERSION are.")
     model_version: str | None = None
     cooldown: Duration | None = Field(
         None,
         description="At most one dispatch of this workflow per model in this window (default: the "
         "playbook's retraining_cooldown for the retraining workflow, none otherwise).",
     )
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_is_identifier(cls, value: str) -> str:
+        """A reason without a template is what will be sent: refuse a bad one at load, not at a run."""
+        if "{" not in value and not IDENTIFIER.fullmatch(value):
+            raise ValueError(f"{value[:40]!r} is not a valid identifier {IDENTIFIER_RULE}")
+        return value
 
 
 class DispatchWorkflow(StepBase):
@@ -109,7 +119,7 @@ class DispatchWorkflow(StepBase):
     def run(self, ctx: StepContext) -> StepResult:
         workflow = ctx.render(self.params.workflow)
         version = self._model_version(ctx)
-        inputs = {"MODEL_ID": ctx.model_id, "MODEL_VERSION": version, "REASON": ctx.render(self.params.reason)}
+        inputs = {"MODEL_ID": ctx.model_id, "MODEL_VERSION": version, "REASON": self._reason(ctx)}
         dispatch = Dispatch(ctx, self.name, workflow, inputs)
         cooldown = Cooldown(ctx, workflow, self._cooldown(ctx, workflow), holder=dispatch.id)
         state = dispatch.begin(cooldown)  # one round trip: this dispatch's state, and the cooldown taken
@@ -146,6 +156,14 @@ class DispatchWorkflow(StepBase):
             configured = ctx.playbook.retraining_cooldown
             return configured if configured is not None else ctx.settings.retraining_cooldown_seconds
         return 0
+
+    def _reason(self, ctx: StepContext) -> str:
+        """The rendered REASON, checked before anything is dispatched: annotations are anyone's text,
+        and a workflow may put its inputs in a shell command, a path or a title."""
+        reason = ctx.render(self.params.reason)
+        if not IDENTIFIER.fullmatch(reason):
+            raise AlertError(f"REASON {reason[:40]!r} is not a valid identifier {IDENTIFIER_RULE}")
+        return reason
 
     def _model_version(self, ctx: StepContext) -> str:
         if self.params.model_version:
