@@ -8,7 +8,6 @@ cannot be reached.
 from __future__ import annotations
 
 import argparse
-import gc
 import getpass
 import json
 import os
@@ -22,7 +21,9 @@ from redis import Redis
 
 from responder import __version__, output
 from responder.alerts import Alert
-from responder.errors import ConfigError, ResponderError
+from responder.cli_args import label, not_text
+from responder.cli_serve import cmd_serve
+from responder.errors import CommandFailed, ConfigError, ResponderError
 from responder.history import History
 from responder.log import configure_logging
 from responder.redisconn import REDIS_DOWN
@@ -30,16 +31,14 @@ from responder.runs import RUN_STATUSES, RunStore
 from responder.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REDIS = 0, 1, 2, 3
-GC_THRESHOLD = 10_000  # allocations between collections of the youngest generation in `serve` (default 700)
-
-
-class CommandFailed(ResponderError):
-    """The command ran but what it was asked to do did not succeed."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if (bad := not_text(vars(args).values())) is not None:
+        _error(f"argument {bad} is not valid UTF-8: give arguments as UTF-8 text")
+        return EXIT_USAGE
     handler: Callable[[argparse.Namespace, Settings], int] | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -76,13 +75,6 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200]
 
 
-def _label(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    return key, value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="responder",
@@ -105,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="trigger a playbook by hand")
     run.add_argument("playbook")
-    run.add_argument("--label", type=_label, action="append", default=[], metavar="K=V", help="label, e.g. model_id=X")
-    run.add_argument("--annotation", type=_label, action="append", default=[], metavar="K=V", help="alert annotation")
+    run.add_argument("--label", type=label, action="append", default=[], metavar="K=V", help="label, e.g. model_id=X")
+    run.add_argument("--annotation", type=label, action="append", default=[], metavar="K=V", help="alert annotation")
     run.add_argument("--dry-run", action="store_true", help="plan external writes instead of sending them")
     run.add_argument("--wait", action="store_true", help="wait for the run and print its record")
     run.add_argument(
@@ -176,29 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="leave it all running; print how to browse and stop it")
     demo.set_defaults(handler=cmd_demo)
     return parser
-
-
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from aiohttp import web
-
-    from responder.playbooks.catalog import load_catalog
-    from responder.receiver import create_app
-
-    token = None if args.insecure_no_auth else settings.require_webhook_token()
-    app = create_app(settings, load_catalog(settings.playbooks_dir), token=token)
-    _settle_garbage_collector()
-    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None, shutdown_timeout=10)
-    return EXIT_OK
-
-
-def _settle_garbage_collector() -> None:
-    """What is loaded by now (modules, playbooks, the app) lives as long as the process: the cyclic
-    collector stops scanning it (``gc.freeze``), and runs less often. A webhook allocates a few
-    thousand short-lived objects, few of them in cycles; with the default threshold (700) the
-    collector ran every few requests. Memory stays bounded: reference counting frees the rest."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

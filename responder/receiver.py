@@ -69,10 +69,12 @@ def create_app(settings: Settings, catalog: Catalog, *, token: SecretStr | None)
 
 
 def _page_tokens(settings: Settings, token: SecretStr | None) -> list[SecretStr] | None:
-    """Who may read the runs page: the webhook token and the read-only one; None (no auth) like the webhook."""
+    """Who may read the runs page: the webhook token and the read-only one (RESPONDER_UI_TOKEN), or,
+    without that, the webhook token alone (``serve`` warns of it); None (no auth) like the webhook.
+    The webhook takes only its own token."""
     if token is None:
         return None
-    return [token] + ([settings.read_token] if settings.read_token is not None else [])
+    return [token] + ([settings.ui_token] if settings.ui_token is not None else [])  # an empty token opens nothing
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+from redis.connection import parse_url
 
 from responder.errors import ConfigError
 
@@ -23,10 +24,15 @@ ENV_PREFIX = "RESPONDER_"
 # The default playbooks, shipped in the package (a link to the repository's playbooks/).
 BUNDLED_PLAYBOOKS = (Path(__file__).parent / "default_playbooks").resolve()
 REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# Old setting names still read: the YAML key and the environment variable, by the new field name.
+DEPRECATED_KEYS = {"read_token": "ui_token"}
+DEPRECATED_ENV = tuple(f"{ENV_PREFIX}{old.upper()}" for old in DEPRECATED_KEYS)
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True, populate_by_name=True)
+    # What load_settings found under an old name (read_token): warnings for `serve` to log.
+    _deprecations: tuple[str, ...] = PrivateAttr(default=())
 
     # --- Redis and the queue ---
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding queue, dedup and runs.")
@@ -65,8 +71,11 @@ class Settings(BaseSettings):
 
     # --- The receiver ---
     webhook_token: SecretStr | None = Field(None, description="Bearer token (or Basic password) for webhooks.")
-    read_token: SecretStr | None = Field(
-        None, description="Read-only token for the runs page (the webhook token works too)."
+    ui_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices(f"{ENV_PREFIX}UI_TOKEN", *DEPRECATED_ENV),  # prefixed: they bypass env_prefix
+        description="Read-only token for the runs page (the webhook token works too); unset, the page takes "
+        "only the webhook token. RESPONDER_READ_TOKEN, its old name, still works.",
     )
     max_body_bytes: int = Field(1024 * 1024, gt=0, description="Largest webhook body accepted (413 above).")
 
@@ -152,6 +161,10 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        try:  # as the client will, so that a bad port or option stops start-up here, in one line
+            parse_url(value)  # type: ignore[no-untyped-call, unused-ignore]  # untyped in redis-py
+        except ValueError as exc:
+            raise ValueError(f"not a Redis URL: {exc}") from None
         return value
 
     @field_validator("github_api_url", "toggle_url", "jira_url")
@@ -212,11 +225,21 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured credential, for redaction from logs, errors and run records."""
-        tokens = (self.webhook_token, self.read_token, self.github_token, self.jira_token, self.toggle_token)
+        tokens = (self.webhook_token, self.ui_token, self.github_token, self.jira_token, self.toggle_token)
         values = [t.get_secret_value() for t in tokens if t is not None and t.get_secret_value()]
         if self.jira_user and self.jira_token:  # what HTTP Basic sends for Jira Cloud
             values.append(base64.b64encode(f"{self.jira_user}:{self.jira_token.get_secret_value()}".encode()).decode())
         return values
+
+    @property
+    def deprecations(self) -> tuple[str, ...]:
+        """One line for each old setting name in use, saying what to rename it to."""
+        return self._deprecations
+
+    @property
+    def has_ui_token(self) -> bool:
+        """Whether the runs page has a token of its own (an empty RESPONDER_UI_TOKEN is none)."""
+        return self.ui_token is not None and bool(self.ui_token.get_secret_value())
 
     @property
     def jira_configured(self) -> bool:
@@ -234,14 +257,39 @@ def load_settings(config_file: Path | str | None = None) -> Settings:
     """
     path = config_file or os.environ.get(f"{ENV_PREFIX}CONFIG") or None
     file_values = _read_config_file(Path(path)) if path else {}
+    notes = _renamed(file_values, path)
     try:
-        return Settings(**file_values)
+        settings = Settings(**file_values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
     except SettingsError as exc:  # an environment value that is not the JSON a list or dict needs
         field = re.search(r'field "(\w+)"', str(exc))
         name = f"RESPONDER_{field.group(1).upper()}" if field else "a RESPONDER_ variable"
         raise ConfigError(f"invalid setting {name}: must be JSON, e.g. [10, 60, 300] for a list") from None
+    settings._deprecations = tuple(notes)
+    return settings
+
+
+def _renamed(file_values: dict[str, Any], path: Path | str | None) -> list[str]:
+    """Move old keys of ``file_values`` to their new names (unless those are set too); one line for
+    each old name in use, in the file or in the environment."""
+    notes = []
+    environ = {name.upper() for name in os.environ}
+    for old, new in DEPRECATED_KEYS.items():
+        if old in file_values:
+            value = file_values.pop(old)
+            if new in file_values:
+                notes.append(f"'{old}' in {path} is ignored: '{new}' is set there too; remove '{old}'")
+            else:
+                file_values[new] = value
+                notes.append(f"'{old}' in {path} is deprecated: rename it '{new}'")
+        old_env, new_env = f"{ENV_PREFIX}{old.upper()}", f"{ENV_PREFIX}{new.upper()}"
+        if old_env in environ:
+            if new_env in environ:
+                notes.append(f"{old_env} is ignored: {new_env} is set too; remove {old_env}")
+            else:
+                notes.append(f"{old_env} is deprecated: rename it {new_env}")
+    return notes
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

@@ -118,7 +118,7 @@ def live(redis: Redis, redis_url: str, fake_github: FakeGitHub) -> Settings:
         github_api_url=fake_github.url,
         github_token=fake_github.token,
         github_repo=fake_github.full_name,
-        read_token=READ_TOKEN,
+        ui_token=READ_TOKEN,
     )
 
 
@@ -481,7 +481,7 @@ def serve(redis, redis_url: str, tmp_path: Path) -> Iterator[str]:
             "RESPONDER_REDIS_URL": redis_url,
             "RESPONDER_QUEUE": "responder-test",
             "RESPONDER_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
-            "RESPONDER_READ_TOKEN": READ_TOKEN,
+            "RESPONDER_UI_TOKEN": READ_TOKEN,
             "RESPONDER_PLAYBOOKS_DIR": str(ROOT / "playbooks"),
             "RESPONDER_LOG_FORMAT": "json",
         }
