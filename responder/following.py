@@ -11,6 +11,13 @@ One worker at a time follows a run: a poll holds a Redis lock for (run, step), a
 job id names its number, so a poll queued twice is one job. Following gives up after
 ``follow_timeout_seconds`` since the first poll was scheduled, and says so on the ticket.
 
+A poll whose worker dies is re-queued by another worker's maintenance, like a run (see
+``responder.worker``), which also releases the lock the dead poll held (the lock names the poll's
+number): a re-queued poll therefore never finds its own dead lock busy, and a poll that does find
+the lock busy is a duplicate of a live one, whose chain of polls goes on without it. A poll whose
+worker died more than ``MAX_ABANDONED_REQUEUES`` times is not re-queued: following stops with the
+reason recorded (``stop_following``), as a run abandoned that often is recorded as failed.
+
 Everything here is best-effort for the incident: a failure to read GitHub is retried at the next
 poll (a TransientError) or ends the following with the reason recorded (a PermanentError); it
 never changes the run's own status. Nothing here writes to GitHub, so no conclusion lifts a freeze.
@@ -45,6 +52,11 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+_RELEASE_POLL = """
+local held = redis.call('get', KEYS[1])
+if held and string.sub(held, 1, string.len(ARGV[1])) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
 
 
 def state_key(run_id: str, step: str) -> str:
@@ -53,7 +65,15 @@ def state_key(run_id: str, step: str) -> str:
 
 
 def lock_key(run_id: str, step: str) -> str:
+    """Held by the poll in flight for (run, step); its value is ``<poll number>:<random token>``."""
     return f"responder:follow-lock:{run_id}:{step}"
+
+
+def release_abandoned_lock(pipe: Pipeline, run_id: str, step: str, number: int) -> None:
+    """Queue on ``pipe`` the release of the lock poll ``number`` holds, if it holds it: its worker died
+    mid-poll. Left to lapse (LOCK_SECONDS), the lock would turn the re-queued poll away as a duplicate
+    and nothing would poll the run again. A lock another poll holds is left alone."""
+    pipe.eval(_RELEASE_POLL, 1, lock_key(run_id, step), f"{number}:")
 
 
 @dataclass(frozen=True)
@@ -113,9 +133,9 @@ def poll(runtime: Runtime, run_id: str, step: str, number: int) -> str:
     reader = runtime.workflow_runs
     if reader is None:
         return "not followed: no GitHub reader"
-    lock, token = lock_key(run_id, step), uuid.uuid4().hex
+    lock, token = lock_key(run_id, step), f"{number}:{uuid.uuid4().hex}"
     if not runtime.redis.set(lock, token, nx=True, ex=LOCK_SECONDS):
-        return "another worker is polling it"
+        return "another worker is polling it"  # a live poll (a dead one's lock went with its re-queue)
     try:
         record = runtime.runs.get(run_id)
         followed = record.workflow_run(step)
@@ -155,6 +175,18 @@ def poll(runtime: Runtime, run_id: str, step: str, number: int) -> str:
         return followed.status
     finally:
         runtime.redis.eval(_RELEASE, 1, lock, token)  # only our own lock: one that lapsed may be another's
+
+
+def stop_following(runtime: Runtime, record: RunRecord, followed: FollowedRun, note: str) -> None:
+    """Stop following ``followed`` for the reason ``note``, from outside a poll (a poll whose worker kept
+    dying is not re-queued again): recorded on the run record and counted as abandoned. The ticket is
+    not told: what made the poll's worker die may well be telling it (``jobs show`` says why)."""
+    followed.note = note
+    _store(runtime, record.id, followed)
+    runtime.redis.delete(state_key(record.id, followed.step))
+    if (recorder := metrics.recorder()) is not None:
+        recorder.workflow_run_ended(followed.workflow, "abandoned")
+    log.info("follow.ended", job_id=record.id, step=followed.step, conclusion=None, note=note)
 
 
 def _update(followed: FollowedRun, snapshot: RunSnapshot) -> None:

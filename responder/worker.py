@@ -36,6 +36,13 @@ and spend a retry); it only gets to see an abandoned job here when the same job 
 more than ``MAX_ABANDONED_REQUEUES`` times, and then the run is recorded as failed
 (``responder jobs retry`` queues it again).
 
+A follow job (one poll of a dispatched workflow run, ``responder.following``) abandoned the same
+way is put back at the front of the queue too, while the ticket has not been told how the
+workflow run ended; the follow lock the dead poll held is released with it, so the poll runs
+again at once instead of being turned away as a duplicate. Abandoned more than
+``MAX_ABANDONED_REQUEUES`` times, it is left to RQ to fail, and following stops with the reason
+recorded on the run record (``jobs show``), counted as abandoned; the ticket is not told.
+
 A worker that cannot reach Redis keeps running: it retries with a backoff of 1 s doubling
 up to ``RECONNECT_MAX_SECONDS``, logging each attempt, and carries on where it was (a run
 in flight keeps running; missed renewals are logged). If RQ gives up on Redis anyway,
@@ -70,10 +77,11 @@ from rq.job import Job, JobStatus
 from rq.utils import as_text, current_timestamp, now, parse_composite_key
 from rq.worker import WorkerStatus
 
+from responder import following
 from responder.errors import RunNotFound
 from responder.jobs import install_runtime
 from responder.log import get_logger
-from responder.queueing import JOB_FUNCTION
+from responder.queueing import FOLLOW_FUNCTION, JOB_FUNCTION
 from responder.redisconn import REDIS_DOWN
 from responder.runs import utcnow
 from responder.runtime import Runtime
@@ -152,6 +160,7 @@ class ResponderWorker(SimpleWorker):
             job_monitoring_interval=max(1, ttl // 4),
             maintenance_interval=settings.maintenance_interval_seconds,
         )
+        self.runtime = runtime
         self.runs = runtime.runs
         self.outages = outages
         self.stop_requested = False
@@ -341,10 +350,12 @@ class ResponderWorker(SimpleWorker):
         super().clean_registries()  # type: ignore[no-untyped-call]
 
     def requeue_abandoned(self, queue: Queue) -> list[str]:
-        """Put runs whose worker stopped renewing them back at the front of ``queue``; returns their job ids.
+        """Put jobs whose worker stopped renewing them back at the front of ``queue``; returns their job ids.
 
-        Call it holding the queue's maintenance lock. Only responder's run jobs are touched,
-        and only while their run record is unfinished; RQ's cleanup handles anything else.
+        Call it holding the queue's maintenance lock. Only responder's jobs are touched, and only
+        while they have something left to do: a run job while its run record is unfinished, a follow
+        job (a poll of a dispatched workflow run) while the ticket has not been told how the workflow
+        run ended. RQ's cleanup handles anything else.
         """
         registry = queue.started_job_registry
         requeued: list[str] = []
@@ -368,28 +379,18 @@ class ResponderWorker(SimpleWorker):
         (``reason`` says so; its ``execution`` is deleted with it)."""
         job_id, _ = parse_composite_key(composite)
         job = queue.fetch_job(job_id)
-        if job is None or job.func_name != JOB_FUNCTION or job.get_status(refresh=False) != JobStatus.STARTED:
+        if job is None or job.get_status(refresh=False) != JobStatus.STARTED:
             return None
-        run_id = str(job.args[0]) if job.args else job.id
-        try:
-            record = self.runs.get(run_id)
-        except RunNotFound:
-            return None
-        if record.status not in ("queued", "running", "retrying"):  # it ended after all: nothing to resume
-            return None
-        context: dict[str, Any] = {"job_id": job.id, "run_id": run_id, "dead_worker": job.worker_name}
         count = int(job.meta.get(ABANDONED_META, 0)) + (0 if reason else 1)
-        if count > MAX_ABANDONED_REQUEUES:
-            record.status, record.ended_at = "failed", utcnow()
-            record.error = (
-                f"its worker stopped responding {count} times while running it; not re-queued again "
-                f"(responder jobs retry {run_id})"
-            )
-            self.runs.save(record)
-            log.error("run.abandoned_too_often", times=count, **context)
+        why = reason or f"worker {job.worker_name} stopped responding while running it"
+        if job.func_name == JOB_FUNCTION:
+            kind, also = "run", self._resumable_run(job, count, why)
+        elif job.func_name == FOLLOW_FUNCTION:
+            kind, also = "follow", self._resumable_follow(job, count)
+        else:
             return None
-        record.status = "queued"
-        record.error = f"re-queued: {reason or f'worker {job.worker_name} stopped responding while running it'}"
+        if also is None:
+            return None
         job.meta[ABANDONED_META] = count
         job.started_at = job.ended_at = None
         with self.connection.pipeline() as pipe:
@@ -398,10 +399,59 @@ class ResponderWorker(SimpleWorker):
             if execution is not None:
                 execution.delete(job, pipe)
             queue.enqueue_job(job, pipeline=pipe, at_front=True)
-            self.runs.add(record, pipe)
+            also(pipe)
             pipe.execute()
-        log.warning("run.requeued_interrupted" if reason else "run.requeued_abandoned", times=count, **context)
+        event = f"{kind}.requeued_interrupted" if reason else f"{kind}.requeued_abandoned"
+        run_id = str(job.args[0]) if job.args else job.id
+        log.warning(event, job_id=job.id, run_id=run_id, dead_worker=job.worker_name, times=count)
         return job.id
+
+    def _resumable_run(self, job: Job, count: int, why: str) -> Callable[[Pipeline], object] | None:
+        """What re-queueing run job ``job`` writes besides the job (its run record, queued again), or
+        None when it is not to be re-queued: its run ended after all, or it was abandoned more than
+        MAX_ABANDONED_REQUEUES times (``count``), and then the run is recorded as failed."""
+        run_id = str(job.args[0]) if job.args else job.id
+        try:
+            record = self.runs.get(run_id)
+        except RunNotFound:
+            return None
+        if record.status not in ("queued", "running", "retrying"):  # it ended after all: nothing to resume
+            return None
+        if count > MAX_ABANDONED_REQUEUES:
+            record.status, record.ended_at = "failed", utcnow()
+            record.error = (
+                f"its worker stopped responding {count} times while running it; not re-queued again "
+                f"(responder jobs retry {run_id})"
+            )
+            self.runs.save(record)
+            log.error("run.abandoned_too_often", job_id=job.id, run_id=run_id, times=count)
+            return None
+        record.status = "queued"
+        record.error = f"re-queued: {why}"
+        return lambda pipe: self.runs.add(record, pipe)
+
+    def _resumable_follow(self, job: Job, count: int) -> Callable[[Pipeline], object] | None:
+        """What re-queueing follow job ``job`` (a poll of a workflow run) writes besides the job: the
+        release of the follow lock the poll held (its worker died; the lock would turn the re-queued
+        poll away). None when it is not to be re-queued: the ticket was told how the workflow run
+        ended, or the poll was abandoned more than MAX_ABANDONED_REQUEUES times (``count``); then
+        following stops with the reason recorded, unless it had ended (RQ fails the job), as a run
+        abandoned that often is failed."""
+        run_id, step, number = str(job.args[0]), str(job.args[1]), int(job.args[2]) if len(job.args) > 2 else 1
+        try:
+            record = self.runs.get(run_id)
+        except RunNotFound:
+            return None
+        followed = record.workflow_run(step)
+        if followed is None or followed.reported:
+            return None
+        if count > MAX_ABANDONED_REQUEUES:
+            if not followed.finished:  # one that ended was counted then, and keeps its note
+                note = f"following stopped: its worker stopped responding {count} times while polling it"
+                following.stop_following(self.runtime, record, followed, note)
+            log.error("follow.abandoned_too_often", job_id=job.id, run_id=run_id, step=step, times=count)
+            return None
+        return lambda pipe: following.release_abandoned_lock(pipe, run_id, step, number)
 
 
 class RunRenewal:
