@@ -10,8 +10,8 @@ from pydantic import SecretStr
 
 from responder.alerts import Notification
 from responder.intake import Intake
-from responder.receiver import create_app
 from responder.playbooks.catalog import load_catalog
+from responder.receiver import create_app
 from responder.runs import RunStore
 from tests.conftest import SAMPLES, WEBHOOK_TOKEN, Worker, load_example, run_cli
 
