@@ -11,8 +11,8 @@ import sys
 
 from responder.alerts import Notification
 from responder.cli import main as responder_main
+from responder.decisions import Decision
 from responder.groupcommit import GroupCommit
-from responder.intake import Decision
 
 
 async def _canned(self: GroupCommit, notification: Notification, payload: bytes | None = None) -> list[Decision]:

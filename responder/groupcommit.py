@@ -26,7 +26,8 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from responder.alerts import Notification
-from responder.intake import Decision, Intake
+from responder.decisions import Decision
+from responder.intake import Intake
 from responder.redisconn import REDIS_DOWN
 
 MAX_ALERTS = 1000  # alerts per commit; bounds the time a batch holds the ones behind it

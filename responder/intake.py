@@ -1,5 +1,8 @@
 """Decide what to do with each alert of a notification, and durably queue the runs.
 
+The decision rules are ``responder.decisions`` (pure); this module reads what they depend on
+from Redis and commits the writes of their plan.
+
 The only code the webhook handler (and ``responder replay``/``run``) calls. Dedup, the storm
 guard, the decision history and the enqueue happen in one atomic Redis commit per batch of
 notifications (``writeset``): an instance is marked seen exactly when its run record and its
@@ -9,112 +12,39 @@ accepted again.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import cached_property
-from itertools import islice
-from typing import Literal, cast
+from typing import cast
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from rq import Queue
 
 from responder.alerts import Alert, Notification
-from responder.errors import AlertError
+from responder.decisions import (
+    STORM_PLAYBOOK,
+    TRIAGE_PLAYBOOK,
+    Candidate,
+    Decision,
+    Found,
+    Plan,
+    StormGuard,
+    decide,
+    final,
+    firing_groups,
+)
+from responder.decisions import plan as decide_plan
 from responder.history import History, Received, new_record_id
 from responder.playbooks.catalog import Catalog
 from responder.queueing import FirstAttempts, enqueue_run
-from responder.redis_keys import storm_models_key
+from responder.redis_keys import digest, storm_counter_key, storm_models_key, triage_key
 from responder.redisconn import KeptConnectionScript
-from responder.runs import MAX_RELATED, QueuedRun, RunRecord, RunStore, Source, related_key
+from responder.runs import QueuedRun, RunRecord, RunStore, Source
 from responder.settings import Settings
 from responder.writeset import APPLY, WriteSet
-
-DecisionKind = Literal["queued", "duplicate", "ignored", "rejected", "suppressed"]
-TRIAGE_PLAYBOOK = "needs-triage"
-STORM_PLAYBOOK = "storm"
-
-
-@dataclass(frozen=True)
-class Decision:
-    alert: Alert
-    decision: DecisionKind
-    job_id: str | None = None
-    reason: str | None = None
-
-    @property
-    def fingerprint(self) -> str:
-        return self.alert.fingerprint
-
-    @property
-    def alertname(self) -> str:
-        return self.alert.alertname
-
-    @property
-    def status(self) -> str:
-        return self.alert.status
-
-    def to_json(self) -> dict[str, str]:
-        """What the webhook answers for the alert (also kept in the decision history). Built
-        once, shared by the two, and not to be changed. (Cached by hand: functools.cached_property
-        takes a lock on Python 3.11, which costs more than building the dict.)"""
-        data = self.__dict__.get("_json")
-        if data is None:
-            data = self.__dict__["_json"] = self._answer()
-        return data
-
-    def _answer(self) -> dict[str, str]:
-        data = {
-            "fingerprint": self.fingerprint,
-            "alertname": self.alertname,
-            "status": self.status,
-            "decision": self.decision,
-        }
-        if self.job_id:
-            data["job_id"] = self.job_id
-        if self.reason:
-            data["reason"] = self.reason
-        return data
-
-
-@dataclass(slots=True)  # not frozen: built per alert, and a frozen dataclass takes twice as long
-class _Candidate:
-    """A run to queue unless its instance was seen (dedup) or a storm suppresses it."""
-
-    run: QueuedRun
-    alert: Alert
-    dedup: bool = True
-    origin: int = 0  # which notification of a group commit it came from
-    group: _Group | None = None  # whose related alerts the run shares
-
-    @property
-    def dedup_key(self) -> str:
-        return f"responder:seen:{self.run.id}"
-
-    @property
-    def storm_guarded(self) -> bool:
-        return self.dedup and self.alert.is_firing and self.run.source == "webhook"
-
-
-@dataclass
-class _Plan:
-    """What one commit writes, decided from what it read."""
-
-    queued: set[str] = field(default_factory=set)
-    suppressed: dict[str, str] = field(default_factory=dict)  # run id -> reason
-    triage: dict[str, str] = field(default_factory=dict)  # rejected fingerprint -> triage run id
-    triage_suppressed: set[str] = field(default_factory=set)  # rejected fingerprints past the storm limit
-    repeated: dict[int, str] = field(default_factory=dict)  # id() of a candidate whose run id came earlier -> reason
-    slots: dict[str, int] = field(default_factory=dict)  # storm-guard slots taken, by playbook
-
-    @property
-    def holds_back(self) -> bool:
-        """Whether the storm guard suppresses anything in this plan."""
-        return bool(self.suppressed or self.triage_suppressed)
 
 
 @dataclass
@@ -126,8 +56,8 @@ class _Batch:
     payloads: list[bytes]  # each notification's body as received
     received_at: list[float]  # each notification's arrival (Unix time)
     source: Source
-    outcomes: list[list[Decision | _Candidate]]
-    candidates: list[_Candidate]
+    outcomes: list[list[Decision | Candidate]]
+    candidates: list[Candidate]
     rejected: list[Decision]
     window: int
     counters: dict[str, str]  # storm counter key by playbook
@@ -135,11 +65,11 @@ class _Batch:
 
     def __post_init__(self) -> None:
         dedup = [c.dedup_key for c in self.candidates if c.dedup]
-        triage = [_triage_key(d.alert) for d in self.rejected]
+        triage = [triage_key(d.fingerprint) for d in self.rejected]
         self.reads = list(dict.fromkeys([*dedup, *triage, *self.counters.values()]))
 
-    def decisions(self, plan: _Plan) -> list[list[Decision]]:
-        return [[_final(o, plan) for o in each] for each in self.outcomes]
+    def decisions(self, plan: Plan) -> list[list[Decision]]:
+        return [[final(o, plan) for o in each] for each in self.outcomes]
 
 
 class Intake:
@@ -161,6 +91,7 @@ class Intake:
         self._apply = redis.register_script(APPLY)
         self._async_script: KeptConnectionScript | None = None
         self._counters_seen: dict[str, int] = {}  # storm counter key -> value last read or written here
+        self._guard = StormGuard(settings.storm_max_runs, settings.storm_window_seconds)
 
     def accept(
         self,
@@ -250,7 +181,7 @@ class Intake:
         for key in batch.counters.values():
             self._note(batch, key, int(read[key] or 0))
 
-    def _note_slots_taken(self, batch: _Batch, plan: _Plan) -> None:
+    def _note_slots_taken(self, batch: _Batch, plan: Plan) -> None:
         for playbook, taken in plan.slots.items():
             key = batch.counters[playbook]
             self._note(batch, key, self._counters_seen.get(key, 0) + taken)
@@ -273,10 +204,10 @@ class Intake:
         now = time.time()
         received_at = [now + i * 1e-6 for i in range(len(ids))]  # a microsecond apart: the history keeps their order
         outcomes = [
-            self._outcomes(n, _Found(i, ids[i], received_at[i]), source=source, dry_run=dry_run)
+            self._outcomes(n, Found(i, ids[i], received_at[i]), source=source, dry_run=dry_run)
             for i, n in enumerate(notifications)
         ]
-        candidates = [o for each in outcomes for o in each if isinstance(o, _Candidate)]
+        candidates = [o for each in outcomes for o in each if isinstance(o, Candidate)]
         rejected = [
             o
             for each in outcomes
@@ -297,15 +228,15 @@ class Intake:
             candidates=candidates,
             rejected=rejected,
             window=window,
-            counters={playbook: _storm_counter(playbook, window) for playbook in sorted(guarded)},
+            counters={playbook: storm_counter_key(playbook, window) for playbook in sorted(guarded)},
         )
 
     def _outcomes(
-        self, notification: Notification, found: _Found, *, source: Source, dry_run: bool
-    ) -> list[Decision | _Candidate]:
-        groups = _firing_groups(notification)
+        self, notification: Notification, found: Found, *, source: Source, dry_run: bool
+    ) -> list[Decision | Candidate]:
+        groups = firing_groups(notification)
         return [
-            self._decide(alert, index, groups, found, source=source, dry_run=dry_run)
+            decide(alert, index, groups, found, self._catalog, source=source, dry_run=dry_run)
             for index, alert in enumerate(notification.alerts)
         ]
 
@@ -339,46 +270,9 @@ class Intake:
             enqueue_run(self._queue, self._settings, record.id, pipeline=pipe)
             pipe.execute()
 
-    def _decide(
-        self,
-        alert: Alert,
-        index: int,
-        groups: _Groups,
-        found: _Found,
-        *,
-        source: Source,
-        dry_run: bool,
-    ) -> Decision | _Candidate:
-        if not alert.alertname:
-            return Decision(alert, "rejected", reason="missing required label: alertname")
-        playbook = self._catalog.for_alertname(alert.alertname)
-        if playbook is None:
-            return Decision(alert, "ignored", reason=f"no playbook handles alertname {alert.alertname!r}")
-        if not playbook.steps_for(alert):
-            return Decision(alert, "ignored", reason=f"playbook {playbook.name} has no steps for {alert.status} alerts")
-        try:
-            alert.check_actionable(playbook.requires_labels)
-        except AlertError as exc:
-            return Decision(alert, "rejected", reason=str(exc))
-        group = groups.get((alert.alertname, alert.model_id)) if alert.is_firing else None
-        related = group.related(alert) if group is not None else []
-        replay = source == "replay"
-        run_id = f"replay-{secrets.token_hex(4)}-{alert.job_id()}" if replay else alert.job_id()
-        run = QueuedRun(
-            id=run_id[:120],
-            playbook=playbook.name,
-            source=source,
-            dry_run=dry_run,
-            notification=found.notification_id,
-            alert_index=index,
-            enqueued_at=found.received_at,
-            related_key=group.key if group is not None and related else None,
-        )
-        return _Candidate(run, alert, dedup=not replay, origin=found.origin, group=group if related else None)
-
     # --- the commit --------------------------------------------------------------------
 
-    def _attempt(self, batch: _Batch, values: list[bytes | None]) -> tuple[_Plan, WriteSet, list[list[Decision]]]:
+    def _attempt(self, batch: _Batch, values: list[bytes | None]) -> tuple[Plan, WriteSet, list[list[Decision]]]:
         """Decide from what was read (``batch.reads``) and gather the writes.
 
         The writes apply only if every dedup or triage key this decision took as absent is still
@@ -388,7 +282,7 @@ class Intake:
         """
         read = dict(zip(batch.reads, values, strict=True))
         used = {playbook: int(read[key] or 0) for playbook, key in batch.counters.items()}
-        plan = self._plan(batch, read, used)
+        plan = decide_plan(batch.candidates, batch.rejected, read, used, self._guard)
         writes = WriteSet()
         self._write(writes, plan, batch)
         decisions = batch.decisions(plan)
@@ -399,49 +293,7 @@ class Intake:
         self._history.add_many(received, writes, payload_ttl=self._payload_ttl)
         return plan, writes, decisions
 
-    def _plan(self, batch: _Batch, read: dict[str, bytes | None], used: dict[str, int]) -> _Plan:
-        limit = self._settings.storm_max_runs
-        room = {playbook: max(0, limit - count) for playbook, count in used.items()}
-        plan = _Plan()
-        fresh: list[_Candidate] = []
-        first: dict[str, _Candidate] = {}
-        for candidate in batch.candidates:
-            run_id = candidate.run.id
-            if run_id in first:
-                plan.repeated[id(candidate)] = (
-                    "listed twice in this notification"
-                    if first[run_id].origin == candidate.origin
-                    else f"this {candidate.alert.status} instance was already queued"
-                )
-                continue
-            first[run_id] = candidate
-            if not (candidate.dedup and read[candidate.dedup_key] is not None):
-                fresh.append(candidate)
-        for candidate in fresh:
-            playbook, run_id = candidate.run.playbook, candidate.run.id
-            if candidate.storm_guarded:
-                if room[playbook] == 0:
-                    plan.suppressed[run_id] = self._storm_reason(playbook)
-                    continue
-                room[playbook] -= 1
-                plan.slots[playbook] = plan.slots.get(playbook, 0) + 1
-            plan.queued.add(run_id)
-        fingerprints = list(dict.fromkeys(d.fingerprint for d in batch.rejected if read[_triage_key(d.alert)] is None))
-        allowed = min(len(fingerprints), room.get(TRIAGE_PLAYBOOK, 0))
-        for fingerprint in fingerprints[:allowed]:
-            plan.triage[fingerprint] = f"triage-{_digest(fingerprint)}-{secrets.token_hex(3)}"
-        if allowed:
-            plan.slots[TRIAGE_PLAYBOOK] = allowed
-        plan.triage_suppressed.update(fingerprints[allowed:])
-        return plan
-
-    def _storm_reason(self, playbook: str) -> str:
-        return (
-            f"storm: more than {self._settings.storm_max_runs} runs of {playbook} started within "
-            f"{self._settings.storm_window_seconds}s; listed on the storm ticket"
-        )
-
-    def _write(self, pipe: WriteSet, plan: _Plan, batch: _Batch) -> None:
+    def _write(self, pipe: WriteSet, plan: Plan, batch: _Batch) -> None:
         """Gather the plan's writes on ``pipe``, with the conditions they were decided on."""
         candidates, rejected, window = batch.candidates, batch.rejected, batch.window
         for playbook, count in plan.slots.items():
@@ -454,7 +306,7 @@ class Intake:
         retention = self._settings.dedup_retention_seconds
         records: list[RunRecord | QueuedRun] = []  # run records to store
         queued: list[str] = []  # of which these are queued, in this order
-        suppressed_by_playbook: dict[str, list[_Candidate]] = {}
+        suppressed_by_playbook: dict[str, list[Candidate]] = {}
         for candidate in candidates:
             run = candidate.run
             if id(candidate) in plan.repeated:
@@ -479,8 +331,8 @@ class Intake:
         for decision in rejected:
             run_id = plan.triage.get(decision.fingerprint)
             if run_id is not None:
-                pipe.set(_triage_key(decision.alert), run_id, ex=retention)
-                pipe.require_absent(_triage_key(decision.alert))
+                pipe.set(triage_key(decision.fingerprint), run_id, ex=retention)
+                pipe.require_absent(triage_key(decision.fingerprint))
                 records.append(
                     RunRecord(id=run_id, playbook=TRIAGE_PLAYBOOK, alert=decision.alert, reason=decision.reason)
                 )
@@ -488,14 +340,14 @@ class Intake:
         if plan.triage_suppressed:
             # A flood of unusable alerts: each is on the storm ticket of needs-triage instead of its own.
             key = storm_models_key(TRIAGE_PLAYBOOK, window)
-            pipe.rpush(key, *[f"fp-{_digest(fp)}" for fp in sorted(plan.triage_suppressed)])
+            pipe.rpush(key, *[f"fp-{digest(fp)}" for fp in sorted(plan.triage_suppressed)])
             pipe.expire(key, retention)
             example = next(d.alert for d in rejected if d.fingerprint in plan.triage_suppressed)
             storm_alert = _storm_alert(example, TRIAGE_PLAYBOOK, window, alertname=TRIAGE_PLAYBOOK)
             records.append(_system_run(STORM_PLAYBOOK, storm_alert))
             queued.append(records[-1].id)
             for fingerprint in plan.triage_suppressed:
-                key = f"responder:seen:triage:{_digest(fingerprint)}"
+                key = triage_key(fingerprint)
                 pipe.set(key, "storm", ex=retention)
                 pipe.require_absent(key)
         stored = {r.id for r in records}
@@ -514,89 +366,12 @@ def _payload(notification: Notification, payload: bytes | None) -> bytes:
     return payload if payload is not None else notification.model_dump_json().encode()
 
 
-def _storm_counter(playbook: str, window: int) -> str:
-    return f"responder:storm:{playbook}:{window}:started"
-
-
-def _final(outcome: Decision | _Candidate, plan: _Plan) -> Decision:
-    if isinstance(outcome, Decision):
-        triage = plan.triage.get(outcome.fingerprint) if outcome.decision == "rejected" else None
-        return Decision(outcome.alert, outcome.decision, job_id=triage, reason=outcome.reason)
-    run_id, alert = outcome.run.id, outcome.alert
-    if id(outcome) in plan.repeated:
-        return Decision(alert, "duplicate", job_id=run_id, reason=plan.repeated[id(outcome)])
-    if run_id in plan.queued:
-        return Decision(alert, "queued", job_id=run_id, reason=None if outcome.dedup else "replay: not de-duplicated")
-    if run_id in plan.suppressed:
-        return Decision(alert, "suppressed", job_id=run_id, reason=plan.suppressed[run_id])
-    return Decision(alert, "duplicate", job_id=run_id, reason=f"this {alert.status} instance was already queued")
-
-
 def _system_run(playbook: str, alert: Alert) -> RunRecord:
     return RunRecord(id=f"{playbook}-{secrets.token_hex(6)}", playbook=playbook, alert=alert)
 
 
-@dataclass(frozen=True)
-class _Found:
-    """Where the alerts being decided were found: which notification of the commit, its id in
-    the decision history (its runs read their alerts from its payload) and when it arrived."""
-
-    origin: int
-    notification_id: str
-    received_at: float
-
-
-@dataclass
-class _Group:
-    """The first MAX_RELATED + 1 firing alerts of one (alertname, model_id) in a notification (the
-    only ones a related list can hold). Their labels-only copies are made once, when a run first
-    asks for its related alerts, and shared: stored once under ``key`` (alerts are immutable)."""
-
-    members: list[Alert] = field(default_factory=list)
-
-    @cached_property
-    def copies(self) -> list[Alert]:
-        return [alert.model_copy(update={"annotations": {}}) for alert in self.members]
-
-    @cached_property
-    def key(self) -> str:
-        return related_key(_digest("\n".join(alert.instance_key() for alert in self.members)))
-
-    def related(self, alert: Alert) -> list[Alert]:
-        """Other firing alerts of the group, labels only."""
-        if len(self.members) < 2:
-            return []
-        others = (copy for original, copy in zip(self.members, self.copies, strict=True) if original is not alert)
-        return list(islice(others, MAX_RELATED))
-
-
-_Groups = dict[tuple[str, str | None], _Group]
-
-
-def _firing_groups(notification: Notification) -> _Groups:
-    """The notification's firing alerts by (alertname, model_id), built once per notification."""
-    groups: _Groups = {}
-    firing = notification.firing()
-    if len(firing) < 2:
-        return groups  # a lone firing alert has no related alerts
-    for alert in firing:
-        group = groups.setdefault((alert.alertname, alert.model_id), _Group())
-        if len(group.members) <= MAX_RELATED:
-            group.members.append(alert)
-    return groups
-
-
 def _mget(redis: Redis, keys: list[str]) -> list[bytes | None]:
     return cast(list[bytes | None], redis.mget(keys)) if keys else []
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _triage_key(alert: Alert) -> str:
-    """One needs-triage ticket per fingerprint (hashed: the fingerprint is untrusted text)."""
-    return f"responder:seen:triage:{_digest(alert.fingerprint)}"
 
 
 def _storm_alert(example: Alert, playbook: str, window: int, *, alertname: str | None = None) -> Alert:
