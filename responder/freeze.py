@@ -12,7 +12,9 @@ from typing import cast
 
 from redis import Redis
 
-KEY = "responder:freeze"
+from responder import redis_keys
+
+KEY = redis_keys.FREEZE
 
 
 @dataclass(frozen=True)

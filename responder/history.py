@@ -28,15 +28,16 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.client import Pipeline
 
+from responder import redis_keys
 from responder.alerts import Alert, Notification
 from responder.errors import NotificationNotFound
 from responder.redis_keys import payload_key
 from responder.runs import Source, utcnow
 from responder.writeset import Arg, WriteSet
 
-INDEX_KEY = "responder:notifications"
-SIZES_KEY = "responder:notification-sizes"  # id -> "<bytes of record and body> <runs it queued>"
-BYTES_KEY = "responder:notification-bytes"  # the sum of those bytes over the history
+INDEX_KEY = redis_keys.NOTIFICATIONS_INDEX
+SIZES_KEY = redis_keys.NOTIFICATION_SIZES
+BYTES_KEY = redis_keys.NOTIFICATION_BYTES
 RUNS_READING_BODY = ("queued", "suppressed")  # decisions whose run reads its alert from the body (runs.QueuedRun)
 TRIM_KEYS = [INDEX_KEY, SIZES_KEY, BYTES_KEY]
 TRIM_SHARE = 10  # trim once a tenth of the bounds was added since the last trim (by this process)
@@ -186,7 +187,7 @@ class History:
 
     @staticmethod
     def key(record_id: str) -> str:
-        return f"responder:notification:{record_id}"
+        return redis_keys.notification_key(record_id)
 
     def add_many(self, received: Sequence[Received], pipe: Pipeline | WriteSet, *, payload_ttl: int) -> None:
         """Queue the writes of ``received`` on ``pipe`` (the intake's commit), indexed once; ``trim``

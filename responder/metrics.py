@@ -23,9 +23,10 @@ from redis import Redis
 from redis.client import Pipeline
 from rq import Queue
 
+from responder import redis_keys
 from responder.errors import TransientError
 
-KEY = "responder:metrics"
+KEY = redis_keys.METRICS
 STEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, float("inf"))
 # time to resolve: 1m, 5m, 15m, 30m, 1h, 2h, 6h, 12h, 24h, 3d
 RESOLVE_BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 43200.0, 86400.0, 259200.0, float("inf"))

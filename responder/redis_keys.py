@@ -1,4 +1,8 @@
-"""Redis key names that the intake writes and playbook steps read."""
+"""Every Redis key responder writes, in one place: its name and what it holds.
+
+All start with ``responder:``; RQ's own keys (``rq:...``) are RQ's. A key holding untrusted
+text (a fingerprint) takes a digest of it, never the text.
+"""
 
 from __future__ import annotations
 
@@ -36,3 +40,77 @@ def triage_key(fingerprint: str) -> str:
 def storm_counter_key(playbook: str, window: int) -> str:
     """Storm-guard slots a playbook took in one window."""
     return f"responder:storm:{playbook}:{window}:started"
+
+
+# --- runs and the decision history
+RUNS_INDEX = "responder:runs"  # sorted set: run id -> enqueue time
+NOTIFICATIONS_INDEX = "responder:notifications"  # sorted set: notification id -> arrival time
+NOTIFICATION_SIZES = "responder:notification-sizes"  # hash: id -> "<bytes of record and body> <runs it queued>"
+NOTIFICATION_BYTES = "responder:notification-bytes"  # the sum of those bytes over the history
+
+
+def run_key(run_id: str) -> str:
+    """A run record (``runs.RunRecord``, or the intake's ``QueuedRun`` until its first attempt)."""
+    return f"responder:run:{run_id}"
+
+
+def related_key(group_digest: str) -> str:
+    """The related alerts the runs of one group share (stored once for the group)."""
+    return f"responder:related:{group_digest}"
+
+
+def notification_key(notification_id: str) -> str:
+    """A decision history record: what the webhook answered per alert."""
+    return f"responder:notification:{notification_id}"
+
+
+# --- deploy freeze and metrics
+FREEZE = "responder:freeze"  # hash: who froze or lifted deploys, when and why
+METRICS = "responder:metrics"  # prefix of the worker metrics shared across processes (":runs", ":steps", ...)
+
+
+# --- tickets
+def ticket_lock_key(key_text: str) -> str:
+    """Serialises find-then-create of one ticket across workers (``alertname:ident`` of its key)."""
+    return f"responder:lock:ticket:{key_text}"
+
+
+def ticket_claim_key(key_text: str) -> str:
+    """The run opening a ticket, noted before the create (a lost answer is then found, not re-opened)."""
+    return f"responder:ticket-claim:{key_text}"
+
+
+def ticket_memory_keys(ticket_url: str) -> tuple[str, str]:
+    """Sets of the firing instances and checklist items a ticket already shows."""
+    return f"responder:ticket:{ticket_url}:instances", f"responder:ticket:{ticket_url}:items"
+
+
+def jira_prefix(project: str) -> str:
+    """Prefix of the Jira ticket ledger of a project (tickets created, creates in flight, recent writes)."""
+    return f"responder:jira:{project}"
+
+
+# --- workflow dispatches
+CLAIMED_RUNS = "responder:dispatch-claimed"  # :<workflow run id> -> the dispatch that adopted it
+UNATTRIBUTED = "responder:dispatch-unattributed"  # :<workflow>:<model> -> dispatches whose run is not known
+
+
+def cooldown_key(workflow: str, model_id: str) -> str:
+    """At most one dispatch of ``workflow`` for a model within the cooldown: who holds it, until when."""
+    return f"responder:cooldown:{workflow}:{model_id}"
+
+
+def dispatch_attempt_key(run_id: str, step: str) -> str:
+    """A dispatch step's send time, lost answer or answer (a dispatch is settled, never sent twice)."""
+    return f"responder:dispatch-attempt:{run_id}:{step}"
+
+
+# --- following dispatched workflow runs
+def follow_state_key(run_id: str, step: str) -> str:
+    """What the follow polls of one workflow run remember between polls: the ETag, since when."""
+    return f"responder:follow:{run_id}:{step}"
+
+
+def follow_lock_key(run_id: str, step: str) -> str:
+    """Held by the follow poll in flight for (run, step): ``<poll number>:<random token>``."""
+    return f"responder:follow-lock:{run_id}:{step}"

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from redis import Redis
 from redis.client import Pipeline
 
+from responder import redis_keys
 from responder.alerts import Alert, Notification
 from responder.errors import RunNotFound
 from responder.redis_keys import payload_key
@@ -30,13 +31,12 @@ RunStatus = Literal["queued", "running", "retrying", "succeeded", "failed", "sup
 RUN_STATUSES: tuple[str, ...] = ("queued", "running", "retrying", "succeeded", "failed", "suppressed")
 Source = Literal["webhook", "manual", "replay"]
 
-INDEX_KEY = "responder:runs"
+INDEX_KEY = redis_keys.RUNS_INDEX
 MAX_RELATED = 50  # sibling alerts kept for a run (for checklists); bounds its size in big groups
 _ALERTS = TypeAdapter(list[Alert])
 
 
-def related_key(digest: str) -> str:
-    return f"responder:related:{digest}"
+related_key = redis_keys.related_key
 
 
 def utcnow() -> datetime:
@@ -241,7 +241,7 @@ class RunStore:
 
     @staticmethod
     def key(run_id: str) -> str:
-        return f"responder:run:{run_id}"
+        return redis_keys.run_key(run_id)
 
     def add(self, record: RunRecord, pipeline: Pipeline) -> None:
         """Queue the writes of a new record on ``pipeline`` (so it lands with its job, or not at all)."""

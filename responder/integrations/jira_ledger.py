@@ -19,6 +19,7 @@ from typing import cast
 from redis import Redis
 from redis.client import Pipeline
 
+from responder import redis_keys
 from responder.integrations.base import TicketKey
 
 RECONCILE_MAX = 50  # Jira Cloud reconciles at most 50 issues per search
@@ -41,7 +42,7 @@ class TicketLedger:
 
     def __init__(self, redis: Redis, *, project: str, retention_seconds: int, search_lag_seconds: float) -> None:
         self._redis = redis
-        self._prefix = f"responder:jira:{project}"
+        self._prefix = redis_keys.jira_prefix(project)
         self._retention = retention_seconds
         self._lag_ms = max(1, int(search_lag_seconds * 1000))
         self._forget = redis.register_script(_FORGET)

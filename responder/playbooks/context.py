@@ -16,6 +16,7 @@ from responder.integrations.base import GitHubGateway, Ticket, TicketKey, Toggle
 from responder.log import get_logger
 from responder.manifest import Manifest, ModelEntry
 from responder.playbooks import templating
+from responder.redis_keys import ticket_claim_key, ticket_lock_key, ticket_memory_keys
 from responder.runs import RunRecord, RunStore
 from responder.settings import Settings
 
@@ -30,8 +31,7 @@ class TicketMemory:
 
     def __init__(self, redis: Redis, ticket_url: str, ttl: int) -> None:
         self._redis = redis
-        self._instances = f"responder:ticket:{ticket_url}:instances"
-        self._items = f"responder:ticket:{ticket_url}:items"
+        self._instances, self._items = ticket_memory_keys(ticket_url)
         self._ttl = ttl
 
     def shows(self, instance_key: str) -> bool:
@@ -153,9 +153,7 @@ class StepContext:
     @contextmanager
     def ticket_lock(self, key: TicketKey) -> Iterator[None]:
         """Serialise find-then-create of one ticket across workers."""
-        lock = self.redis.lock(
-            f"responder:lock:ticket:{key.alertname}:{key.ident}", timeout=120, blocking_timeout=60
-        )
+        lock = self.redis.lock(ticket_lock_key(f"{key.alertname}:{key.ident}"), timeout=120, blocking_timeout=60)
         if not lock.acquire():
             raise TransientError(f"ticket lock for {key} is busy", system="responder")
         try:
@@ -206,4 +204,4 @@ class PendingOutputs(Mapping[str, str]):
 
 
 def _claim_key(key: TicketKey) -> str:
-    return f"responder:ticket-claim:{key.alertname}:{key.ident}"
+    return ticket_claim_key(f"{key.alertname}:{key.ident}")

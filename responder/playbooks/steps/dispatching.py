@@ -17,9 +17,8 @@ from redis.client import Pipeline
 from responder.errors import TransientError
 from responder.integrations.base import Outcome, WorkflowRunRef
 from responder.playbooks.context import StepContext
+from responder.redis_keys import CLAIMED_RUNS, UNATTRIBUTED, cooldown_key, dispatch_attempt_key
 
-CLAIMED_RUNS = "responder:dispatch-claimed"  # :<workflow run id> -> the dispatch that adopted it, one key each
-UNATTRIBUTED = "responder:dispatch-unattributed"  # :<workflow>:<model> -> dispatches sent whose run is not known
 SLACK = timedelta(seconds=5)  # clock difference between this host and GitHub
 POLL_SECONDS = 2.0  # between two reads of the run list when the step waits for it in the worker
 MODEL_ID_CHARS = "A-Za-z0-9._-"  # what IDENTIFIER allows: a model id is a word made of these
@@ -47,7 +46,7 @@ class Cooldown:
     def __init__(self, ctx: StepContext, workflow: str, seconds: int, *, holder: str) -> None:
         self._ctx = ctx
         self._workflow = workflow
-        self._key = f"responder:cooldown:{workflow}:{ctx.model_id}"
+        self._key = cooldown_key(workflow, ctx.model_id)
         self._seconds = seconds
         self._holder = holder
         self._value = ""
@@ -123,7 +122,7 @@ class Dispatch:
     def __init__(self, ctx: StepContext, step: str, workflow: str, inputs: dict[str, str]) -> None:
         self._ctx = ctx
         self.id = f"{ctx.run.id}:{step}"
-        self._key = f"responder:dispatch-attempt:{ctx.run.id}:{step}"
+        self._key = dispatch_attempt_key(ctx.run.id, step)
         self._workflow = workflow
         self._inputs = inputs
         self._model = inputs["MODEL_ID"]
