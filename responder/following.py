@@ -34,7 +34,7 @@ from typing import cast
 from redis.client import Pipeline
 from rq import Queue
 
-from responder import metrics, tickets
+from responder import metrics, redis_keys, tickets
 from responder.errors import PermanentError, TransientError
 from responder.integrations.base import NotModified, RunSnapshot, TicketKey
 from responder.log import get_logger
@@ -61,12 +61,12 @@ return 0
 
 def state_key(run_id: str, step: str) -> str:
     """What the follow jobs of one workflow run remember between polls: the ETag and when following began."""
-    return f"responder:follow:{run_id}:{step}"
+    return redis_keys.follow_state_key(run_id, step)
 
 
 def lock_key(run_id: str, step: str) -> str:
     """Held by the poll in flight for (run, step); its value is ``<poll number>:<random token>``."""
-    return f"responder:follow-lock:{run_id}:{step}"
+    return redis_keys.follow_lock_key(run_id, step)
 
 
 def release_abandoned_lock(pipe: Pipeline, run_id: str, step: str, number: int) -> None:
