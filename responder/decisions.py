@@ -85,7 +85,7 @@ class Found:
     received_at: float
 
 
-@dataclass(slots=True)  # not frozen: built per alert, and a frozen dataclass takes twice as long
+@dataclass(slots=True)  # not frozen: built per alert, and frozen ones are slower to build
 class Candidate:
     """A run to queue unless its instance was seen (dedup) or a storm suppresses it."""
 

@@ -136,7 +136,7 @@ def _zlib_stored(data: bytes) -> bytes:
     """``data`` as a zlib stream, which is how RQ keeps job data, without compressing it (a job's
     data is a pickle of about 100 bytes, which deflate does not shrink): the stream header, one
     final stored block (RFC 1951 3.2.4: its length and the length's complement) and the Adler-32
-    of the data (RFC 1950). Setting up a compressor for that costs twice as much."""
+    of the data (RFC 1950), which is cheaper than setting up a compressor for it."""
     if len(data) > 0xFFFF:  # more than one stored block holds: let zlib frame it
         stream = zlib.compressobj(0, zlib.DEFLATED, 9, 1)
         return stream.compress(data) + stream.flush()

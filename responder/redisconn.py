@@ -50,8 +50,8 @@ def async_redis_client(settings: Settings) -> AsyncRedis:
 
 
 class _HiredisPackingConnection(AsyncConnection):
-    """redis.asyncio packs commands in Python, argument by argument (about 1 µs each: an intake
-    commit has thousands). This connection packs them with hiredis, in C (hiredis is a
+    """redis.asyncio packs commands in Python, argument by argument, and an intake commit has
+    thousands. This connection packs them with hiredis, in C (hiredis is a
     dependency), as the synchronous client does, but without its pass over every argument
     looking for bytearray and memoryview: only a command hiredis refuses takes that path."""
 
@@ -72,8 +72,8 @@ class KeptConnectionScript:
     """A registered script, called on connections it keeps out of the pool between calls.
 
     ``AsyncScript`` goes through ``execute_command``: a pool checkout and check-in, a retry
-    wrapper and redis-py's observability hooks around every call, about 20 µs of CPU of the
-    50 a call takes (the intake makes one per commit, a thousand or more a second in a storm).
+    wrapper and redis-py's observability hooks around every call, a good part of the call's CPU
+    (the intake makes one per commit, a thousand or more a second in a storm; bench/ has the figures).
     A call that finds a kept connection only sends the packed EVALSHA and reads the reply.
     Anything else goes through ``AsyncScript``, with the client's retries and its SCRIPT LOAD:
     no connection kept yet (the first calls, or more at once than ``keep``), a dropped one (a

@@ -11,9 +11,9 @@ and decides again. A script runs atomically and, with ``appendfsync always``, is
 before its reply, as EXEC was.
 
 The script's arguments travel as one MessagePack array, which Redis' Lua unpacks with its
-built-in ``cmsgpack``: hiredis formats each argument of a command on its own (a ``sprintf`` of
-its length, about 1,500 instructions), and a commit has dozens per alert; msgpack takes about
-300. Numbers stay numbers: ``redis.call`` writes them with 17 significant digits, so a score
+built-in ``cmsgpack``: hiredis formats each argument of a command on its own, and a commit has
+dozens per alert, where msgpack packs them in one pass (bench/ has the figures). Numbers stay
+numbers: ``redis.call`` writes them with 17 significant digits, so a score
 keeps its microseconds.
 """
 

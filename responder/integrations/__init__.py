@@ -1,5 +1,6 @@
 """Narrow clients for the external systems playbook steps act on.
 
-Steps depend on the protocols in ``gateway`` and ``tracker``; the real clients and the
-dry-run recorders in ``dryrun`` both satisfy them.
+Steps depend on the protocols in ``base`` (GitHubGateway, Tracker, Toggles); the real clients
+(``github``, ``workflow_runs``, ``jira``, ``toggles``) and the dry-run recorders in ``dryrun``
+satisfy them. ``http_policy`` is how all of them read an HTTP failure.
 """
