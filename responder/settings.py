@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     job_timeout_seconds: int = Field(300, gt=0, description="A playbook run is killed after this long.")
     job_retry_intervals: list[float] = Field(
         [10, 60, 300, 900, 1800],
-        description="Backoff (seconds) before each retry of a run after a transient failure (jittered ±25 %, "
-        "never sooner than the server's Retry-After); its length is the number of retries. The default "
+        description="Backoff (seconds) before each retry of a step that failed transiently (jittered ±25 %, "
+        "never sooner than the server's Retry-After; JSON list); its length is the number of retries. The default "
         "rides out about 50 minutes of a service failing every call.",
     )
     worker_ttl_seconds: int = Field(
@@ -70,7 +70,11 @@ class Settings(BaseSettings):
     )
 
     # --- The receiver ---
-    webhook_token: SecretStr | None = Field(None, description="Bearer token (or Basic password) for webhooks.")
+    webhook_token: SecretStr | None = Field(
+        None,
+        description="Bearer token (or HTTP Basic password) for webhooks; required by `serve` unless "
+        "--insecure-no-auth.",
+    )
     ui_token: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices(f"{ENV_PREFIX}UI_TOKEN", *DEPRECATED_ENV),  # prefixed: they bypass env_prefix
@@ -99,14 +103,19 @@ class Settings(BaseSettings):
         "(GitHub lists a new run seconds after the dispatch); only then is it dispatched again.",
     )
     follow_poll_seconds: float = Field(
-        30.0, gt=0, description="Between two reads of a dispatched workflow run that is followed to its end."
+        30.0,
+        gt=0,
+        description="Between two reads of a dispatched workflow run that is followed to its end (a conditional "
+        "read: an unchanged run costs a 304 and no rate limit).",
     )
     follow_timeout_seconds: float = Field(
         21600.0, gt=0, description="How long a dispatched workflow run is followed before responder gives up on it."
     )
 
     # --- Trackers ---
-    tracker: Literal["github", "jira"] = Field("github", description="Where incident tickets go.")
+    tracker: Literal["github", "jira"] = Field(
+        "github", description="Where incident tickets go: GitHub issues or Jira (see docs/integrations.md)."
+    )
     jira_url: str | None = Field(None, description="Jira base URL, e.g. https://acme.atlassian.net.")
     jira_user: str | None = Field(None, description="Jira Cloud account e-mail (basic auth with the API token).")
     jira_token: SecretStr | None = Field(None, description="Jira API token (Cloud) or personal access token (DC).")
@@ -140,7 +149,11 @@ class Settings(BaseSettings):
         6 * 3600, ge=0, description="Default cooldown of retraining dispatches per model (0: none)."
     )
     runbook_url: str | None = Field(None, description="Runbook link put in tickets when an alert has none.")
-    dry_run: bool = Field(False, description="Record external writes as 'planned' instead of sending them.")
+    dry_run: bool = Field(
+        False,
+        description="Record external writes as 'planned' instead of sending them; without it, a worker needs "
+        "the GitHub token and repository.",
+    )
     offline_manifest_file: Path | None = Field(
         None, description="Local manifest read in dry-run when no GitHub token is configured."
     )
