@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Literal, cast
 
@@ -13,7 +12,7 @@ from responder.document import Document
 from responder.integrations.base import Ticket, TicketDraft, TicketKey
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps.base import Params, StepBase, StepResult
-from responder.redis_keys import TRIAGE_LABEL, storm_models_key
+from responder.redis_keys import TRIAGE_LABEL, digest, storm_models_key
 
 
 class IncidentParams(Params):
@@ -217,7 +216,7 @@ class OpenTriageTicket(StepBase):
 
     def run(self, ctx: StepContext) -> StepResult:
         alert = ctx.alert
-        key = TicketKey(alertname=TRIAGE_LABEL, fingerprint=hashlib.sha256(alert.fingerprint.encode()).hexdigest()[:16])
+        key = TicketKey(alertname=TRIAGE_LABEL, fingerprint=digest(alert.fingerprint))
         reason = ctx.run.reason or "rejected"
         with ctx.ticket_lock(key):
             existing = ctx.tracker.find_open(key)
