@@ -12,7 +12,7 @@ job id names its number, so a poll queued twice is one job. Following gives up a
 ``follow_timeout_seconds`` since the first poll was scheduled, and says so on the ticket.
 
 A poll whose worker dies is re-queued by another worker's maintenance, like a run (see
-``responder.worker``), which also releases the lock the dead poll held (the lock names the poll's
+``responder.worker_recovery``), which also releases the lock the dead poll held (the lock names the poll's
 number): a re-queued poll therefore never finds its own dead lock busy, and a poll that does find
 the lock busy is a duplicate of a live one, whose chain of polls goes on without it. A poll whose
 worker died more than ``MAX_ABANDONED_REQUEUES`` times is not re-queued: following stops with the
