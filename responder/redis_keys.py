@@ -16,6 +16,11 @@ def storm_models_key(playbook: str, window: int) -> str:
     return f"responder:storm:{playbook}:{window}:models"
 
 
+def storm_reported_key(playbook: str, window: int) -> str:
+    """Set of the suppressed entries the storm ticket of a window already lists."""
+    return f"{storm_models_key(playbook, window)}:reported"
+
+
 def payload_key(notification_id: str) -> str:
     """A notification's body as received; its decision history record and its runs read their
     alerts from it (see ``history`` and ``runs``)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -12,7 +12,7 @@ from redis.exceptions import LockError
 
 from responder.alerts import Alert
 from responder.errors import PermanentError, TransientError
-from responder.integrations.base import GitHubGateway, Ticket, TicketKey, Toggles, Tracker
+from responder.integrations.base import GitHubGateway, Ticket, TicketDraft, TicketKey, Toggles, Tracker
 from responder.log import get_logger
 from responder.manifest import Manifest, ModelEntry
 from responder.playbooks import templating
@@ -151,31 +151,49 @@ class StepContext:
         return self.toggle_client
 
     @contextmanager
-    def ticket_lock(self, key: TicketKey) -> Iterator[None]:
-        """Serialise find-then-create of one ticket across workers."""
+    def ticket_slot(self, key: TicketKey, *, find: Callable[[], list[Ticket]] | None = None) -> Iterator[TicketSlot]:
+        """Find or open the ticket of ``key``, once; every step that opens tickets goes through here.
+
+        Under a Redis lock across workers, the open tickets are looked up (``find``; by default the
+        one labelled with ``key``) before one is opened, so concurrent runs and retries find the
+        ticket instead of opening another; and a create whose answer was lost (a 502 or a timeout
+        after the tracker created it) is found again, not taken for somebody else's ticket.
+        """
         lock = self.redis.lock(ticket_lock_key(f"{key.alertname}:{key.ident}"), timeout=120, blocking_timeout=60)
         if not lock.acquire():
             raise TransientError(f"ticket lock for {key} is busy", system="responder")
         try:
-            yield
+            found = find() if find is not None else [t for t in [self.tracker.find_open(key)] if t is not None]
+            claimant = cast(bytes | None, self.redis.get(_claim_key(key))) if found else None
+            yield TicketSlot(self, key, found, found_again=claimant is not None and claimant.decode() == self.run.id)
         finally:
             try:
                 lock.release()
             except LockError:
                 log.warning("ticket.lock_lost", ticket_key=str(key))
 
-    def claim_ticket(self, key: TicketKey) -> None:
-        """Note, before creating it, that this run is opening the ticket for ``key``."""
-        self.redis.set(_claim_key(key), self.run.id, ex=self.settings.dedup_retention_seconds)
-
-    def opened_by_this_run(self, key: TicketKey) -> bool:
-        """True when this run claimed ``key``'s ticket: a create whose answer was lost (a 502 or a
-        timeout after the tracker created it) is then found, not reported as a re-fire."""
-        claimant = cast(bytes | None, self.redis.get(_claim_key(key)))
-        return claimant is not None and claimant.decode() == self.run.id
-
     def ticket_memory(self, ticket: Ticket) -> TicketMemory:
         return TicketMemory(self.redis, ticket.url, self.settings.dedup_retention_seconds)
+
+
+@dataclass
+class TicketSlot:
+    """One ticket key held under its lock (``StepContext.ticket_slot``): the open tickets found for
+    it, and the one way to open one."""
+
+    ctx: StepContext
+    key: TicketKey
+    found: list[Ticket]
+    found_again: bool  # the ticket found was opened by this run before its answer was lost
+
+    @property
+    def existing(self) -> Ticket | None:
+        return self.found[0] if self.found else None
+
+    def open(self, draft: TicketDraft) -> Ticket:
+        """Note that this run is opening the ticket (so a lost answer is found again), then open it."""
+        self.ctx.redis.set(_claim_key(self.key), self.ctx.run.id, ex=self.ctx.settings.dedup_retention_seconds)
+        return self.ctx.tracker.open(draft)
 
 
 class WaitingForStep(TransientError):

@@ -12,7 +12,7 @@ from responder.document import Document
 from responder.integrations.base import Ticket, TicketDraft, TicketKey
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps.base import Params, StepBase, StepResult
-from responder.redis_keys import TRIAGE_LABEL, digest, storm_models_key
+from responder.redis_keys import TRIAGE_LABEL, digest, storm_models_key, storm_reported_key
 
 
 class IncidentParams(Params):
@@ -38,9 +38,9 @@ class OpenIncident(StepBase):
         alert = ctx.alert
         key = TicketKey(alertname=alert.alertname, model_id=ctx.model_id)
         items = self._checklist_items(ctx)
-        with ctx.ticket_lock(key):
-            existing = ctx.tracker.find_open(key)
-            if existing is not None and ctx.opened_by_this_run(key):
+        with ctx.ticket_slot(key) as slot:
+            existing = slot.existing
+            if existing is not None and slot.found_again:
                 ctx.ticket_memory(existing).remember(ctx.instance_keys(), items)
                 return StepResult(
                     detail=f"opened {existing.ref} (found again after a lost answer)",
@@ -60,8 +60,7 @@ class OpenIncident(StepBase):
                 ),
                 labels=tuple(ctx.render(label) for label in labels),
             )
-            ctx.claim_ticket(key)
-            ticket = ctx.tracker.open(draft)
+            ticket = slot.open(draft)
             if ticket.planned:
                 return StepResult(detail=f"would open ticket: {draft.title}", planned=True)
             ctx.ticket_memory(ticket).remember(ctx.instance_keys(), items)
@@ -175,9 +174,9 @@ class NoteRollback(StepBase):
             "to_version": ctx.render(self.params.to_version),
         }
         key = TicketKey(alertname="rollback", model_id=ctx.model_id)
-        with ctx.ticket_lock(key):
-            found = ctx.tracker.search_open(model_id=ctx.model_id)
-            if found and ctx.opened_by_this_run(key):
+        with ctx.ticket_slot(key, find=lambda: ctx.tracker.search_open(model_id=ctx.model_id)) as slot:
+            found = slot.found
+            if found and slot.found_again:
                 return StepResult(detail=f"opened {found[0].ref} (found again after a lost answer)", url=found[0].url)
             if found:
                 body = tickets.rollback_note(ctx.run, model_id=ctx.model_id, **versions)
@@ -188,8 +187,7 @@ class NoteRollback(StepBase):
                 title=tickets.title("rollback", ctx.model_id, summary),
                 body=tickets.rollback_ticket(ctx.run, model_id=ctx.model_id, **versions),
             )
-            ctx.claim_ticket(key)
-            ticket = ctx.tracker.open(draft)
+            ticket = slot.open(draft)
         if ticket.planned:
             return StepResult(detail=f"would open ticket: {draft.title}", planned=True)
         return StepResult(detail=f"opened {ticket.ref}", url=ticket.url, outputs={"ticket": ticket.ref})
@@ -218,16 +216,15 @@ class OpenTriageTicket(StepBase):
         alert = ctx.alert
         key = TicketKey(alertname=TRIAGE_LABEL, fingerprint=digest(alert.fingerprint))
         reason = ctx.run.reason or "rejected"
-        with ctx.ticket_lock(key):
-            existing = ctx.tracker.find_open(key)
+        with ctx.ticket_slot(key) as slot:
+            existing = slot.existing
             if existing is not None:
                 return StepResult(detail=f"{existing.ref} already open for this fingerprint", url=existing.url)
             name = alert.alertname or "(no alertname)"
             draft = TicketDraft(
                 key=key, title=tickets.title("needs triage", name, reason), body=tickets.triage(ctx.run, reason)
             )
-            ctx.claim_ticket(key)
-            ticket = ctx.tracker.open(draft)
+            ticket = slot.open(draft)
         if ticket.planned:
             return StepResult(detail=f"would open ticket: {draft.title}", planned=True)
         return StepResult(detail=f"opened {ticket.ref}", url=ticket.url, outputs={"ticket": ticket.ref})
@@ -247,15 +244,15 @@ class ReportStorm(StepBase):
         window = int(ctx.alert.labels.get("storm_window", "0"))
         key = TicketKey(alertname=ctx.alert.alertname, storm=f"{playbook}-{window}")
         models_key = storm_models_key(playbook, window)
-        reported_key = f"{models_key}:reported"
-        with ctx.ticket_lock(key):
+        reported_key = storm_reported_key(playbook, window)
+        with ctx.ticket_slot(key) as slot:
             suppressed = [m.decode() for m in cast(list[bytes], ctx.redis.lrange(models_key, 0, -1))]
             reported = {m.decode() for m in cast(set[bytes], ctx.redis.smembers(reported_key))}
             new = [m for m in dict.fromkeys(suppressed) if m not in reported]
             if not new:
                 return StepResult(detail="nothing new to report", skipped=True)
-            existing = ctx.tracker.find_open(key)
-            if existing is not None and not ctx.opened_by_this_run(key):
+            existing = slot.existing
+            if existing is not None and not slot.found_again:
                 outcome = ctx.tracker.comment(existing, tickets.storm_update(new))
                 result = StepResult(
                     detail=f"added {len(new)} to {existing.ref}", url=existing.url, planned=outcome.planned
@@ -270,8 +267,7 @@ class ReportStorm(StepBase):
                     body=tickets.storm(ctx.alert.alertname, playbook, start, ctx.settings.storm_window_seconds, new),
                     labels=("storm",),
                 )
-                ctx.claim_ticket(key)
-                ticket = ctx.tracker.open(draft)
+                ticket = slot.open(draft)
                 result = StepResult(
                     detail=f"opened {ticket.ref} listing {len(new)}", url=ticket.url or None, planned=ticket.planned
                 )
