@@ -114,17 +114,17 @@ def start(runtime: Runtime, record: RunRecord) -> None:
     if not new:
         return
     record.workflow_runs += new
-    runtime.runs.save(record)
     queue = Queue(runtime.settings.queue, connection=runtime.redis)
     now = datetime.now(UTC)
+    with runtime.redis.pipeline(transaction=False) as pipe:  # one round trip for the record and every first poll
+        runtime.runs.save(record, pipe)
+        for followed in new:
+            state = FollowState(since=now).dumps()
+            pipe.set(state_key(record.id, followed.step), state, nx=True, ex=runtime.settings.dedup_retention_seconds)
+            delay = runtime.settings.follow_poll_seconds
+            enqueue_follow(queue, runtime.settings, record.id, followed.step, 1, delay=delay, pipeline=pipe)
+        pipe.execute()
     for followed in new:
-        runtime.redis.set(
-            state_key(record.id, followed.step),
-            FollowState(since=now).dumps(),
-            nx=True,
-            ex=runtime.settings.dedup_retention_seconds,
-        )
-        enqueue_follow(queue, runtime.settings, record.id, followed.step, 1, delay=runtime.settings.follow_poll_seconds)
         log.info("follow.scheduled", job_id=record.id, step=followed.step, workflow_run=followed.run_id)
 
 

@@ -49,7 +49,16 @@ def enqueue_run(
         queue.enqueue_call(JOB_FUNCTION, **options)
 
 
-def enqueue_follow(queue: Queue, settings: Settings, run_id: str, step: str, poll: int, *, delay: float) -> None:
+def enqueue_follow(
+    queue: Queue,
+    settings: Settings,
+    run_id: str,
+    step: str,
+    poll: int,
+    *,
+    delay: float,
+    pipeline: Pipeline | None = None,
+) -> None:
     """Schedule poll number ``poll`` of the workflow run that step ``step`` of run ``run_id`` started.
 
     The job id names the poll, so queueing the same poll twice leaves one job. A follow job holds
@@ -62,6 +71,7 @@ def enqueue_follow(queue: Queue, settings: Settings, run_id: str, step: str, pol
         timeout=settings.job_timeout_seconds,
         result_ttl=settings.dedup_retention_seconds,
         failure_ttl=settings.dedup_retention_seconds,
+        pipeline=pipeline,
     )
 
 
