@@ -1,7 +1,7 @@
 """Processes the bench starts: its own redis-server, `responder serve`, `responder worker`s, the
-bare aiohttp server and the naive one. Each runs in its own session (process group) so that
-stopping it also stops what it forked (a worker's RQ scheduler); everything started is stopped
-on exit, on Ctrl-C and on SIGTERM.
+bare aiohttp server, the naive one and plain RQ `SimpleWorker`s (the workers' reference). Each
+runs in its own session (process group) so that stopping it also stops what it forked (a worker's
+RQ scheduler); everything started is stopped on exit, on Ctrl-C and on SIGTERM.
 """
 
 from __future__ import annotations
@@ -199,6 +199,18 @@ def start_workers(env: dict[str, str], workdir: Path, count: int) -> list[subpro
         log = workdir / f"worker-{i}.log"
         procs.append(start([*CLI, "worker"], log, env))
     return procs
+
+
+def start_rq_workers(redis_url: str, queue: str, workdir: Path, count: int) -> list[subprocess.Popen[bytes]]:
+    """The reference of the worker-throughput ratio: ``count`` plain RQ ``SimpleWorker``s (`rq worker
+    --worker-class rq.worker.SimpleWorker`, RQ's own CLI) on ``queue``, jobs run in the worker's
+    process as in `responder worker`, at log level WARNING as the bench runs responder's (RQ logs
+    two INFO lines per job otherwise); no scheduler, no responder code. Stopped like the others."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    argv = [sys.executable, "-m", "rq.cli", "worker", "--worker-class", "rq.worker.SimpleWorker",
+            "--url", redis_url, "--logging_level", "WARNING", "--path", str(ROOT), queue]
+    return [start(argv, workdir / f"rq-worker-{i}.log", env) for i in range(count)]
 
 
 def start_bare(workdir: Path, *, under: list[str] | None = None, timeout: float = 20

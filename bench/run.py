@@ -7,8 +7,10 @@ See bench/README.md.
 
 Everything runs on this machine against private processes: a redis-server on a free port
 (persistence as in docker-compose.yml: appendonly, appendfsync always), the in-repo GitHub fake
-(tests/fakes/github.py, in this process), `responder serve`, `responder worker`s and a bare
-aiohttp server (bench/bare_server.py) as subprocesses. Prints a table; writes
+(tests/fakes/github.py, in this process), `responder serve`, `responder worker`s, a bare
+aiohttp server (bench/bare_server.py), the naive RQ-in-the-handler server (bench/naive_server.py)
+and two plain RQ SimpleWorkers with a no-op job (bench/noop.py), the references of the intake and
+worker targets, as subprocesses. Prints a table; writes
 results.json and PNG plots to bench/results/ and the table into bench/README.md.
 """
 
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -203,16 +206,20 @@ class Bench:
             })
         return found
 
-    def start_workers(self, count: int, env: dict[str, str] | None = None) -> tuple[list[Any], float]:
-        """Start ``count`` workers (with ``env``, default the bench's); returns them and the time
-        (epoch) when all had registered with RQ."""
+    def start_workers(self, count: int, env: dict[str, str] | None = None, *,
+                      reference: bool = False) -> tuple[list[Any], float]:
+        """Start ``count`` workers (with ``env``, default the bench's), or with ``reference`` plain RQ
+        SimpleWorkers (bench/noop.py); returns them and the time (epoch) when all had registered with RQ."""
         from rq import Queue, Worker
 
-        workers = self.procs.start_workers(env or self.env, self.workdir, count)
+        if reference:
+            workers = self.procs.start_rq_workers(self.redis.url, QUEUE, self.workdir, count)
+        else:
+            workers = self.procs.start_workers(env or self.env, self.workdir, count)
         queue = Queue(QUEUE, connection=self.redis.client)
         self.procs.wait_until(lambda: Worker.count(connection=self.redis.client, queue=queue) >= count,
                               f"{count} worker(s) registered", timeout=60, interval=0.01,
-                              log=self.workdir / "worker-0.log")
+                              log=self.workdir / ("rq-worker-0.log" if reference else "worker-0.log"))
         return workers, time.time()
 
     def stop_workers(self, workers: list[Any]) -> None:
@@ -304,6 +311,10 @@ class Bench:
             "naive_rps_median": statistics.median(r["rps"] for r in of("naive")),
             "naive_ratio": round(statistics.median(r["rps"] for r in of("naive")) / bare_rps, 3),
             "naive_non_2xx": sum(r["non_2xx"] for r in of("naive")),
+            # the target: responder at least 3 times the naive RQ-in-the-handler reference of the same run
+            "over_naive": round(resp_rps / statistics.median(r["rps"] for r in of("naive")), 2),
+            "over_naive_per_round": [round(resp["rps"] / n["rps"], 2)
+                                     for n, resp in zip(of("naive"), of("responder"), strict=True)],
             "ratio_per_round": [round(r, 3) for r in ratios],
             "responder_p50_ms_median": statistics.median(r["latency_ms"]["p50"] for r in of("responder")),
             "responder_p99_ms_median": statistics.median(r["latency_ms"]["p99"] for r in of("responder")),
@@ -496,94 +507,192 @@ class Bench:
         runs = 60 if self.quick else 400
         deadline = 20 if self.quick else 45
         counts = (1, 2) if self.quick else (1, 2, 4)
-        log(f"4/6. drift playbook throughput: {runs} queued runs (distinct models), workers {counts}")
+        # the reference pair runs right before and right after the 2-worker round (the target's), so
+        # that both see the same machine
+        order: list[int | None] = []
+        for count in counts:
+            order += [None, count, None] if count == 2 else [count]
+        log(f"4/6. drift playbook throughput: {runs} queued runs (distinct models), workers {counts}; reference: "
+            f"2 RQ SimpleWorkers, {runs} queued no-op jobs, before and after the 2-worker round")
+        rows, reference = [], []
+        for item in order:
+            if item is None:
+                reference.append(self._reference_round(runs, deadline))
+            else:
+                rows.append(self._drift_round(item, runs, deadline))
+        self.results["throughput"] = rows
+        two = next(r for r in rows if r["workers"] == 2)
+        rate = statistics.mean(r["jobs_per_second"] for r in reference)
+        self.results["throughput_reference"] = {
+            "workers": 2,
+            "worker_class": "rq.worker.SimpleWorker",
+            "job": "bench.noop.noop",
+            "jobs": runs,
+            "rounds": reference,
+            "jobs_per_second": round(rate, 1),
+            "drift_runs_per_second": two["runs_per_second"],
+            "ratio": round(two["runs_per_second"] / rate, 3) if rate else 0.0,
+            "ratio_per_round": [round(two["runs_per_second"] / r["jobs_per_second"], 3) if r["jobs_per_second"]
+                                else 0.0 for r in reference],
+            "complete": all(r["finished"] == r["jobs"] for r in reference),
+        }
+        ref = self.results["throughput_reference"]
+        log(f"   drift runs, 2 workers / RQ SimpleWorker pair, no-op job: {ref['ratio']:.2f} "
+            f"({two['runs_per_second']} / {ref['jobs_per_second']} per s; by reference round "
+            f"{', '.join(f'{x:.2f}' for x in ref['ratio_per_round'])})")
+        self.reset_state()
+
+    def _work_off(self, workers: list[Any], jobs: int, deadline: float) -> dict[int, float]:
+        """Wait until ``jobs`` jobs of the queue finished or failed (RQ's registries) or ``deadline``
+        seconds passed; returns the peak RSS (MiB) of each worker's children meanwhile, by worker pid."""
         from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
         finished_key = FinishedJobRegistry(QUEUE, connection=self.redis.client).key
         failed_key = FailedJobRegistry(QUEUE, connection=self.redis.client).key
-        rows = []
-        for workers_count in counts:
-            self.reset_state()
-            ids = []
-            for start in range(0, runs, 25):
-                decisions, _, _ = self.post(self.load.group_many_models(min(25, runs - start)))
-                ids += [d["job_id"] for d in decisions["alerts"] if d["decision"] == "queued"]
-            assert len(ids) == runs, len(ids)
-            cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-            redis_cpu_before = self.procs.cpu_seconds(self.redis.proc.pid)
-            machine_before = self.procs.machine_cpu()
-            spawned = time.time()
-            workers, registered = self.start_workers(workers_count)
-            self.redis.client.config_resetstat()
-            workers_cpu_before = sum(self.procs.cpu_seconds(p.pid) for p in workers)
-            peak_children: dict[int, float] = {}
-            end = time.monotonic() + deadline
-            while time.monotonic() < end:
-                pipe = self.redis.client.pipeline(transaction=False)
-                pipe.zcard(finished_key)
-                pipe.zcard(failed_key)
-                done = sum(pipe.execute())
-                for proc in workers:
-                    for pid in self.procs.process_tree(proc.pid)[1:]:
-                        rss = self.procs.proc_status(pid).get("VmRSS", 0) / MB
-                        peak_children[proc.pid] = max(peak_children.get(proc.pid, 0), rss)
-                if done >= runs:
-                    break
-                time.sleep(0.1)
-            wall_cpu = time.time() - spawned
-            cpu_after = resource.getrusage(resource.RUSAGE_SELF)
-            workers_cpu = sum(self.procs.cpu_seconds(p.pid) for p in workers) - workers_cpu_before
-            redis_cpu = self.procs.cpu_seconds(self.redis.proc.pid) - redis_cpu_before
-            machine_after = self.procs.machine_cpu()
-            calls = self.redis_calls()
-            memory = self.worker_memory(workers)
-            self.stop_workers(workers)
-            records = self.run_records(ids)
-            ended = [r for r in records if r["status"] in ("succeeded", "failed") and r.get("ended_at")]
-            succeeded = sum(r["status"] == "succeeded" for r in records)
-            end_times = sorted(datetime.fromisoformat(r["ended_at"]).timestamp() for r in ended)
-            last = end_times[-1] if end_times else registered
-            after_registration = [t for t in end_times if t >= registered]
-            steady = len(after_registration) / (last - registered) if last > registered else 0.0
-            durations = [self._run_ms(r) for r in ended]
-            bench_cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
-            failures = sorted({s.get("error") or "" for r in records if r["status"] == "failed"
-                               for s in r.get("steps", []) if s.get("status") == "failed"})[:5]
-            row = {
-                "workers": workers_count,
-                "runs": runs,
-                "completed": len(ended),
-                "succeeded": succeeded,
-                "failed": sum(r["status"] == "failed" for r in records),
-                "failures": failures,
-                "runs_per_second": round(steady, 1),
-                "runs_per_second_wall": round(len(ended) / (last - spawned), 1) if last > spawned else 0.0,
-                "worker_start_s": round(registered - spawned, 2),
-                "run_duration_p50_ms": round(percentile(durations, 50), 1),
-                "github_requests": len(self.github.arrivals),
-                "github_requests_per_run": round(len(self.github.arrivals) / max(1, len(ended)), 1),
-                "fake_github_cpu_share": round(bench_cpu / wall_cpu, 2),  # this process: the fake + polling
-                "cpu_ms_per_run": {
-                    "workers_and_children": round(workers_cpu * 1000 / max(1, len(ended)), 1),
-                    "redis": round(redis_cpu * 1000 / max(1, len(ended)), 1),
-                    "fake_github_and_bench": round(bench_cpu * 1000 / max(1, len(ended)), 1),
-                },
-                "machine_busy_cores": round((machine_after[0] - machine_before[0])
-                                            / (machine_after[1] - machine_before[1]) * (os.cpu_count() or 1), 2),
-                "redis_commands_per_run": round(sum(calls.values()) / max(1, len(ended)), 1),
-                "redis_top_commands_per_run": {k: round(v / max(1, len(ended)), 1) for k, v in
-                                               sorted(calls.items(), key=lambda kv: -kv[1])[:8]},
-                "worker_memory": memory,
-                "children_peak_rss_mib": {str(k): round(v, 1) for k, v in peak_children.items()},  # by worker pid
-            }
-            rows.append(row)
-            log(f"   {workers_count} worker(s): {row['runs_per_second']:6.1f} runs/s  ({row['succeeded']}/{runs} "
-                f"succeeded, run p50 {row['run_duration_p50_ms']} ms, {row['github_requests_per_run']} GitHub "
-                f"calls/run, {row['redis_commands_per_run']} Redis commands/run, worker CPU "
-                f"{row['cpu_ms_per_run']['workers_and_children']} ms/run, machine busy "
-                f"{row['machine_busy_cores']} of {os.cpu_count()} cores)")
-        self.results["throughput"] = rows
+        peak_children: dict[int, float] = {}
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            pipe = self.redis.client.pipeline(transaction=False)
+            pipe.zcard(finished_key)
+            pipe.zcard(failed_key)
+            done = sum(pipe.execute())
+            for proc in workers:
+                for pid in self.procs.process_tree(proc.pid)[1:]:
+                    rss = self.procs.proc_status(pid).get("VmRSS", 0) / MB
+                    peak_children[proc.pid] = max(peak_children.get(proc.pid, 0), rss)
+            if done >= jobs:
+                break
+            time.sleep(0.1)
+        return peak_children
+
+    @staticmethod
+    def _per_second(end_times: list[float], registered: float) -> float:
+        """Jobs that ended after every worker had registered / (last end - registration time)."""
+        last = max(end_times, default=registered)
+        after_registration = [t for t in end_times if t >= registered]
+        return len(after_registration) / (last - registered) if last > registered else 0.0
+
+    def _drift_round(self, workers_count: int, runs: int, deadline: float) -> dict[str, Any]:
         self.reset_state()
+        ids = []
+        for start in range(0, runs, 25):
+            decisions, _, _ = self.post(self.load.group_many_models(min(25, runs - start)))
+            ids += [d["job_id"] for d in decisions["alerts"] if d["decision"] == "queued"]
+        assert len(ids) == runs, len(ids)
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+        redis_cpu_before = self.procs.cpu_seconds(self.redis.proc.pid)
+        machine_before = self.procs.machine_cpu()
+        spawned = time.time()
+        workers, registered = self.start_workers(workers_count)
+        self.redis.client.config_resetstat()
+        workers_cpu_before = sum(self.procs.cpu_seconds(p.pid) for p in workers)
+        peak_children = self._work_off(workers, runs, deadline)
+        wall_cpu = time.time() - spawned
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+        workers_cpu = sum(self.procs.cpu_seconds(p.pid) for p in workers) - workers_cpu_before
+        redis_cpu = self.procs.cpu_seconds(self.redis.proc.pid) - redis_cpu_before
+        machine_after = self.procs.machine_cpu()
+        calls = self.redis_calls()
+        memory = self.worker_memory(workers)
+        self.stop_workers(workers)
+        records = self.run_records(ids)
+        ended = [r for r in records if r["status"] in ("succeeded", "failed") and r.get("ended_at")]
+        succeeded = sum(r["status"] == "succeeded" for r in records)
+        end_times = sorted(datetime.fromisoformat(r["ended_at"]).timestamp() for r in ended)
+        last = end_times[-1] if end_times else registered
+        durations = [self._run_ms(r) for r in ended]
+        bench_cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+        failures = sorted({s.get("error") or "" for r in records if r["status"] == "failed"
+                           for s in r.get("steps", []) if s.get("status") == "failed"})[:5]
+        row = {
+            "workers": workers_count,
+            "runs": runs,
+            "completed": len(ended),
+            "succeeded": succeeded,
+            "failed": sum(r["status"] == "failed" for r in records),
+            "failures": failures,
+            "runs_per_second": round(self._per_second(end_times, registered), 1),
+            "runs_per_second_wall": round(len(ended) / (last - spawned), 1) if last > spawned else 0.0,
+            "worker_start_s": round(registered - spawned, 2),
+            "run_duration_p50_ms": round(percentile(durations, 50), 1),
+            "github_requests": len(self.github.arrivals),
+            "github_requests_per_run": round(len(self.github.arrivals) / max(1, len(ended)), 1),
+            "fake_github_cpu_share": round(bench_cpu / wall_cpu, 2),  # this process: the fake + polling
+            "cpu_ms_per_run": {
+                "workers_and_children": round(workers_cpu * 1000 / max(1, len(ended)), 1),
+                "redis": round(redis_cpu * 1000 / max(1, len(ended)), 1),
+                "fake_github_and_bench": round(bench_cpu * 1000 / max(1, len(ended)), 1),
+            },
+            "machine_busy_cores": round((machine_after[0] - machine_before[0])
+                                        / (machine_after[1] - machine_before[1]) * (os.cpu_count() or 1), 2),
+            "redis_commands_per_run": round(sum(calls.values()) / max(1, len(ended)), 1),
+            "redis_top_commands_per_run": {k: round(v / max(1, len(ended)), 1) for k, v in
+                                           sorted(calls.items(), key=lambda kv: -kv[1])[:8]},
+            "redis_calls_per_run": {k: round(v / max(1, len(ended)), 2) for k, v in sorted(calls.items())},
+            "worker_memory": memory,
+            "children_peak_rss_mib": {str(k): round(v, 1) for k, v in peak_children.items()},  # by worker pid
+        }
+        log(f"   {workers_count} worker(s): {row['runs_per_second']:6.1f} runs/s  ({row['succeeded']}/{runs} "
+            f"succeeded, run p50 {row['run_duration_p50_ms']} ms, {row['github_requests_per_run']} GitHub "
+            f"calls/run, {row['redis_commands_per_run']} Redis commands/run, worker CPU "
+            f"{row['cpu_ms_per_run']['workers_and_children']} ms/run, machine busy "
+            f"{row['machine_busy_cores']} of {os.cpu_count()} cores)")
+        return row
+
+    def _reference_round(self, jobs: int, deadline: float) -> dict[str, Any]:
+        """The reference of the worker-throughput ratio: ``jobs`` no-op jobs (bench/noop.py) queued up
+        front on the bench's queue with RQ's own ``enqueue_many``, 25 to a call as the drift alerts
+        are posted, then two plain RQ ``SimpleWorker`` processes started; jobs/s measured as the drift
+        runs/s are, from RQ's ``ended_at`` of each job (set when the function returned, as a run
+        record's is when the playbook ended)."""
+        from rq import Queue
+
+        self.reset_state()
+        queue = Queue(QUEUE, connection=self.redis.client)
+        ids = [f"noop-{n}" for n in range(jobs)]
+        for start in range(0, jobs, 25):
+            queue.enqueue_many([Queue.prepare_data("bench.noop.noop", job_id=job_id)
+                                for job_id in ids[start:start + 25]])
+        redis_cpu_before = self.procs.cpu_seconds(self.redis.proc.pid)
+        machine_before = self.procs.machine_cpu()
+        spawned = time.time()
+        workers, registered = self.start_workers(2, reference=True)
+        self.redis.client.config_resetstat()
+        workers_cpu_before = sum(self.procs.cpu_seconds(p.pid) for p in workers)
+        self._work_off(workers, jobs, deadline)
+        workers_cpu = sum(self.procs.cpu_seconds(p.pid) for p in workers) - workers_cpu_before
+        redis_cpu = self.procs.cpu_seconds(self.redis.proc.pid) - redis_cpu_before
+        machine_after = self.procs.machine_cpu()
+        calls = self.redis_calls()
+        rss = [round(self.procs.proc_status(p.pid).get("VmRSS", 0) / MB, 1) for p in workers]
+        self.stop_workers(workers)
+        pipe = self.redis.client.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(f"rq:job:{job_id}", "status", "ended_at")
+        fields = cast(list[list[bytes | None]], pipe.execute())
+        end_times = sorted(datetime.strptime(ended.decode(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+                           for status, ended in fields if status == b"finished" and ended)
+        done = len(end_times)
+        row: dict[str, Any] = {
+            "workers": 2,
+            "jobs": jobs,
+            "finished": done,
+            "statuses": dict(sorted(Counter((s or b"gone").decode() for s, _ in fields).items())),
+            "jobs_per_second": round(self._per_second(end_times, registered), 1),
+            "worker_start_s": round(registered - spawned, 2),
+            "cpu_ms_per_job": {"workers": round(workers_cpu * 1000 / max(1, done), 2),
+                               "redis": round(redis_cpu * 1000 / max(1, done), 2)},
+            "machine_busy_cores": round((machine_after[0] - machine_before[0])
+                                        / (machine_after[1] - machine_before[1]) * (os.cpu_count() or 1), 2),
+            "redis_commands_per_job": round(sum(calls.values()) / max(1, done), 1),
+            "redis_calls_per_job": {k: round(v / max(1, done), 2) for k, v in sorted(calls.items())},
+            "worker_rss_mib": rss,
+        }
+        log(f"   reference, 2 RQ SimpleWorkers, no-op job: {row['jobs_per_second']:6.1f} jobs/s  ({done}/{jobs} "
+            f"finished, {row['redis_commands_per_job']} Redis commands/job, worker CPU "
+            f"{row['cpu_ms_per_job']['workers']} ms/job, machine busy {row['machine_busy_cores']} of "
+            f"{os.cpu_count()} cores)")
+        return row
 
     # ----------------------------------------------------------------- 5. memory
 
