@@ -43,6 +43,11 @@ MANIFEST = SAMPLES / "model-manifest.json"
 TEST_REDIS_URL = os.environ.get("RESPONDER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 WEBHOOK_TOKEN = "hook-secret-token-123"
 
+# Helpers shared by test modules live in tests/support (test modules never import one another); their
+# asserts are rewritten as the tests' own are, and the fixtures among them are registered here.
+pytest.register_assert_rewrite("tests.support")
+pytest_plugins = ["tests.support.logs", "tests.support.processes"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """A SIGTERM stops the run as Ctrl-C does, so that fixtures tear down what they started: the

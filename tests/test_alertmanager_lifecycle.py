@@ -24,22 +24,21 @@ import pytest
 from redis import Redis
 
 from responder.runs import RunRecord
-from tests.conftest import MANIFEST, ROOT, WEBHOOK_TOKEN, TicketView, free_port, tickets_of
+from tests.conftest import MANIFEST, ROOT, WEBHOOK_TOKEN, TicketView, free_port, tickets_of, wait_until
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jira import FakeJira
 from tests.fakes.toggles import FakeToggles
-from tests.test_alertmanager_e2e import (
+from tests.support.alertmanager import (
     ALERTMANAGER,
     Alertmanager,
     Responder,
-    _now,
-    _require,
-    _start,
-    _stop,
-    _wait_ready,
     am_alerts,
+    now_iso,
+    require_binary,
+    start_process,
+    stop_process,
     variable_writes,
-    wait_until,
+    wait_ready,
     write_alertmanager_config,
 )
 
@@ -158,27 +157,27 @@ def stack(tracker: str, redis: Redis, redis_url: str, fake_github: FakeGitHub, f
     port = free_port()
     state = Responder(port=port, log=tmp_path / "receiver.log", worker_log=tmp_path / "worker.log", redis=redis)
     cli = [sys.executable, "-m", "responder.cli"]
-    procs = [_start([*cli, "serve", "--host", "127.0.0.1", "--port", str(port)], state.log, env)]
+    procs = [start_process([*cli, "serve", "--host", "127.0.0.1", "--port", str(port)], state.log, env)]
     try:
-        procs.append(_start([*cli, "worker"], state.worker_log, env))
-        _wait_ready(procs[0], f"http://127.0.0.1:{port}/readyz", state.log)
+        procs.append(start_process([*cli, "worker"], state.worker_log, env))
+        wait_ready(procs[0], f"http://127.0.0.1:{port}/readyz", state.log)
         config = write_alertmanager_config(state.webhook_url, tmp_path)
         storage = tmp_path / "alertmanager-data"
         storage.mkdir()
         url = f"http://127.0.0.1:{free_port()}"
         am_log = tmp_path / "alertmanager.log"
-        procs.append(_start([
-            _require(ALERTMANAGER),
+        procs.append(start_process([
+            require_binary(ALERTMANAGER),
             f"--config.file={config}",
             f"--storage.path={storage}",
             f"--web.listen-address={url.removeprefix('http://')}",
             "--cluster.listen-address=",
         ], am_log))
-        _wait_ready(procs[-1], f"{url}/-/ready", am_log)
+        wait_ready(procs[-1], f"{url}/-/ready", am_log)
         yield Stack(tracker, fake_github, fake_jira, fake_toggles, Alertmanager(url, am_log, state), env)
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            stop_process(proc)
 
 
 def _key_labels(tracker: str, alertname: str) -> set[str]:
@@ -214,7 +213,7 @@ def test_integrity_lifecycle_fire_repeat_resolve_refire_rollback_lift(stack: Sta
     assert stack.ticket().comments == []
 
     # 3. resolve: one "Resolved at" comment; the freeze stays; nothing dispatched.
-    stack.am.post([{**firing, "endsAt": _now()}])
+    stack.am.post([{**firing, "endsAt": now_iso()}])
     stack.wait(lambda: stack.decisions(fingerprint, "queued", "resolved") == 1, "the resolve to be queued")
     stack.wait_runs(2, "the resolve run to end")
     [resolved] = stack.comments()
@@ -224,7 +223,7 @@ def test_integrity_lifecycle_fire_repeat_resolve_refire_rollback_lift(stack: Sta
     assert stack.dispatches() == [governance]
 
     # 4. re-fire (a new startsAt, after the resolve): "Fired again at" on the same ticket, governance again.
-    stack.am.post([{**firing, "startsAt": _now()}])
+    stack.am.post([{**firing, "startsAt": now_iso()}])
     stack.wait(lambda: stack.decisions(fingerprint, "queued") == 2, "the re-fire to be queued")
     stack.wait_runs(3, "the re-fire run to end")
     assert len(stack.tickets()) == 1
@@ -281,11 +280,11 @@ def test_drift_refire_within_cooldown_does_not_retrain_again(stack: Stack) -> No
     fingerprint = stack.am.fingerprint("model_drift_detected")
     assert [d["REASON"] for d in stack.dispatches(RETRAINING)] == ["model_drift_detected"]
 
-    stack.am.post([{**firing, "endsAt": _now()}])
+    stack.am.post([{**firing, "endsAt": now_iso()}])
     stack.wait(lambda: stack.decisions(fingerprint, "queued", "resolved") == 1, "the resolve to be queued")
     stack.wait_runs(2, "the resolve run to end")
 
-    stack.am.post([{**firing, "startsAt": _now()}])
+    stack.am.post([{**firing, "startsAt": now_iso()}])
     stack.wait(lambda: stack.decisions(fingerprint, "queued") == 2, "the re-fire to be queued")
     runs = stack.wait_runs(3, "the re-fire run to end")
     refire = max((r for r in runs if r.alert.is_firing), key=lambda r: r.alert.startsAt)

@@ -20,13 +20,13 @@ from redis import Redis
 from responder.alerts import Alert
 from responder.intake import Intake
 from responder.playbooks.catalog import load_catalog
-from responder.runs import RunRecord, RunStore
 from responder.settings import Settings
 from tests.conftest import ROOT, Worker, integration_settings, load_example, tickets_of
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jira import FakeJira
 from tests.fakes.toggles import FakeToggles
-from tests.test_dispatch_attribution import LIST_LAG_SECONDS, LOOKUP_SECONDS, RetryingWorker, queue_runs
+from tests.support.github import LIST_LAG_SECONDS, LOOKUP_SECONDS
+from tests.support.runs import RetryingWorker, queue_runs, record_of
 
 BACKOFF = [4, 4, 4]  # each retry after the list lag (at least 3 s with the jitter), as production's 10 s is
 DISPATCHES = r"/dispatches$"
@@ -48,10 +48,6 @@ def settings(tracker: str, redis_url: str, redis: Redis, fake_github: FakeGitHub
              fake_jira: FakeJira) -> Settings:
     return integration_settings(redis_url, tracker, fake_github, fake_toggles, fake_jira,
                                 job_retry_intervals=BACKOFF, dispatch_lookup_seconds=LOOKUP_SECONDS)
-
-
-def record_of(settings: Settings, redis: Redis, run_id: str) -> RunRecord:
-    return RunStore(redis, retention_seconds=settings.dedup_retention_seconds).get(run_id)
 
 
 def first_attempt(settings: Settings, redis: Redis) -> str:

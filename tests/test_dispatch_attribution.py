@@ -16,47 +16,22 @@ import pytest
 from redis import Redis
 from rq import Queue
 
-from responder.alerts import Notification
-from responder.intake import Intake
-from responder.playbooks.catalog import load_catalog
 from responder.playbooks.runner import run_playbook
 from responder.runs import RunRecord, RunStore
 from responder.runtime import Runtime
 from responder.settings import Settings
 from tests.conftest import Worker, github_repo, load_example, make_settings, wait_until
 from tests.fakes.github import FakeGitHub
+from tests.support.github import GOVERNANCE, LIST_LAG_SECONDS, LOOKUP_SECONDS
+from tests.support.runs import RetryingWorker, queue_runs
 
-LIST_LAG_SECONDS = 2  # GitHub lists a new run seconds after its dispatch
-LOOKUP_SECONDS = 3  # RESPONDER_DISPATCH_LOOKUP_SECONDS here
 BACKOFF = [4, 4]  # a retry comes after the list lag (at least 3 s, with the jitter), as production's 10 s does
-GOVERNANCE = "model-governance.yml"
-
-
-def is_follow(job_id: str) -> bool:
-    """A job that polls a dispatched workflow run (``responder.queueing.enqueue_follow``)."""
-    return "-follow-" in job_id
-
-
-class RetryingWorker(Worker):
-    """Runs queued jobs and the retries they schedule once due; the polls that follow a dispatched
-    workflow run are left scheduled (tests/test_following.py runs them)."""
-
-    def drain(self, timeout: float = 30.0) -> None:
-        self.drain_scheduled(lambda job_id: not is_follow(job_id), timeout=timeout)
 
 
 def github_settings(redis_url: str, fake: FakeGitHub, **values: Any) -> Settings:
     options: dict[str, Any] = {"job_retry_intervals": BACKOFF, "dispatch_lookup_seconds": LOOKUP_SECONDS}
     return make_settings(redis_url, github_api_url=fake.url, github_token=fake.token, github_repo=fake.full_name,
                          **(options | values))
-
-
-def queue_runs(settings: Settings, redis: Redis, payload: dict[str, Any]) -> list[str]:
-    """Hand a notification to the intake, as the webhook does; the ids of the runs it queued."""
-    decisions = Intake(redis, settings, load_catalog(settings.playbooks_dir)).accept(
-        Notification.model_validate(payload)
-    )
-    return [d.job_id for d in decisions if d.decision == "queued" and d.job_id]
 
 
 def deliver(settings: Settings, redis: Redis, payload: dict[str, Any], worker: Worker | None = None) -> list[RunRecord]:

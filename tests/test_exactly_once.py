@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import integration_settings, load_example, tickets_of
-from tests.test_dispatch_attribution import LOOKUP_SECONDS, RetryingWorker
-from tests.test_lifecycle import deliver
+from tests.support.github import LOOKUP_SECONDS
+from tests.support.runs import RetryingWorker, run_in_env
 
 
 @pytest.fixture(params=["github", "jira"])
@@ -30,7 +30,7 @@ def fail_ticket_create_after_write(env) -> None:
 def test_lost_answer_to_ticket_create_opens_one_ticket(env):
     """A 502 after the tracker created the ticket: the retry finds it; one ticket, no "fired again"."""
     fail_ticket_create_after_write(env)
-    [run] = deliver(env, load_example("integrity-firing.json"))
+    [run] = run_in_env(env, load_example("integrity-firing.json"))
     [ticket] = tickets_of(env["tracker"], env["github"], env["jira"])
     assert ticket.comments == []
     assert run.status == "succeeded"
@@ -40,7 +40,7 @@ def test_lost_answer_to_ticket_create_opens_one_ticket(env):
 def test_retry_after_lost_ticket_answer_repeats_no_done_step(env):
     """The retry of that run dispatches and sets the variable no second time."""
     fail_ticket_create_after_write(env)
-    deliver(env, load_example("integrity-firing.json"))
+    run_in_env(env, load_example("integrity-firing.json"))
     variable_writes = [r for r in env["github"].requests if "/actions/variables" in r.path and r.method != "GET"]
     assert len(env["github"].dispatches) == 1
     assert len(variable_writes) == 1
@@ -49,7 +49,7 @@ def test_retry_after_lost_ticket_answer_repeats_no_done_step(env):
 def test_lost_answer_to_variable_create_is_found_on_retry(env):
     """A 502 after GitHub created DEPLOY_FREEZE: the retry reads it back as already set."""
     env["github"].fail_next("POST", r"/actions/variables$", status=502, after_write=True)
-    [run] = deliver(env, load_example("integrity-firing.json"))
+    [run] = run_in_env(env, load_example("integrity-firing.json"))
     assert run.step("freeze-deploys").detail == "DEPLOY_FREEZE=true (already set)"
     assert env["github"].variables == {"DEPLOY_FREEZE": "true"}
 
@@ -57,7 +57,7 @@ def test_lost_answer_to_variable_create_is_found_on_retry(env):
 def test_lost_answer_to_a_dispatch_dispatches_once(env):
     """A 502 after GitHub accepted the dispatch: the retry finds the run it started and sends no second one."""
     env["github"].fail_next("POST", r"/dispatches$", status=502, after_write=True)
-    [run] = deliver(env, load_example("integrity-firing.json"))
+    [run] = run_in_env(env, load_example("integrity-firing.json"))
     assert len(env["github"].dispatches) == 1
     step = run.step("dispatch-governance")
     assert step.status == "ok"
@@ -68,7 +68,7 @@ def test_lost_answer_to_a_dispatch_dispatches_once(env):
 def test_a_claimed_dispatch_run_is_forgotten_after_the_retention(env):
     """Claims are one key per workflow run, each expiring on its own: nothing grows without bound."""
     env["github"].fail_next("POST", r"/dispatches$", status=502, after_write=True)
-    deliver(env, load_example("integrity-firing.json"))
+    run_in_env(env, load_example("integrity-firing.json"))
     run_id = env["github"].dispatches[0].html_url.rsplit("/", 1)[1]
     ttl = env["redis"].ttl(f"responder:dispatch-claimed:{run_id}")
     assert 0 < ttl <= env["settings"].dedup_retention_seconds
@@ -77,20 +77,20 @@ def test_a_claimed_dispatch_run_is_forgotten_after_the_retention(env):
 def test_dispatch_that_never_reached_github_is_sent_on_retry(env):
     """A 502 before GitHub did anything: the retry finds no run and dispatches."""
     env["github"].fail_next("POST", r"/dispatches$", status=502)
-    [run] = deliver(env, load_example("integrity-firing.json"))
+    [run] = run_in_env(env, load_example("integrity-firing.json"))
     assert len(env["github"].dispatches) == 1
     assert run.step("dispatch-governance").status == "ok"
 
 
 def test_a_lost_dispatch_does_not_claim_another_runs_dispatch(env):
     """A run already answered for another alert is not taken as the lost one."""
-    deliver(env, load_example("integrity-firing.json"))
+    run_in_env(env, load_example("integrity-firing.json"))
     other = load_example("integrity-firing.json")
     other["alerts"][0]["labels"]["model_id"] = "credit-limit"
     other["alerts"][0]["labels"]["model_version"] = "3.2.0"
     other["alerts"][0]["fingerprint"] = "1111111111111111"
     env["github"].fail_next("POST", r"/dispatches$", status=502)
-    deliver(env, other)
+    run_in_env(env, other)
     assert [d.inputs["MODEL_ID"] for d in env["github"].dispatches] == ["fraud-scorer", "credit-limit"]
 
 
@@ -100,11 +100,11 @@ def test_a_lost_retraining_dispatch_found_on_retry_holds_the_cooldown(env):
     env["github"].fail_next("POST", r"/dispatches$", status=502, after_write=True)
     payload = load_example("drift-two-segments-firing.json")
     payload["alerts"] = payload["alerts"][:1]
-    [run] = deliver(env, payload)
+    [run] = run_in_env(env, payload)
     assert "after a lost answer" in run.step("dispatch-retraining").detail
     payload["alerts"][0]["startsAt"] = "2031-01-01T00:00:00Z"  # a new firing instance of the same model
     payload["alerts"][0]["fingerprint"] = "2222222222222222"
-    [refire] = deliver(env, payload)
+    [refire] = run_in_env(env, payload)
     assert refire.step("dispatch-retraining").status == "skipped"
     assert "cooldown until" in refire.step("dispatch-retraining").detail
     assert len(env["github"].dispatches) == 1

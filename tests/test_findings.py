@@ -26,7 +26,7 @@ from responder.receiver import create_app
 from responder.runs import RunRecord, RunStore, StepRecord
 from responder.settings import Settings
 from tests.conftest import WEBHOOK_TOKEN, Worker, integration_settings, load_example, run_cli, tickets_of
-from tests.test_runs_page import Page
+from tests.support.pages import Page
 
 MANIFEST_DIGEST = "sha256:5d41402abc4b2a76b9719d911017c592ae4d6e1f5c3b2a190817263544536271"
 BEARER = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}

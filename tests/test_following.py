@@ -5,7 +5,6 @@ the GitHub fake over HTTP, a real RQ worker that runs scheduled jobs when they a
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from redis import Redis
@@ -13,38 +12,19 @@ from rq import Queue
 from rq.job import Job
 
 from responder.alerts import Notification
-from responder.intake import Intake
 from responder.output import run_text
 from responder.pages import _page
-from responder.playbooks.catalog import load_catalog
-from responder.runs import FollowedArtifact, FollowedRun, RunRecord, RunStore
+from responder.runs import FollowedArtifact, FollowedRun, RunRecord
 from responder.settings import Settings
 from tests.conftest import Worker, following_settings, load_example, make_settings, run_cli
 from tests.fakes.github import FakeGitHub
-
-RETRAINING = "model-retraining.yml"
-GOVERNANCE = "model-governance.yml"
+from tests.support.github import GOVERNANCE, RETRAINING, workflow_comments
+from tests.support.runs import queue_runs, record_of
 
 
 @pytest.fixture
 def settings(redis: Redis, redis_url: str, fake_github: FakeGitHub) -> Settings:
     return following_settings(redis_url, fake_github)
-
-
-def queue_runs(settings: Settings, redis: Redis, payload: dict[str, Any]) -> list[str]:
-    decisions = Intake(redis, settings, load_catalog(settings.playbooks_dir)).accept(
-        Notification.model_validate(payload)
-    )
-    return [d.job_id for d in decisions if d.decision == "queued" and d.job_id]
-
-
-def record_of(settings: Settings, redis: Redis, job_id: str) -> RunRecord:
-    return RunStore(redis, retention_seconds=settings.dedup_retention_seconds).get(job_id)
-
-
-def workflow_comments(fake: FakeGitHub) -> list[str]:
-    """The comments about workflow runs, with Markdown's escapes taken out."""
-    return [c.replace("\\", "") for issue in fake.issues for c in issue.comments if "Workflow" in c]
 
 
 def test_a_completed_retraining_run_is_reported_on_the_ticket_and_in_the_run_record(

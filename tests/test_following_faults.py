@@ -22,16 +22,14 @@ from responder.runs import FollowedRun
 from responder.runtime import Runtime
 from responder.settings import Settings
 from responder.worker import MAX_ABANDONED_REQUEUES, Outages, ResponderWorker
-from tests import test_worker_faults as faults
 from tests.conftest import Worker, following_settings, integration_settings, load_example, wait_until
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jira import FakeJira
 from tests.fakes.toggles import FakeToggles
-from tests.test_following import GOVERNANCE, queue_runs, record_of, workflow_comments
-from tests.test_resolve_report import metric
-from tests.test_worker_faults import Service, enqueue_example, service_env
-
-services = faults.services  # fixture
+from tests.support.github import GOVERNANCE, workflow_comments
+from tests.support.metrics import metric
+from tests.support.processes import Service, service_env
+from tests.support.runs import enqueue_example, queue_runs, record_of
 
 RUN_READ = r"/actions/runs/\d+$"  # a poll's read of the workflow run (not its artifacts)
 INTEGRITY = "integrity-firing.json"  # one governance dispatch, step GOVERNANCE_STEP

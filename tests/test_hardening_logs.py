@@ -11,7 +11,7 @@ import pytest
 import structlog
 
 from responder.log import _SENSITIVE_QUERY_NEEDS, _SENSITIVE_TEXT_NEEDS, REDACTED, SENSITIVE_TEXT, Redactor
-from tests.test_logging import LogOutput, logs  # noqa: F401 (the fixture)
+from tests.support.logs import LogOutput
 
 FINE_GRAINED = (
     "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijk"
@@ -88,7 +88,7 @@ def test_the_short_way_sends_the_new_shapes_to_the_pattern(text: str) -> None:
     assert any(word in text.lower() for word in _SENSITIVE_TEXT_NEEDS + _SENSITIVE_QUERY_NEEDS)
 
 
-def test_a_rendered_line_carries_neither_shape(logs: LogOutput) -> None:  # noqa: F811
+def test_a_rendered_line_carries_neither_shape(logs: LogOutput) -> None:
     """A real JSON log line with a fine-grained token and an api_key parameter prints neither."""
     logs.new_lines()
 

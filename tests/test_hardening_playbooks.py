@@ -15,8 +15,8 @@ from responder.playbooks.catalog import load_catalog, validate_path
 from responder.settings import Settings
 from tests.conftest import make_settings
 from tests.fakes.github import FakeGitHub
-from tests.test_hostile_input import run_manually
-from tests.test_playbooks import VALID, installed_cli, write
+from tests.support.playbooks import VALID, installed_cli, write
+from tests.support.runs import run_manually
 
 BROKEN = VALID.replace("name: dispatch\n", "name: dispatch-governance\n").replace(
     "reason: drift", "reason: '{{ alertname '"

@@ -27,14 +27,13 @@ from redis import Redis
 from rq import Queue
 
 from responder import jobs
-from responder.alerts import Alert
-from responder.intake import Intake
-from responder.playbooks.catalog import Catalog, load_catalog
+from responder.playbooks.catalog import Catalog
 from responder.receiver import create_app
 from responder.runs import RunStore
 from responder.settings import Settings
-from tests.conftest import SAMPLES, WEBHOOK_TOKEN, Worker, make_settings
+from tests.conftest import SAMPLES, WEBHOOK_TOKEN, make_settings
 from tests.fakes.github import FakeGitHub
+from tests.support.runs import run_manually
 
 URL = "/webhooks/alertmanager"
 JSON_HEADERS = {"Authorization": f"Bearer {WEBHOOK_TOKEN}", "Content-Type": "application/json"}
@@ -517,23 +516,6 @@ def live_worker(redis: Redis, redis_url: str, fake_github: FakeGitHub, tmp_path:
         playbooks_dir=tmp_path,
     )
     jobs.install_runtime(None)
-
-
-def run_manually(settings: Settings, playbook: str, labels: dict[str, str], annotations: dict[str, str]) -> Any:
-    """Queue ``playbook`` for an alert with these labels, run it on a worker, return its run record."""
-    alert = Alert(
-        status="firing",
-        labels=labels,
-        annotations=annotations,
-        startsAt=datetime.now(UTC),
-        fingerprint=uuid.uuid4().hex[:16],
-    )
-    record = Intake(Redis.from_url(settings.redis_url), settings, load_catalog(settings.playbooks_dir)).enqueue_manual(
-        playbook, alert, dry_run=False
-    )
-    worker = Worker(settings)
-    worker.drain()
-    return RunStore(worker.runtime.redis, retention_seconds=60).get(record.id)
 
 
 ESCAPES = [

@@ -11,17 +11,13 @@ import requests
 from redis import Redis
 
 from responder.document import Document, Heading, Table, para, render_jira
-from responder.errors import IntegrationError, PermanentError, TransientError
-from responder.integrations.base import Ticket, TicketDraft, TicketKey, Tracker
+from responder.errors import PermanentError, TransientError
+from responder.integrations.base import Ticket, TicketKey, Tracker
 from responder.integrations.jira import JiraTracker
 from responder.integrations.jira_ledger import TicketLedger
 from tests.conftest import free_port
-from tests.fakes.jira import DEFAULT_SEARCH_LAG_SECONDS as SEARCH_LAG
 from tests.fakes.jira import FakeJira, Transition
-
-DRIFT = TicketKey("ModelDrift", "churn-xgb")
-CLOUD_SEARCH = "/rest/api/3/search/jql"
-DC_SEARCH = "/rest/api/2/search"
+from tests.support.jira import CLOUD_SEARCH, DC_SEARCH, DRIFT, make_draft, make_ledger, make_tracker, raised
 
 
 @pytest.fixture
@@ -49,41 +45,9 @@ def tracker(jira: FakeJira, ledger: TicketLedger) -> JiraTracker:
     return make_tracker(jira, ledger)
 
 
-def make_ledger(redis: Redis, project: str = "MLOPS") -> TicketLedger:
-    return TicketLedger(redis, project=project, retention_seconds=3600, search_lag_seconds=SEARCH_LAG + 1)
-
-
-def make_tracker(fake: FakeJira, ledger: TicketLedger, **options: Any) -> JiraTracker:
-    """A JiraTracker aimed at ``fake`` with its credentials, unless ``options`` say otherwise."""
-    values: dict[str, Any] = {
-        "base_url": fake.url,
-        "project": fake.project,
-        "token": fake.token,
-        "user": fake.user,
-        "ledger": ledger,
-    }
-    return JiraTracker(**{**values, **options})
-
-
-def make_draft(
-    key: TicketKey = DRIFT,
-    *,
-    title: str = "Drift on churn-xgb",
-    body: Document | None = None,
-    labels: tuple[str, ...] = (),
-) -> TicketDraft:
-    return TicketDraft(key=key, title=title, body=body or Document.paragraph("PSI above threshold."), labels=labels)
-
-
 def searches(fake: FakeJira, path: str) -> list[Any]:
     """Bodies of the search requests sent to ``path``."""
     return [r.body for r in fake.requests if r.path.split("?")[0] == path]
-
-
-def raised(call: Any) -> IntegrationError:
-    with pytest.raises(IntegrationError) as info:
-        call()
-    return info.value
 
 
 # --------------------------------------------------------------------------- open

@@ -10,12 +10,8 @@ from typing import Any
 
 import pytest
 
-from responder.alerts import Notification
-from responder.intake import Intake
-from responder.playbooks.catalog import load_catalog
-from responder.runs import RunRecord, RunStore
-from responder.settings import Settings
 from tests.conftest import ROOT, Worker, integration_settings, load_example, tickets_of
+from tests.support.runs import refired, run_in_env
 
 TRACKERS = ["github", "jira"]
 
@@ -30,15 +26,6 @@ def env(redis, redis_url, tracker, fake_github, fake_toggles, fake_jira) -> dict
     settings = integration_settings(redis_url, tracker, fake_github, fake_toggles, fake_jira)
     return {"settings": settings, "redis": redis, "worker": Worker(settings), "tracker": tracker,
             "github": fake_github, "jira": fake_jira}
-
-
-def deliver(env: dict[str, Any], payload: dict[str, Any]) -> list[RunRecord]:
-    settings: Settings = env["settings"]
-    intake = Intake(env["redis"], settings, load_catalog(settings.playbooks_dir))
-    decisions = intake.accept(Notification.model_validate(payload))
-    env["worker"].drain()
-    store = RunStore(env["redis"], retention_seconds=settings.dedup_retention_seconds)
-    return [store.get(d.job_id) for d in decisions if d.decision == "queued" and d.job_id]
 
 
 def tickets(env: dict[str, Any]) -> list[Any]:
@@ -57,16 +44,10 @@ def resolved(payload: dict[str, Any], ends_at: str = "2026-11-26T14:30:00Z") -> 
     return payload
 
 
-def refired(payload: dict[str, Any], starts_at: str = "2026-11-26T16:00:00Z") -> dict[str, Any]:
-    for alert in payload["alerts"]:
-        alert["startsAt"] = starts_at
-    return payload
-
-
 def test_resolve_comments_with_times_and_duration(env):
     """A resolved alert comments "resolved at; fired at; lasted" with the run on the open ticket."""
-    deliver(env, load_example("integrity-firing.json"))
-    [run] = deliver(env, resolved(load_example("integrity-firing.json")))
+    run_in_env(env, load_example("integrity-firing.json"))
+    [run] = run_in_env(env, resolved(load_example("integrity-firing.json")))
     [ticket] = tickets(env)
     [comment] = ticket.comments
     assert plain(comment).startswith("Resolved at 2026-11-26 14:30:00 UTC; fired at 2026-11-26 13:26:36 UTC; "
@@ -77,48 +58,48 @@ def test_resolve_comments_with_times_and_duration(env):
 
 def test_resolve_never_lifts_the_freeze(env):
     """Resolving an integrity alert leaves DEPLOY_FREEZE true."""
-    deliver(env, load_example("integrity-firing.json"))
-    deliver(env, resolved(load_example("integrity-firing.json")))
+    run_in_env(env, load_example("integrity-firing.json"))
+    run_in_env(env, resolved(load_example("integrity-firing.json")))
     assert env["github"].variables == {"DEPLOY_FREEZE": "true"}
 
 
 def test_resend_of_a_resolve_comments_once(env):
     """Alertmanager re-sending the resolved notification adds no second comment."""
-    deliver(env, load_example("integrity-firing.json"))
-    deliver(env, resolved(load_example("integrity-firing.json")))
-    assert deliver(env, resolved(load_example("integrity-firing.json"))) == []
+    run_in_env(env, load_example("integrity-firing.json"))
+    run_in_env(env, resolved(load_example("integrity-firing.json")))
+    assert run_in_env(env, resolved(load_example("integrity-firing.json"))) == []
     assert len(tickets(env)[0].comments) == 1
 
 
 def test_resolve_without_seen_firing_still_comments_on_open_ticket(env):
     """A resolve whose firing responder never saw comments on the open ticket of its alertname and model."""
-    deliver(env, load_example("integrity-firing.json"))
+    run_in_env(env, load_example("integrity-firing.json"))
     other = resolved(refired(load_example("integrity-firing.json"), "2026-11-26T10:00:00Z"))
     other["alerts"][0]["fingerprint"] = "aaaaaaaaaaaaaaaa"
-    [run] = deliver(env, other)
+    [run] = run_in_env(env, other)
     assert run.step("comment-resolved").status == "ok"
     assert len(tickets(env)[0].comments) == 1
 
 
 def test_resolve_without_ticket_is_recorded_and_skipped(env):
     """A resolve with no open ticket is recorded, its comment step skipped, and nothing is written."""
-    [run] = deliver(env, resolved(load_example("integrity-firing.json")))
+    [run] = run_in_env(env, resolved(load_example("integrity-firing.json")))
     assert (run.status, run.step("comment-resolved").status) == ("succeeded", "skipped")
     assert tickets(env) == []
 
 
 def test_refire_while_open_comments_instead_of_opening(env):
     """A new firing instance while the ticket is open comments "fired again" on it."""
-    deliver(env, load_example("integrity-firing.json"))
-    deliver(env, refired(load_example("integrity-firing.json")))
+    run_in_env(env, load_example("integrity-firing.json"))
+    run_in_env(env, refired(load_example("integrity-firing.json")))
     [ticket] = tickets(env)
     assert [plain(c)[:36] for c in ticket.comments] == ["Fired again at 2026-11-26 16:00:00 U"]
 
 
 def test_refire_runs_the_other_steps_again(env):
     """A re-fire dispatches governance again (no cooldown on governance)."""
-    deliver(env, load_example("integrity-firing.json"))
-    deliver(env, refired(load_example("integrity-firing.json")))
+    run_in_env(env, load_example("integrity-firing.json"))
+    run_in_env(env, refired(load_example("integrity-firing.json")))
     assert [d.workflow for d in env["github"].dispatches] == ["model-governance.yml", "model-governance.yml"]
 
 
@@ -133,18 +114,18 @@ def test_close_on_resolve_closes_and_next_firing_opens_new_ticket(env, tmp_path)
     """With close_on_resolve, the resolve closes the ticket and the next firing opens a new one."""
     settings = env["settings"].model_copy(update={"playbooks_dir": close_on_resolve_playbooks(tmp_path / "pb")})
     env = {**env, "settings": settings, "worker": Worker(settings)}
-    deliver(env, load_example("integrity-firing.json"))
-    [run] = deliver(env, resolved(load_example("integrity-firing.json")))
+    run_in_env(env, load_example("integrity-firing.json"))
+    [run] = run_in_env(env, resolved(load_example("integrity-firing.json")))
     assert [s.name for s in run.steps] == ["comment-resolved", "close-incident"]
     assert [t.is_open for t in tickets(env)] == [False]
-    deliver(env, refired(load_example("integrity-firing.json")))
+    run_in_env(env, refired(load_example("integrity-firing.json")))
     assert [t.is_open for t in tickets(env)] == [False, True]
 
 
 def test_retraining_cooldown_skips_redispatch_for_the_same_model(env):
     """A drift re-fire within the cooldown records the retraining step skipped "cooldown until"."""
-    deliver(env, load_example("drift-two-segments-firing.json"))
-    runs = deliver(env, refired(load_example("drift-two-segments-firing.json")))
+    run_in_env(env, load_example("drift-two-segments-firing.json"))
+    runs = run_in_env(env, refired(load_example("drift-two-segments-firing.json")))
     assert [d.workflow for d in env["github"].dispatches] == ["model-retraining.yml"]
     step = runs[0].step("dispatch-retraining")
     assert step.status == "skipped"
@@ -153,12 +134,12 @@ def test_retraining_cooldown_skips_redispatch_for_the_same_model(env):
 
 def test_cooldown_is_per_model(env):
     """Retraining one model does not hold back another's."""
-    deliver(env, load_example("drift-two-segments-firing.json"))
+    run_in_env(env, load_example("drift-two-segments-firing.json"))
     other = refired(load_example("drift-two-segments-firing.json"))
     for alert in other["alerts"]:
         alert["labels"]["model_id"] = "credit-limit"
         alert["labels"]["model_version"] = "3.2.0"
-    deliver(env, other)
+    run_in_env(env, other)
     assert [d.inputs["MODEL_ID"] for d in env["github"].dispatches] == ["fraud-scorer", "credit-limit"]
 
 
@@ -167,8 +148,8 @@ def test_bias_hotfix_shares_the_retraining_cooldown(env):
     drift = load_example("drift-two-segments-firing.json")
     for alert in drift["alerts"]:
         alert["labels"]["model_id"], alert["labels"]["model_version"] = "credit-limit", "3.2.0"
-    deliver(env, drift)
-    [run] = deliver(env, load_example("bias-firing.json"))
+    run_in_env(env, drift)
+    [run] = run_in_env(env, load_example("bias-firing.json"))
     assert run.step("dispatch-hotfix-retraining").status == "skipped"
     assert [d.inputs["REASON"] for d in env["github"].dispatches] == ["model_drift_detected", "model_bias_alert"]
 
@@ -176,14 +157,14 @@ def test_bias_hotfix_shares_the_retraining_cooldown(env):
 def test_failed_dispatch_gives_the_cooldown_back(env):
     """A retraining dispatch that GitHub refused does not start a cooldown."""
     env["github"].fail_next("POST", r"/dispatches", status=422, body={"message": "Unexpected inputs"})
-    deliver(env, load_example("drift-two-segments-firing.json"))
-    deliver(env, refired(load_example("drift-two-segments-firing.json")))
+    run_in_env(env, load_example("drift-two-segments-firing.json"))
+    run_in_env(env, refired(load_example("drift-two-segments-firing.json")))
     assert len(env["github"].dispatches) == 1
 
 
 def test_tickets_carry_tracker_labels(env):
     """Tickets carry their tracker's key labels: GitHub model:<id>, Jira responder and model-<id>."""
-    deliver(env, load_example("bias-firing.json"))
+    run_in_env(env, load_example("bias-firing.json"))
     [ticket] = tickets(env)
     expected = {
         "github": {"incident", "model_bias_alert", "model:credit-limit", "severity:critical", "responsible-ai"},

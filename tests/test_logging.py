@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import base64
-import contextlib
-import io
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,11 +16,12 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from redis import Redis
 
-from responder.log import REDACTED, SENSITIVE_TEXT, Redactor, _mask, configure_logging, get_logger
+from responder.log import REDACTED, SENSITIVE_TEXT, Redactor, _mask, get_logger
 from responder.playbooks.catalog import load_catalog
 from responder.receiver import create_app
 from responder.settings import Settings
 from tests.conftest import ROOT, WEBHOOK_TOKEN, load_example, make_settings, run_cli
+from tests.support.logs import LogOutput
 
 SECRET = "SECRETVALUE-0123456789"
 URL = "/webhooks/alertmanager"
@@ -128,36 +127,6 @@ def test_short_secrets_are_not_used_for_replacement() -> None:
 
 
 # --- Real log lines ---
-
-
-class LogOutput:
-    """What the process printed to stdout since configure_logging ran."""
-
-    def __init__(self) -> None:
-        self.stream = io.StringIO()
-        self._read = 0
-
-    def text(self) -> str:
-        return self.stream.getvalue()
-
-    def new_lines(self) -> list[dict[str, Any]]:
-        """The JSON lines printed since the last call."""
-        text = self.stream.getvalue()
-        fresh, self._read = text[self._read :], len(text)
-        return [json.loads(line) for line in fresh.splitlines() if line.startswith("{")]
-
-
-@pytest.fixture
-def logs() -> Iterator[LogOutput]:
-    """structlog configured as the CLI configures it (JSON lines on stdout, secrets known), stdout captured."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    output = LogOutput()
-    with contextlib.redirect_stdout(output.stream):
-        configure_logging("info", "json", secrets=[WEBHOOK_TOKEN])
-    yield output
-    structlog.reset_defaults()
-    root.handlers[:], root.level = handlers, level
 
 
 @pytest.fixture

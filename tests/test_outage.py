@@ -23,7 +23,7 @@ from tests.conftest import Worker, integration_settings, load_example, tickets_o
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jira import FakeJira
 from tests.fakes.toggles import FakeToggles
-from tests.test_dispatch_attribution import RetryingWorker, queue_runs
+from tests.support.runs import RetryingWorker, queue_runs
 
 SCALE = 60  # one minute of the real schedule is one second here
 OUTAGE_SECONDS = 10 * 60 / SCALE

@@ -5,31 +5,11 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
 
-from redis import Redis
-
-from responder.alerts import Notification
-from responder.intake import Intake
-from responder.playbooks.catalog import load_catalog
-from responder.runs import RunRecord, RunStore
-from responder.settings import Settings
+from responder.runs import RunStore
 from tests.conftest import MANIFEST, Worker, github_repo, load_example, make_settings
 from tests.fakes.github import FakeGitHub
-
-
-def deliver(settings: Settings, redis: Redis, payload: dict[str, Any]) -> list[str]:
-    """Hand a notification to the intake (as the webhook does); return the queued job ids."""
-    intake = Intake(redis, settings, load_catalog(settings.playbooks_dir))
-    decisions = intake.accept(Notification.model_validate(payload))
-    return [d.job_id for d in decisions if d.decision == "queued" and d.job_id]
-
-
-def run(settings: Settings, redis: Redis, worker: Worker, payload: dict[str, Any]) -> list[RunRecord]:
-    job_ids = deliver(settings, redis, payload)
-    worker.drain()
-    store = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
-    return [store.get(job_id) for job_id in job_ids]
+from tests.support.runs import run_notification
 
 
 def dispatched(fake: FakeGitHub) -> list[tuple[str, dict[str, str]]]:
@@ -41,20 +21,20 @@ def dispatched(fake: FakeGitHub) -> list[tuple[str, dict[str, str]]]:
 
 def test_integrity_freezes_deploys(settings, redis, worker, fake_github):
     """An integrity alert sets DEPLOY_FREEZE to "true"."""
-    run(settings, redis, worker, load_example("integrity-firing.json"))
+    run_notification(settings, redis, worker, load_example("integrity-firing.json"))
     assert fake_github.variables == {"DEPLOY_FREEZE": "true"}
 
 
 def test_integrity_updates_an_existing_freeze_variable(settings, redis, worker, fake_github):
     """A DEPLOY_FREEZE variable that exists as "false" is updated to "true"."""
     github_repo(fake_github).create_variable("DEPLOY_FREEZE", "false")
-    run(settings, redis, worker, load_example("integrity-firing.json"))
+    run_notification(settings, redis, worker, load_example("integrity-firing.json"))
     assert fake_github.variables == {"DEPLOY_FREEZE": "true"}
 
 
 def test_integrity_dispatches_governance_with_exact_inputs(settings, redis, worker, fake_github):
     """Governance is dispatched on main with exactly MODEL_ID, MODEL_VERSION and REASON."""
-    run(settings, redis, worker, load_example("integrity-firing.json"))
+    run_notification(settings, redis, worker, load_example("integrity-firing.json"))
     assert dispatched(fake_github) == [
         ("model-governance.yml",
          {"MODEL_ID": "fraud-scorer", "MODEL_VERSION": "2026.11.1", "REASON": "model_integrity_failed"}),
@@ -64,7 +44,7 @@ def test_integrity_dispatches_governance_with_exact_inputs(settings, redis, work
 
 def test_integrity_ticket_shows_both_digests_and_mismatch(settings, redis, worker, fake_github):
     """The ticket body shows the deployed and the manifest digest and says they do not match."""
-    [record] = run(settings, redis, worker, load_example("integrity-firing.json"))
+    [record] = run_notification(settings, redis, worker, load_example("integrity-firing.json"))
     [issue] = fake_github.issues
     assert "9f2c4e0d8b7a61f35c2e9d04b8a7f6e5d4c3b2a190817263544536271809abcd" in issue.body
     assert "5d41402abc4b2a76b9719d911017c592ae4d6e1f5c3b2a190817263544536271" in issue.body
@@ -78,7 +58,7 @@ def test_integrity_ticket_says_match_for_equal_digests_in_other_case_and_prefix(
     payload["alerts"][0]["annotations"]["deployed_digest"] = (
         "SHA256:5D41402ABC4B2A76B9719D911017C592AE4D6E1F5C3B2A190817263544536271"
     )
-    [record] = run(settings, redis, worker, payload)
+    [record] = run_notification(settings, redis, worker, payload)
     assert record.step("verify-digest").outputs["result"] == "match"
     assert "digests match" in fake_github.issues[0].body
 
@@ -87,14 +67,14 @@ def test_integrity_missing_digest_is_reported(settings, redis, worker, fake_gith
     """An alert without deployed_digest is reported as missing, and the other steps still run."""
     payload = load_example("integrity-firing.json")
     del payload["alerts"][0]["annotations"]["deployed_digest"]
-    [record] = run(settings, redis, worker, payload)
+    [record] = run_notification(settings, redis, worker, payload)
     assert record.step("verify-digest").outputs["result"] == "missing"
     assert record.status == "succeeded"
 
 
 def test_ticket_title_and_labels(settings, redis, worker, fake_github):
     """The ticket is titled [alertname] model_id: summary and carries the standard labels."""
-    run(settings, redis, worker, load_example("integrity-firing.json"))
+    run_notification(settings, redis, worker, load_example("integrity-firing.json"))
     [issue] = fake_github.issues
     assert issue.title == "[model_integrity_failed] fraud-scorer: Deployed artifact digest differs from manifest"
     assert sorted(issue.labels) == sorted(
@@ -104,7 +84,7 @@ def test_ticket_title_and_labels(settings, redis, worker, fake_github):
 
 def test_ticket_links_and_step_results(settings, redis, worker, fake_github):
     """The ticket links the source, Alertmanager and runbook, and lists the steps run before it."""
-    run(settings, redis, worker, load_example("integrity-firing.json"))
+    run_notification(settings, redis, worker, load_example("integrity-firing.json"))
     body = fake_github.issues[0].body
     assert "(http://prometheus.example.internal:9090/graph?g0.expr=model_artifact_digest_match%3D%3D0)" in body
     assert "(http://alertmanager.example.internal:9093)" in body
@@ -117,7 +97,7 @@ def test_untrusted_annotation_is_escaped_in_ticket(settings, redis, worker, fake
     """Markdown, HTML and mentions in annotations cannot format the ticket or ping anyone."""
     payload = load_example("integrity-firing.json")
     payload["alerts"][0]["annotations"]["note"] = "<img src=x> [click](http://evil) @org/team **bold**"
-    run(settings, redis, worker, payload)
+    run_notification(settings, redis, worker, payload)
     body = fake_github.issues[0].body
     assert "<img" not in body
     assert "[click](http://evil)" not in body
@@ -130,7 +110,7 @@ def test_untrusted_annotation_is_escaped_in_ticket(settings, redis, worker, fake
 
 def test_bias_critical_dispatches_governance_and_hotfix(settings, redis, worker, fake_github):
     """A critical bias alert dispatches governance and bias-hotfix retraining."""
-    run(settings, redis, worker, load_example("bias-firing.json"))
+    run_notification(settings, redis, worker, load_example("bias-firing.json"))
     assert dispatched(fake_github) == [
         ("model-governance.yml", {"MODEL_ID": "credit-limit", "MODEL_VERSION": "3.2.0", "REASON": "model_bias_alert"}),
         ("model-retraining.yml", {"MODEL_ID": "credit-limit", "MODEL_VERSION": "3.2.0", "REASON": "bias-hotfix"}),
@@ -141,14 +121,14 @@ def test_bias_warning_skips_hotfix(settings, redis, worker, fake_github):
     """A non-critical bias alert dispatches governance only; the hotfix step is recorded as skipped."""
     payload = load_example("bias-firing.json")
     payload["alerts"][0]["labels"]["severity"] = "warning"
-    [record] = run(settings, redis, worker, payload)
+    [record] = run_notification(settings, redis, worker, payload)
     assert [w for w, _ in dispatched(fake_github)] == ["model-governance.yml"]
     assert record.step("dispatch-hotfix-retraining").status == "skipped"
 
 
 def test_bias_ticket_engages_responsible_ai_with_bias_annotations(settings, redis, worker, fake_github):
     """The bias ticket has the responsible-ai label and carries the bias annotations."""
-    run(settings, redis, worker, load_example("bias-firing.json"))
+    run_notification(settings, redis, worker, load_example("bias-firing.json"))
     [issue] = fake_github.issues
     assert "responsible-ai" in issue.labels
     for text in ("demographic\\_parity\\_difference", "0\\.18", "0\\.10"):
@@ -162,7 +142,7 @@ def test_drift_dispatches_retraining(settings, redis, worker, fake_github):
     """A drift alert dispatches retraining with REASON=model_drift_detected."""
     payload = load_example("drift-two-segments-firing.json")
     payload["alerts"] = payload["alerts"][:1]
-    run(settings, redis, worker, payload)
+    run_notification(settings, redis, worker, payload)
     assert dispatched(fake_github) == [
         ("model-retraining.yml",
          {"MODEL_ID": "fraud-scorer", "MODEL_VERSION": "2026.11.1", "REASON": "model_drift_detected"}),
@@ -171,7 +151,7 @@ def test_drift_dispatches_retraining(settings, redis, worker, fake_github):
 
 def test_drift_ticket_lists_segments_as_checklist(settings, redis, worker, fake_github):
     """The drift ticket lists every affected segment of the group as a checklist item, on one ticket."""
-    run(settings, redis, worker, load_example("drift-two-segments-firing.json"))
+    run_notification(settings, redis, worker, load_example("drift-two-segments-firing.json"))
     [issue] = fake_github.issues
     assert "- [ ] apac" in issue.body
     assert "- [ ] eu" in issue.body
@@ -182,7 +162,7 @@ def test_a_runs_checkpoints_keep_the_groups_shared_related_alerts_out_of_its_rec
 ):
     """The runner saves each checkpoint the way RunStore does: the related alerts a group's runs
     share stay stored once, not copied into each finished run record, and still read back."""
-    runs = run(settings, redis, worker, load_example("drift-two-segments-firing.json"))
+    runs = run_notification(settings, redis, worker, load_example("drift-two-segments-firing.json"))
     assert ["succeeded", "succeeded"] == [r.status for r in runs]
     for record in runs:
         assert b'"related"' not in redis.get(RunStore.key(record.id))
@@ -195,8 +175,8 @@ def test_drift_segment_arriving_later_is_added_to_open_ticket(settings, redis, w
     second = copy.deepcopy(first)
     first["alerts"] = first["alerts"][:1]
     second["alerts"] = second["alerts"][1:]
-    run(settings, redis, worker, first)
-    run(settings, redis, worker, second)
+    run_notification(settings, redis, worker, first)
+    run_notification(settings, redis, worker, second)
     [issue] = fake_github.issues
     assert any("- [ ] eu" in comment for comment in issue.comments)
 
@@ -207,9 +187,9 @@ def test_drift_segment_arriving_later_is_added_to_open_ticket(settings, redis, w
 def test_refire_comments_on_the_open_ticket(settings, redis, worker, fake_github):
     """A new firing instance while the ticket is open adds "fired again" to it instead of opening another."""
     payload = load_example("integrity-firing.json")
-    run(settings, redis, worker, payload)
+    run_notification(settings, redis, worker, payload)
     payload["alerts"][0]["startsAt"] = "2026-11-26T15:00:00Z"
-    [record] = run(settings, redis, worker, payload)
+    [record] = run_notification(settings, redis, worker, payload)
     [issue] = fake_github.issues
     assert len(issue.comments) == 1
     assert "Fired again at 2026\\-11\\-26 15:00:00 UTC" in issue.comments[0]
@@ -219,18 +199,18 @@ def test_refire_comments_on_the_open_ticket(settings, redis, worker, fake_github
 def test_closed_ticket_lets_a_new_one_open(settings, redis, worker, fake_github):
     """Once the ticket is closed, a new firing instance opens a new ticket."""
     payload = load_example("integrity-firing.json")
-    run(settings, redis, worker, payload)
+    run_notification(settings, redis, worker, payload)
     github_repo(fake_github).get_issue(fake_github.issues[0].number).edit(state="closed")
     payload["alerts"][0]["startsAt"] = "2026-11-26T15:00:00Z"
-    run(settings, redis, worker, payload)
+    run_notification(settings, redis, worker, payload)
     assert [i.state for i in fake_github.issues] == ["closed", "open"]
 
 
 def test_redelivery_runs_nothing_again(settings, redis, worker, fake_github):
     """Re-sending the same notification (repeat_interval, HA pair) dispatches and opens nothing more."""
     payload = load_example("integrity-firing.json")
-    run(settings, redis, worker, payload)
-    assert run(settings, redis, worker, payload) == []
+    run_notification(settings, redis, worker, payload)
+    assert run_notification(settings, redis, worker, payload) == []
     assert len(fake_github.dispatches) == 1
     assert len(fake_github.issues) == 1
 
@@ -239,7 +219,7 @@ def test_model_version_comes_from_manifest_without_label(settings, redis, worker
     """Without a model_version label, MODEL_VERSION is the model's current version in the manifest."""
     payload = load_example("bias-firing.json")
     del payload["alerts"][0]["labels"]["model_version"]
-    run(settings, redis, worker, payload)
+    run_notification(settings, redis, worker, payload)
     assert {d.inputs["MODEL_VERSION"] for d in fake_github.dispatches} == {"3.2.0"}
 
 
@@ -248,7 +228,7 @@ def test_unknown_model_without_version_fails_dispatch_clearly(settings, redis, w
     payload = load_example("bias-firing.json")
     payload["alerts"][0]["labels"]["model_id"] = "ghost-model"
     del payload["alerts"][0]["labels"]["model_version"]
-    [record] = run(settings, redis, worker, payload)
+    [record] = run_notification(settings, redis, worker, payload)
     assert fake_github.dispatches == []
     assert "ghost-model is not in artifacts/ml/model-manifest.json" in record.step("dispatch-governance").error
     assert record.status == "failed"
@@ -258,7 +238,7 @@ def test_rejected_alert_is_never_dispatched(settings, redis, worker, fake_github
     """An alert whose model_id is not a safe identifier queues nothing and dispatches nothing."""
     payload = load_example("bias-firing.json")
     payload["alerts"][0]["labels"]["model_id"] = "credit-limit; rm -rf /"
-    assert run(settings, redis, worker, payload) == []
+    assert run_notification(settings, redis, worker, payload) == []
     assert fake_github.dispatches == []
 
 
@@ -266,7 +246,7 @@ def test_github_refusal_fails_step_with_api_message_and_others_run(settings, red
     """A 422 from GitHub fails that step with GitHub's message; the ticket is still opened."""
     fake_github.fail_next("POST", r"/actions/workflows/.*/dispatches", status=422,
                           body={"message": "Workflow does not have 'workflow_dispatch' trigger"})
-    [record] = run(settings, redis, worker, load_example("integrity-firing.json"))
+    [record] = run_notification(settings, redis, worker, load_example("integrity-firing.json"))
     step = record.step("dispatch-governance")
     assert step.status == "failed"
     assert "422" in step.error and "workflow_dispatch" in step.error
@@ -282,7 +262,7 @@ def test_transient_failure_is_retried_without_repeating_done_steps(redis, redis_
                              github_repo=fake_github.full_name, job_retry_intervals=[0], dispatch_lookup_seconds=1)
     worker = Worker(settings)
     fake_github.fail_next("POST", r"/actions/workflows/.*/dispatches", status=502)
-    [record] = run(settings, redis, worker, load_example("integrity-firing.json"))
+    [record] = run_notification(settings, redis, worker, load_example("integrity-firing.json"))
     variable_writes = [r for r in fake_github.requests if "/actions/variables" in r.path and r.method != "GET"]
     assert record.status == "succeeded"
     assert record.attempts == 2
@@ -294,7 +274,7 @@ def test_dry_run_writes_nothing_and_records_planned(redis, redis_url, fake_githu
     """In dry-run every write is recorded as planned and nothing is written to GitHub."""
     settings = make_settings(redis_url, github_api_url=fake_github.url, github_token=fake_github.token,
                              github_repo=fake_github.full_name, dry_run=True)
-    [record] = run(settings, redis, Worker(settings), load_example("integrity-firing.json"))
+    [record] = run_notification(settings, redis, Worker(settings), load_example("integrity-firing.json"))
     writes = [r for r in fake_github.requests if r.method != "GET"]
     assert writes == []
     assert [s.status for s in record.steps] == ["planned", "ok", "planned", "planned"]
@@ -303,7 +283,7 @@ def test_dry_run_writes_nothing_and_records_planned(redis, redis_url, fake_githu
 def test_dry_run_without_credentials_reads_offline_manifest(redis, redis_url):
     """Dry-run needs no GitHub: the manifest comes from the offline file."""
     settings = make_settings(redis_url, dry_run=True, offline_manifest_file=MANIFEST)
-    [record] = run(settings, redis, Worker(settings), load_example("integrity-firing.json"))
+    [record] = run_notification(settings, redis, Worker(settings), load_example("integrity-firing.json"))
     assert record.step("verify-digest").outputs["result"] == "mismatch"
     assert record.status == "succeeded"
 
@@ -314,7 +294,7 @@ def test_github_enterprise_server_url_works(redis, redis_url):
         fake.set_manifest(json.loads(MANIFEST.read_text()))
         settings = make_settings(redis_url, github_api_url=fake.url, github_token=fake.token,
                                  github_repo=fake.full_name)
-        [record] = run(settings, redis, Worker(settings), load_example("bias-firing.json"))
+        [record] = run_notification(settings, redis, Worker(settings), load_example("bias-firing.json"))
         assert record.status == "succeeded"
         assert len(fake.dispatches) == 2
 
@@ -324,14 +304,14 @@ def test_a_read_that_fails_once_is_retried_in_the_call(settings, redis, worker, 
     fake_github.fail_next("GET", r"/contents/", status=502)
     payload = load_example("bias-firing.json")
     del payload["alerts"][0]["labels"]["model_version"]
-    [record] = run(settings, redis, worker, payload)
+    [record] = run_notification(settings, redis, worker, payload)
     assert (record.status, record.attempts) == ("succeeded", 1)
 
 
 def test_a_write_that_fails_is_not_resent_by_the_client(settings, redis, worker, fake_github):
     """A 502 on the issue POST is not re-sent by the HTTP client (that could open a second issue)."""
     fake_github.fail_next("POST", r"/issues$", status=502, after_write=True)
-    run(settings, redis, worker, load_example("integrity-firing.json"))
+    run_notification(settings, redis, worker, load_example("integrity-firing.json"))
     posts = [r for r in fake_github.requests if r.method == "POST" and r.path.endswith("/issues")]
     assert len(posts) == 1
     assert len(fake_github.issues) == 1

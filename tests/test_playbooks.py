@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import zipfile
@@ -13,24 +12,7 @@ import pytest
 from responder.errors import PlaybookError
 from responder.playbooks.catalog import load_catalog, validate_path
 from tests.conftest import ROOT
-
-VALID = """\
-name: sample
-alertname: model_drift_detected
-steps:
-  - name: dispatch
-    kind: dispatch_workflow
-    with:
-      workflow: "{{ settings.retraining_workflow }}"
-      reason: drift
-"""
-
-
-def write(directory: Path, text: str, name: str = "sample.yaml") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text(text)
-    return path
+from tests.support.playbooks import INSTALLED_CLI, VALID, installed_cli, write
 
 
 def problems_for(tmp_path: Path, text: str) -> list[str]:
@@ -155,15 +137,6 @@ def test_list_command_shows_playbooks_and_steps():
 
 
 # --- Playbooks from anywhere: the defaults ship in the package ---
-
-INSTALLED_CLI = str(Path(sys.executable).with_name("responder"))
-
-
-def installed_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """The installed `responder` command, run in ``cwd`` with no playbooks setting but ``env``."""
-    environ = {k: v for k, v in os.environ.items() if k != "RESPONDER_PLAYBOOKS_DIR"} | env
-    return subprocess.run([INSTALLED_CLI, *args], capture_output=True, text=True, timeout=60, cwd=cwd, env=environ)
-
 
 def test_installed_command_lists_the_shipped_playbooks_outside_the_repository(tmp_path):
     """`responder playbooks list` in a folder with no playbooks/ lists the packaged defaults."""

@@ -7,16 +7,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
 from responder.alerts import Notification
-from responder.metrics import ReceiverMetrics
 from responder.runs import RunStore
 from responder.settings import Settings
 from tests.conftest import Worker, following_settings, load_example
 from tests.fakes.github import FakeGitHub
-from tests.test_following import GOVERNANCE, RETRAINING, queue_runs
+from tests.support.github import GOVERNANCE, RETRAINING
+from tests.support.metrics import metric
+from tests.support.runs import queue_runs
 
 FIRING = "drift-two-segments-firing.json"
 RESOLVED = "drift-all-resolved.json"  # the resolve of FIRING's first alert
@@ -26,17 +26,6 @@ TOOK = timedelta(minutes=20)
 @pytest.fixture
 def settings(redis: Redis, redis_url: str, fake_github: FakeGitHub) -> Settings:
     return following_settings(redis_url, fake_github)
-
-
-def metric(settings: Settings, redis: Redis, name: str, **labels: str) -> float:
-    """A sample of what GET /metrics would show (the receiver's registry, read from Redis)."""
-    exposition = ReceiverMetrics(redis, settings.queue, known_alertnames=set()).exposition().decode()
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(exposition)
-        for s in family.samples
-        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-    )
 
 
 def fire_then_resolve(settings: Settings, redis: Redis, worker: Worker, *, follow: bool) -> None:

@@ -11,8 +11,7 @@ from rq import Queue
 from responder.queueing import MAX_RETRY_AFTER_SECONDS, retry_delay
 from responder.runs import RunStore
 from tests.conftest import Worker, load_example, make_settings
-from tests.test_dispatch_attribution import RetryingWorker, is_follow
-from tests.test_playbook_runs import deliver
+from tests.support.runs import RetryingWorker, is_follow, queue_runs
 
 
 @pytest.fixture
@@ -53,7 +52,7 @@ def test_rate_limited_step_is_retried_after_retry_after(retrying, redis, fake_gi
     """A 429 with Retry-After: 120 schedules the next attempt about two minutes out, not after 10 s."""
     fake_github.fail_next("POST", r"/dispatches", status=429, headers={"Retry-After": "120"},
                           body={"message": "You have exceeded a secondary rate limit"})
-    [job_id] = deliver(retrying, redis, load_example("bias-firing.json"))
+    [job_id] = queue_runs(retrying, redis, load_example("bias-firing.json"))
     Worker(retrying).drain()
     record = RunStore(redis, retention_seconds=retrying.dedup_retention_seconds).get(job_id)
     assert record.status == "retrying"
@@ -66,7 +65,7 @@ def test_secondary_rate_limit_403_waits_for_the_reset(retrying, redis, fake_gith
     fake_github.fail_next("POST", r"/dispatches", status=403,
                           headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)},
                           body={"message": "API rate limit exceeded"})
-    [job_id] = deliver(retrying, redis, load_example("bias-firing.json"))
+    [job_id] = queue_runs(retrying, redis, load_example("bias-firing.json"))
     Worker(retrying).drain()
     assert 190 <= scheduled_in(retrying, redis, f"{job_id}-retry1") <= 201
 
@@ -74,7 +73,7 @@ def test_secondary_rate_limit_403_waits_for_the_reset(retrying, redis, fake_gith
 def test_5xx_is_retried_after_the_first_backoff_step(retrying, redis, fake_github):
     """A 502 schedules the retry after the first interval (10 s ± 25 %)."""
     fake_github.fail_next("POST", r"/dispatches", status=502)
-    [job_id] = deliver(retrying, redis, load_example("bias-firing.json"))
+    [job_id] = queue_runs(retrying, redis, load_example("bias-firing.json"))
     started = datetime.now(UTC)
     Worker(retrying).drain()
     when = Queue(retrying.queue, connection=redis).scheduled_job_registry.get_scheduled_time(f"{job_id}-retry1")
@@ -87,7 +86,7 @@ def test_5xx_is_retried_after_the_first_backoff_step(retrying, redis, fake_githu
 def test_other_4xx_fails_at_once_without_retry(retrying, redis, fake_github):
     """A 404 fails the step at once; nothing is scheduled."""
     fake_github.fail_next("POST", r"/dispatches", status=404, body={"message": "Not Found"})
-    [job_id] = deliver(retrying, redis, load_example("bias-firing.json"))
+    [job_id] = queue_runs(retrying, redis, load_example("bias-firing.json"))
     Worker(retrying).drain()
     record = RunStore(redis, retention_seconds=retrying.dedup_retention_seconds).get(job_id)
     assert record.status == "failed"
@@ -103,7 +102,7 @@ def test_retries_stop_after_the_last_interval(redis, redis_url, fake_github):
                              github_repo=fake_github.full_name, job_retry_intervals=[0, 0],
                              dispatch_lookup_seconds=1)
     fake_github.fail_next("POST", r"/dispatches", status=503, times=10)
-    [job_id] = deliver(settings, redis, load_example("drift-two-segments-firing.json"))[:1]
+    [job_id] = queue_runs(settings, redis, load_example("drift-two-segments-firing.json"))[:1]
     RetryingWorker(settings).drain()
     record = RunStore(redis, retention_seconds=settings.dedup_retention_seconds).get(job_id)
     assert (record.status, record.attempts) == ("failed", 3)
@@ -114,7 +113,7 @@ def test_a_read_asked_to_wait_an_hour_does_not_hold_the_worker(retrying, redis, 
     """The manifest read gets 429 with Retry-After: 3600: the call does not sleep on it (urllib3
     would, inside the request); the digest check is deferred an hour and the attempt ends."""
     fake_github.fail_next("GET", r"/contents/", status=429, headers={"Retry-After": "3600"})
-    [job_id] = deliver(retrying, redis, load_example("integrity-firing.json"))
+    [job_id] = queue_runs(retrying, redis, load_example("integrity-firing.json"))
     Worker(retrying).drain()
     record = RunStore(redis, retention_seconds=retrying.dedup_retention_seconds).get(job_id)
     step = record.step("verify-digest")

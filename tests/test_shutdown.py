@@ -14,23 +14,11 @@ from redis import Redis
 from rq.job import Job, JobStatus
 
 from responder.settings import Settings
-from tests import test_worker_faults as faults
-from tests.conftest import WEBHOOK_TOKEN, load_example
+from tests.conftest import WEBHOOK_TOKEN, load_example, wait_until
 from tests.fakes.github import FakeGitHub
-from tests.test_worker_faults import (
-    MANIFEST_READ,
-    RedisServer,
-    Service,
-    enqueue_example,
-    finished,
-    in_flight,
-    run_of,
-    service_env,
-    start_receiver,
-    wait_until,
-)
-
-own_redis, services = faults.own_redis, faults.services  # fixtures
+from tests.support.github import MANIFEST_READ, in_flight
+from tests.support.processes import RedisServer, Service, service_env, start_receiver
+from tests.support.runs import enqueue_example, finished, run_of
 
 PAUSE_MS = 3000
 

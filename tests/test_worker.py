@@ -9,7 +9,7 @@ from responder.runtime import Runtime
 from responder.settings import Settings
 from responder.worker import Outages, ResponderWorker
 from tests.fakes.github import FakeGitHub
-from tests.test_worker_faults import enqueue_example, finished
+from tests.support.runs import enqueue_example, finished
 
 
 def test_a_workers_runs_share_its_connection_to_github(

@@ -5,171 +5,28 @@ redis-server where it has to be stopped), the GitHub fake.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import shutil
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
-import pytest
 import requests
 from redis import Redis
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from responder.alerts import Notification
-from responder.intake import Intake
-from responder.playbooks.catalog import load_catalog
-from responder.runs import RunRecord, RunStore
 from responder.runtime import Runtime
 from responder.settings import Settings
 from responder.worker import MAX_ABANDONED_REQUEUES, Outages, ResponderWorker, RunRenewal
-from tests.conftest import WEBHOOK_TOKEN, free_port, load_example, wait_until
+from tests.conftest import WEBHOOK_TOKEN, load_example, wait_until
 from tests.fakes.github import FakeGitHub
+from tests.support.github import MANIFEST_READ, in_flight
+from tests.support.processes import RedisServer, Service, descendants, service_env, start_receiver
+from tests.support.runs import enqueue_example, finished, run_of
 
 AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
-MANIFEST_READ = "/contents/"  # the digest check's manifest read: read-only, so safe to interrupt
 
 
-# --------------------------------------------------------------------------- helpers (test_shutdown uses them too)
-
-
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8", errors="replace").splitlines() if path.exists() else []
-
-
-@dataclass
-class Service:
-    """A `responder` subprocess in its own session, logging JSON lines to ``log``."""
-
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    @classmethod
-    def start(cls, env: dict[str, str], log: Path, *args: str) -> Service:
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "responder.cli", *args],
-                env={**env, "PYTHONUNBUFFERED": "1"},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return cls(proc, log)
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        found = []
-        for line in _lines(self.log):
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(entry, dict) and entry.get("event") == name:
-                found.append(entry)
-        return found
-
-    def kill_tree(self) -> None:
-        """SIGKILL the process and every descendant (RQ's scheduler process among them)."""
-        for pid in [*_descendants(self.proc.pid), self.proc.pid]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.alive:
-            self.proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=15)
-        self.kill_tree()
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[Callable[..., Service]]:
-    """Start `responder ARGS` processes; all are stopped (and their process trees killed) at the end."""
-    started: list[Service] = []
-
-    def start(env: dict[str, str], name: str, *args: str) -> Service:
-        service = Service.start(env, tmp_path / f"{name}.log", *args)
-        started.append(service)
-        return service
-
-    yield start
-    for service in started:
-        service.stop()
-
-
-def start_receiver(start: Callable[..., Service], env: dict[str, str], name: str = "receiver") -> tuple[Service, str]:
-    """`responder serve` on a free port, once /healthz answers; returns it and its base URL."""
-    port = free_port()
-    receiver = start(env, name, "serve", "--host", "127.0.0.1", "--port", str(port))
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert receiver.alive, f"receiver exited with {receiver.proc.returncode}"
-        try:
-            return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    wait_until(up, "the receiver's /healthz", logs=(receiver.log,))
-    return receiver, base
-
-
-def service_env(cli_env: dict[str, str], **values: str) -> dict[str, str]:
-    """The CLI environment plus the webhook token and ``RESPONDER_<NAME>`` overrides."""
-    overrides = {f"RESPONDER_{name.upper()}": value for name, value in values.items()}
-    return {**cli_env, "RESPONDER_WEBHOOK_TOKEN": WEBHOOK_TOKEN, **overrides}
-
-
-def enqueue_example(redis: Redis, settings: Settings, name: str) -> str:
-    """Queue the firing alert of sample ``name`` the way the webhook does; returns its job id."""
-    notification = Notification.model_validate(load_example(name))
-    [decision] = Intake(redis, settings, load_catalog(settings.playbooks_dir)).accept(notification)
-    assert decision.decision == "queued" and decision.job_id
-    return decision.job_id
-
-
-def run_of(redis: Redis, job_id: str) -> RunRecord:
-    return RunStore(redis, retention_seconds=3600).get(job_id)
-
-
-def finished(redis: Redis, job_id: str) -> RunRecord | None:
-    record = run_of(redis, job_id)
-    return record if record.status in ("succeeded", "failed") else None
-
-
-def in_flight(fake: FakeGitHub, path_part: str) -> Callable[[], bool]:
-    """True once the fake has received a request whose path contains ``path_part``."""
-    return lambda: any(path_part in r.path for r in fake.requests)
+# --------------------------------------------------------------------------- helpers
 
 
 def variable_writes(fake: FakeGitHub) -> list[str]:
@@ -228,7 +85,7 @@ def test_a_run_longer_than_the_worker_ttl_is_renewed_and_not_taken_for_abandoned
     env = service_env(cli_env, worker_ttl_seconds="4", maintenance_interval_seconds="1")
     fake_github.fail_next("GET", MANIFEST_READ, status=None, delay=8)  # a slow but normal answer
     first = services(env, "worker-1", "worker")
-    before = wait_until(lambda: set(_descendants(first.proc.pid)), "the worker's scheduler process")
+    before = wait_until(lambda: set(descendants(first.proc.pid)), "the worker's scheduler process")
     job_id = enqueue_example(redis, settings, "integrity-firing.json")
     wait_until(in_flight(fake_github, MANIFEST_READ), "the manifest read", logs=(first.log,))
     second = services(env, "worker-2", "worker")
@@ -238,7 +95,7 @@ def test_a_run_longer_than_the_worker_ttl_is_renewed_and_not_taken_for_abandoned
         [(_, value)] = redis.zrange(registry, 0, -1, withscores=True)
         return float(value)
 
-    assert set(_descendants(first.proc.pid)) == before  # the run is not in a child process
+    assert set(descendants(first.proc.pid)) == before  # the run is not in a child process
     renewed_from = score()
     wait_until(lambda: score() > renewed_from, "the registry entry to be renewed", timeout=10, logs=(first.log,))
     record = wait_until(lambda: finished(redis, job_id), "the run to finish", timeout=30, logs=(first.log,))
@@ -344,58 +201,6 @@ def test_a_run_abandoned_too_often_is_failed_with_the_reason(redis: Redis, setti
 
 
 # --------------------------------------------------------------------------- Redis outage
-
-
-class RedisServer:
-    """A redis-server of our own (appendonly, like docker-compose's) that tests stop and start again."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed; the Redis outage tests start and stop their own")
-        self.binary, self.workdir, self.port = binary, workdir, free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = [
-            *f"--port {self.port} --bind 127.0.0.1 --appendonly yes --appendfsync always".split(),
-            "--dir",
-            str(self.workdir),
-            "--save",
-            "",
-        ]
-        with (self.workdir / "redis.log").open("ab") as log:
-            self.proc = subprocess.Popen([self.binary, *args], stdout=log, stderr=subprocess.STDOUT)
-        client = Redis.from_url(self.url, socket_connect_timeout=1)
-
-        def answers() -> bool:
-            try:
-                return bool(client.ping())
-            except Exception:
-                return False
-
-        wait_until(answers, f"redis-server on port {self.port}", timeout=10, logs=(self.workdir / "redis.log",))
-        client.close()
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    workdir = tmp_path / "redis"
-    workdir.mkdir()
-    server = RedisServer(workdir)
-    server.start()
-    yield server
-    server.stop(signal.SIGKILL)
 
 
 def _post(base: str, name: str) -> requests.Response:

@@ -1,0 +1,113 @@
+"""Queueing a notification's runs the way the webhook does, working them off on an in-process RQ
+worker (retries included, or not), and reading their records back."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from redis import Redis
+
+from responder.alerts import Alert, Notification
+from responder.intake import Intake
+from responder.playbooks.catalog import load_catalog
+from responder.runs import RunRecord, RunStore
+from responder.settings import Settings
+from tests.conftest import Worker, load_example
+
+# --------------------------------------------------------------------------- queueing
+
+
+def queue_runs(settings: Settings, redis: Redis, payload: dict[str, Any]) -> list[str]:
+    """Hand a notification to the intake, as the webhook does; the ids of the runs it queued."""
+    decisions = Intake(redis, settings, load_catalog(settings.playbooks_dir)).accept(
+        Notification.model_validate(payload)
+    )
+    return [d.job_id for d in decisions if d.decision == "queued" and d.job_id]
+
+
+def enqueue_example(redis: Redis, settings: Settings, name: str) -> str:
+    """Queue the firing alert of sample ``name`` the way the webhook does; returns its job id."""
+    notification = Notification.model_validate(load_example(name))
+    [decision] = Intake(redis, settings, load_catalog(settings.playbooks_dir)).accept(notification)
+    assert decision.decision == "queued" and decision.job_id
+    return decision.job_id
+
+
+def refired(payload: dict[str, Any], starts_at: str = "2026-11-26T16:00:00Z") -> dict[str, Any]:
+    """The notification's alerts as a new firing instance, started at ``starts_at``."""
+    for alert in payload["alerts"]:
+        alert["startsAt"] = starts_at
+    return payload
+
+
+# --------------------------------------------------------------------------- working runs off
+
+
+def is_follow(job_id: str) -> bool:
+    """A job that polls a dispatched workflow run (``responder.queueing.enqueue_follow``)."""
+    return "-follow-" in job_id
+
+
+class RetryingWorker(Worker):
+    """Runs queued jobs and the retries they schedule once due; the polls that follow a dispatched
+    workflow run are left scheduled (tests/test_following.py runs them)."""
+
+    def drain(self, timeout: float = 30.0) -> None:
+        self.drain_scheduled(lambda job_id: not is_follow(job_id), timeout=timeout)
+
+
+def run_notification(settings: Settings, redis: Redis, worker: Worker, payload: dict[str, Any]) -> list[RunRecord]:
+    """Queue the notification's runs, work them off on ``worker``; their records."""
+    job_ids = queue_runs(settings, redis, payload)
+    worker.drain()
+    store = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
+    return [store.get(job_id) for job_id in job_ids]
+
+
+def run_in_env(env: dict[str, Any], payload: dict[str, Any]) -> list[RunRecord]:
+    """Queue the notification's runs with ``env["settings"]`` on ``env["redis"]`` and work them off on
+    ``env["worker"]``; their records."""
+    settings: Settings = env["settings"]
+    intake = Intake(env["redis"], settings, load_catalog(settings.playbooks_dir))
+    decisions = intake.accept(Notification.model_validate(payload))
+    env["worker"].drain()
+    store = RunStore(env["redis"], retention_seconds=settings.dedup_retention_seconds)
+    return [store.get(d.job_id) for d in decisions if d.decision == "queued" and d.job_id]
+
+
+def run_manually(settings: Settings, playbook: str, labels: dict[str, str], annotations: dict[str, str]) -> Any:
+    """Queue ``playbook`` for an alert with these labels, run it on a worker, return its run record."""
+    alert = Alert(
+        status="firing",
+        labels=labels,
+        annotations=annotations,
+        startsAt=datetime.now(UTC),
+        fingerprint=uuid.uuid4().hex[:16],
+    )
+    record = Intake(Redis.from_url(settings.redis_url), settings, load_catalog(settings.playbooks_dir)).enqueue_manual(
+        playbook, alert, dry_run=False
+    )
+    worker = Worker(settings)
+    worker.drain()
+    return RunStore(worker.runtime.redis, retention_seconds=60).get(record.id)
+
+
+# --------------------------------------------------------------------------- run records
+
+
+def record_of(settings: Settings, redis: Redis, job_id: str) -> RunRecord:
+    """The run record of ``job_id``."""
+    return RunStore(redis, retention_seconds=settings.dedup_retention_seconds).get(job_id)
+
+
+def run_of(redis: Redis, job_id: str) -> RunRecord:
+    """The run record of ``job_id``, read without settings."""
+    return RunStore(redis, retention_seconds=3600).get(job_id)
+
+
+def finished(redis: Redis, job_id: str) -> RunRecord | None:
+    """The run record of ``job_id`` once it has succeeded or failed, else None."""
+    record = run_of(redis, job_id)
+    return record if record.status in ("succeeded", "failed") else None
