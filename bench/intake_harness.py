@@ -63,8 +63,8 @@ async def accept_all(per_caller: int, rounds: int, redis: procs.RedisServer, cal
     from responder.groupcommit import GroupCommit
     from responder.intake import Intake
     from responder.playbooks.catalog import load_catalog
-    from responder.redisconn import async_redis_client, redis_client
     from responder.settings import Settings
+    from responder.store.redisconn import async_redis_client, redis_client
 
     settings = Settings()
     commit = GroupCommit(Intake(redis_client(settings), settings, load_catalog(settings.playbooks_dir)),

@@ -24,11 +24,11 @@ from responder.alerts import Alert
 from responder.cli_args import label, not_text
 from responder.cli_serve import cmd_serve
 from responder.errors import CommandFailed, ConfigError, ResponderError
-from responder.history import History
 from responder.log import configure_logging
-from responder.redisconn import REDIS_DOWN
 from responder.runs import RUN_STATUSES, RunStore
 from responder.settings import Settings, load_settings
+from responder.store.history import History
+from responder.store.redisconn import REDIS_DOWN
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REDIS = 0, 1, 2, 3
 
@@ -180,7 +180,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from responder.intake import Intake
     from responder.playbooks.catalog import load_catalog
-    from responder.redisconn import redis_client
+    from responder.store.redisconn import redis_client
 
     catalog = load_catalog(settings.playbooks_dir)
     playbook = catalog.get(args.playbook)
@@ -230,7 +230,7 @@ def _queued(redis: Redis, settings: Settings, job_id: str, args: argparse.Namesp
 
 
 def _runs(settings: Settings) -> RunStore:
-    from responder.redisconn import redis_client
+    from responder.store.redisconn import redis_client
 
     return RunStore(redis_client(settings), retention_seconds=settings.dedup_retention_seconds)
 
@@ -255,7 +255,7 @@ def cmd_jobs_show(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_jobs_retry(args: argparse.Namespace, settings: Settings) -> int:
     from responder.intake import Intake
     from responder.playbooks.catalog import load_catalog
-    from responder.redisconn import redis_client
+    from responder.store.redisconn import redis_client
 
     redis = redis_client(settings)
     runs = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
@@ -267,7 +267,7 @@ def cmd_jobs_retry(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _history(settings: Settings) -> History:
-    from responder.redisconn import redis_client
+    from responder.store.redisconn import redis_client
 
     return History(
         redis_client(settings), keep=settings.history_keep, retention_seconds=settings.history_retention_seconds
@@ -297,7 +297,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from responder.alerts import Notification
     from responder.intake import Intake
     from responder.playbooks.catalog import load_catalog
-    from responder.redisconn import redis_client
+    from responder.store.redisconn import redis_client
 
     try:
         payload = args.file.read_bytes()

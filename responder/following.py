@@ -34,29 +34,19 @@ from typing import cast
 from redis.client import Pipeline
 from rq import Queue
 
-from responder import metrics, redis_keys, tickets
+from responder import metrics, tickets
 from responder.errors import PermanentError, TransientError
 from responder.integrations.base import NotModified, RunSnapshot, TicketKey
 from responder.log import get_logger
-from responder.queueing import MAX_RETRY_AFTER_SECONDS, enqueue_follow
 from responder.runs import FollowedArtifact, FollowedRun, RunRecord
 from responder.runtime import Runtime
+from responder.store import locks, redis_keys
+from responder.store.queueing import MAX_RETRY_AFTER_SECONDS, enqueue_follow
 from responder.tickets import duration
 
 log = get_logger(__name__)
 DISPATCH_KIND = "dispatch_workflow"
 LOCK_SECONDS = 120  # longer than one poll and its artifact reads take; a dead worker's lock lapses
-
-
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-_RELEASE_POLL = """
-local held = redis.call('get', KEYS[1])
-if held and string.sub(held, 1, string.len(ARGV[1])) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
 
 
 def state_key(run_id: str, step: str) -> str:
@@ -73,7 +63,7 @@ def release_abandoned_lock(pipe: Pipeline, run_id: str, step: str, number: int) 
     """Queue on ``pipe`` the release of the lock poll ``number`` holds, if it holds it: its worker died
     mid-poll. Left to lapse (LOCK_SECONDS), the lock would turn the re-queued poll away as a duplicate
     and nothing would poll the run again. A lock another poll holds is left alone."""
-    pipe.eval(_RELEASE_POLL, 1, lock_key(run_id, step), f"{number}:")
+    locks.release_prefixed(pipe, lock_key(run_id, step), f"{number}:")
 
 
 @dataclass(frozen=True)
@@ -174,7 +164,7 @@ def poll(runtime: Runtime, run_id: str, step: str, number: int) -> str:
         enqueue_follow(queue, runtime.settings, run_id, step, number + 1, delay=delay)
         return followed.status
     finally:
-        runtime.redis.eval(_RELEASE, 1, lock, token)  # only our own lock: one that lapsed may be another's
+        locks.release(runtime.redis, lock, token)  # only our own lock: one that lapsed may be another's
 
 
 def stop_following(runtime: Runtime, record: RunRecord, followed: FollowedRun, note: str) -> None:

@@ -12,7 +12,7 @@ from typing import cast
 
 from redis import Redis
 
-from responder import redis_keys
+from responder.store import redis_keys
 
 KEY = redis_keys.FREEZE
 

@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeout
 from responder.alerts import Notification
 from responder.decisions import Decision
 from responder.intake import Intake
-from responder.redisconn import REDIS_DOWN
+from responder.store.redisconn import REDIS_DOWN
 
 MAX_ALERTS = 1000  # alerts per commit; bounds the time a batch holds the ones behind it
 IN_FLIGHT = 2  # commits at once: one is decided and written while the other waits for Redis

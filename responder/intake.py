@@ -37,14 +37,14 @@ from responder.decisions import (
     firing_groups,
 )
 from responder.decisions import plan as decide_plan
-from responder.history import History, Received, new_record_id
 from responder.playbooks.catalog import Catalog
-from responder.queueing import FirstAttempts, enqueue_run
-from responder.redis_keys import digest, storm_counter_key, storm_models_key, triage_key
-from responder.redisconn import KeptConnectionScript
 from responder.runs import QueuedRun, RunRecord, RunStore, Source
 from responder.settings import Settings
-from responder.writeset import APPLY, WriteSet
+from responder.store.history import History, Received, new_record_id
+from responder.store.queueing import FirstAttempts, enqueue_run
+from responder.store.redis_keys import digest, storm_counter_key, storm_models_key, triage_key
+from responder.store.redisconn import KeptConnectionScript
+from responder.store.writeset import WriteSet, apply_script, apply_script_async
 
 
 @dataclass
@@ -88,7 +88,7 @@ class Intake:
         )
         # A payload is read by its history record and by its runs: kept as long as either.
         self._payload_ttl = max(settings.history_retention_seconds, settings.dedup_retention_seconds)
-        self._apply = redis.register_script(APPLY)
+        self._apply = apply_script(redis)
         self._async_script: KeptConnectionScript | None = None
         self._counters_seen: dict[str, int] = {}  # storm counter key -> value last read or written here
         self._guard = StormGuard(settings.storm_max_runs, settings.storm_window_seconds)
@@ -158,9 +158,9 @@ class Intake:
             self._remember(batch, values)
 
     def _apply_async(self, redis: AsyncRedis) -> KeptConnectionScript:
-        """The APPLY script bound to ``redis``, made once (making it hashes the script's text)."""
+        """The commit script bound to ``redis``, made once (making it hashes the script's text)."""
         if self._async_script is None or self._async_script.registered_client is not redis:
-            self._async_script = KeptConnectionScript(redis, APPLY)
+            self._async_script = apply_script_async(redis)
         return self._async_script
 
     # A commit is tried first without reading: as if no alert of the batch had been seen and

@@ -14,9 +14,9 @@ from rq import Queue
 from responder import following
 from responder.log import get_logger
 from responder.playbooks.runner import run_playbook
-from responder.queueing import enqueue_run
 from responder.runtime import Runtime
 from responder.settings import load_settings
+from responder.store.queueing import enqueue_run
 
 log = get_logger(__name__)
 _runtime: Runtime | None = None

@@ -23,8 +23,8 @@ from redis import Redis
 from redis.client import Pipeline
 from rq import Queue
 
-from responder import redis_keys
 from responder.errors import TransientError
+from responder.store import redis_keys
 
 KEY = redis_keys.METRICS
 STEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, float("inf"))

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from responder.freeze import FreezeEntry
-from responder.history import NotificationRecord
 from responder.playbooks.model import Playbook
 from responder.runs import RunRecord
+from responder.store.history import NotificationRecord
 from responder.timefmt import ago, took, utc_text
 
 

@@ -28,8 +28,8 @@ from pydantic import SecretStr
 
 from responder.auth import authorized
 from responder.errors import RunNotFound
-from responder.redisconn import REDIS_DOWN
 from responder.runs import RUN_STATUSES, RunStore, StepRecord, utcnow
+from responder.store.redisconn import REDIS_DOWN
 from responder.timefmt import ago, as_utc, took, utc_text
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -28,9 +28,9 @@ from responder.log import get_logger
 from responder.metrics import ReceiverMetrics
 from responder.pages import RUN_STORE, add_pages
 from responder.playbooks.catalog import Catalog
-from responder.redisconn import REDIS_DOWN, async_redis_client, redis_client
 from responder.runs import RunStore
 from responder.settings import Settings
+from responder.store.redisconn import REDIS_DOWN, async_redis_client, redis_client
 
 log = get_logger(__name__)
 

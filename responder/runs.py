@@ -20,11 +20,11 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from redis import Redis
 from redis.client import Pipeline
 
-from responder import redis_keys
 from responder.alerts import Alert, Notification
 from responder.errors import RunNotFound
-from responder.redis_keys import payload_key
-from responder.writeset import WriteSet
+from responder.store import redis_keys
+from responder.store.redis_keys import payload_key
+from responder.store.writeset import WriteSet
 
 StepStatus = Literal["ok", "skipped", "planned", "failed", "retrying"]
 RunStatus = Literal["queued", "running", "retrying", "succeeded", "failed", "suppressed"]

@@ -15,11 +15,11 @@ from responder.integrations.jira import JiraTracker
 from responder.integrations.jira_ledger import TicketLedger
 from responder.integrations.toggles import DryRunToggles, ToggleClient
 from responder.integrations.workflow_runs import PyGithubRunReader
-from responder.pacing import WritePacer
 from responder.playbooks.catalog import Catalog, load_catalog
-from responder.redisconn import redis_client
 from responder.runs import RunStore
 from responder.settings import Settings
+from responder.store.pacing import WritePacer
+from responder.store.redisconn import redis_client
 
 
 @dataclass(frozen=True)

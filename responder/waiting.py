@@ -16,8 +16,8 @@ from typing import TextIO
 from redis import Redis
 
 from responder.errors import WaitTimedOut
-from responder.queueing import listening_workers
 from responder.runs import RunRecord, RunStore, StepRecord
+from responder.store.queueing import listening_workers
 
 ENDED = ("succeeded", "failed")
 POLL_SECONDS = 0.2  # between two reads of the run record

@@ -37,9 +37,9 @@ from redis import Redis
 
 from responder.jobs import install_runtime
 from responder.log import get_logger
-from responder.redisconn import REDIS_DOWN
 from responder.runtime import Runtime
 from responder.settings import Settings
+from responder.store.redisconn import REDIS_DOWN
 from responder.worker_outages import RECONNECT_MAX_SECONDS, Outages, one_line
 from responder.worker_recovery import ABANDONED_META, MAX_ABANDONED_REQUEUES, AbandonedJobs
 from responder.worker_renewal import RunRenewal

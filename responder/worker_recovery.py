@@ -38,10 +38,10 @@ from rq.utils import as_text, current_timestamp, parse_composite_key
 from responder import following
 from responder.errors import RunNotFound
 from responder.log import get_logger
-from responder.queueing import FOLLOW_FUNCTION, JOB_FUNCTION
-from responder.redisconn import REDIS_DOWN
 from responder.runs import utcnow
 from responder.runtime import Runtime
+from responder.store.queueing import FOLLOW_FUNCTION, JOB_FUNCTION
+from responder.store.redisconn import REDIS_DOWN
 from responder.worker_outages import one_line
 
 if TYPE_CHECKING:

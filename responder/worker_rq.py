@@ -42,8 +42,8 @@ from rq.utils import now
 from rq.worker import WorkerStatus
 
 from responder.log import get_logger
-from responder.redisconn import REDIS_DOWN
 from responder.runtime import Runtime
+from responder.store.redisconn import REDIS_DOWN
 from responder.worker_outages import RECONNECT_MAX_SECONDS, Outages, one_line
 from responder.worker_recovery import AbandonedJobs
 from responder.worker_renewal import RunRenewal

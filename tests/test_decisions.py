@@ -21,7 +21,7 @@ from responder.decisions import (
     plan,
 )
 from responder.playbooks.catalog import Catalog, load_catalog
-from responder.redis_keys import seen_key, triage_key
+from responder.store.redis_keys import seen_key, triage_key
 from tests.conftest import ROOT
 
 GUARD = StormGuard(max_runs=2, window_seconds=600)

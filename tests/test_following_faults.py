@@ -17,10 +17,10 @@ from rq.job import Job, JobStatus
 
 from responder import jobs
 from responder.following import LOCK_SECONDS, lock_key
-from responder.queueing import MAX_RETRY_AFTER_SECONDS
 from responder.runs import FollowedRun
 from responder.runtime import Runtime
 from responder.settings import Settings
+from responder.store.queueing import MAX_RETRY_AFTER_SECONDS
 from responder.worker import MAX_ABANDONED_REQUEUES, Outages, ResponderWorker
 from tests.conftest import Worker, following_settings, integration_settings, load_example, wait_until
 from tests.fakes.github import FakeGitHub

@@ -13,11 +13,11 @@ from redis.exceptions import ConnectionError as RedisUnreachable
 
 from responder.alerts import Notification
 from responder.groupcommit import GroupCommit
-from responder.history import History
 from responder.intake import Decision, Intake
 from responder.playbooks.catalog import load_catalog
-from responder.redisconn import REDIS_DOWN, async_redis_client
 from responder.settings import Settings
+from responder.store.history import History
+from responder.store.redisconn import REDIS_DOWN, async_redis_client
 from tests.conftest import load_example, make_settings
 
 

@@ -194,7 +194,7 @@ def test_jobs_retry_refuses_a_run_that_did_not_fail(cli_env, settings, redis):
 
 def test_records_received_in_one_second_get_distinct_ids():
     """A storm's thousands of notifications a second each keep their own record (one id each)."""
-    from responder.history import NotificationRecord
+    from responder.store.history import NotificationRecord
 
     ids = {NotificationRecord().id for _ in range(50_000)}
     assert len(ids) == 50_000

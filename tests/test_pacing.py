@@ -6,7 +6,7 @@ import itertools
 import threading
 import time
 
-from responder.pacing import KEY, WritePacer
+from responder.store.pacing import KEY, WritePacer
 from tests.conftest import Worker, load_example, make_settings
 from tests.support.runs import run_notification
 
@@ -31,7 +31,10 @@ def test_writes_from_two_workers_are_spaced_by_the_interval(redis):
     passed.sort()
     gaps = [b - a for a, b in itertools.pairwise(passed)]
     assert len(passed) == 6
-    assert min(gaps) >= 0.095
+    # Each write wakes at or after its slot, 0.1 s after the one before; a busy machine may wake one
+    # late, which shortens the gap after it: half an interval is the bound that still shows pacing.
+    assert min(gaps) >= 0.05
+    assert passed[-1] - passed[0] >= 0.45
 
 
 def test_zero_turns_pacing_off(redis):

@@ -11,12 +11,12 @@ from aiohttp.test_utils import TestClient
 from redis import Redis
 
 from responder.alerts import Notification
-from responder.history import INDEX_KEY, AlertDecision, History, NotificationRecord
 from responder.intake import Intake
 from responder.playbooks.catalog import load_catalog
-from responder.redis_keys import payload_key
 from responder.runs import RunStore
 from responder.settings import Settings
+from responder.store.history import INDEX_KEY, AlertDecision, History, NotificationRecord
+from responder.store.redis_keys import payload_key
 from tests.conftest import SAMPLES, WEBHOOK_TOKEN, Worker, run_cli
 
 # Key order and spacing that no JSON encoder of ours produces: stored as received or not at all.

@@ -11,8 +11,8 @@ from redis import Redis
 from rq import Queue
 from rq.job import Job
 
-from responder.queueing import FirstAttempts, _rq_timestamp, _zlib_stored, enqueue_run
-from responder.writeset import APPLY, WriteSet
+from responder.store.queueing import FirstAttempts, _rq_timestamp, _zlib_stored, enqueue_run
+from responder.store.writeset import APPLY, WriteSet
 from tests.conftest import make_settings
 
 TIMESTAMPS = {b"created_at", b"enqueued_at"}

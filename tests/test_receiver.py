@@ -20,12 +20,12 @@ from rq import Queue
 from rq.job import Job
 
 from responder.alerts import Notification
-from responder.history import History
 from responder.intake import Intake
 from responder.playbooks.catalog import Catalog, load_catalog
 from responder.receiver import create_app
 from responder.runs import RunStore
 from responder.settings import Settings
+from responder.store.history import History
 from tests.conftest import ROOT, SAMPLES, WEBHOOK_TOKEN, load_example, make_settings
 
 URL = "/webhooks/alertmanager"

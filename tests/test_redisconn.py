@@ -12,7 +12,7 @@ from redis.asyncio import ConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from responder.redisconn import KeptConnectionScript, async_redis_client
+from responder.store.redisconn import KeptConnectionScript, async_redis_client
 from tests.conftest import make_settings
 
 VALUES = ["plain", "naïve ☃ 𝄞", b"\x00\xff raw", 42, -7, 1764170000.123456, 0.1]

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from rq import Queue
 
-from responder.queueing import MAX_RETRY_AFTER_SECONDS, retry_delay
 from responder.runs import RunStore
+from responder.store.queueing import MAX_RETRY_AFTER_SECONDS, retry_delay
 from tests.conftest import Worker, load_example, make_settings
 from tests.support.runs import RetryingWorker, is_follow, queue_runs
 

@@ -20,8 +20,8 @@ from redis import Redis
 from responder.alerts import Alert
 from responder.intake import Intake
 from responder.playbooks.catalog import Catalog
-from responder.queueing import listening_workers
 from responder.runs import RunRecord, RunStore, StepRecord
+from responder.store.queueing import listening_workers
 from responder.waiting import Progress
 from tests.conftest import make_settings, run_cli, started_worker, tail, wait_until
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from redis import Redis
 
-from responder.writeset import APPLY, CHUNK, WriteSet
+from responder.store.writeset import APPLY, CHUNK, WriteSet
 
 
 def test_applies_every_write_when_the_absent_keys_are_absent(redis: Redis) -> None:

@@ -19,17 +19,11 @@ from typing import cast
 from redis import Redis
 from redis.client import Pipeline
 
-from responder import redis_keys
 from responder.integrations.base import TicketKey
+from responder.store import locks, redis_keys
 
 RECONCILE_MAX = 50  # Jira Cloud reconciles at most 50 issues per search
 RECONCILE_WINDOW_SECONDS = 600  # most writes show in the search within seconds, a few take minutes
-
-_FORGET = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-
 
 class TicketLedger:
     """Responder's own Jira writes, kept in Redis so that every worker reads them back at once.
@@ -45,7 +39,6 @@ class TicketLedger:
         self._prefix = redis_keys.jira_prefix(project)
         self._retention = retention_seconds
         self._lag_ms = max(1, int(search_lag_seconds * 1000))
-        self._forget = redis.register_script(_FORGET)
 
     def _ticket_key(self, key: TicketKey) -> str:
         return f"{self._prefix}:ticket:{key.alertname}:{key.ident}"
@@ -67,7 +60,7 @@ class TicketLedger:
 
     def forget(self, key: TicketKey, issue_key: str) -> None:
         """Forget ``issue_key`` as ``key``'s ticket, unless another has been remembered meanwhile."""
-        self._forget(keys=[self._ticket_key(key)], args=[issue_key])
+        locks.release(self._redis, self._ticket_key(key), issue_key)
 
     def creating(self, key: TicketKey) -> None:
         """Note, before the request, that a ticket for ``key`` is being created."""

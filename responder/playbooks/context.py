@@ -16,9 +16,9 @@ from responder.integrations.base import GitHubGateway, Ticket, TicketDraft, Tick
 from responder.log import get_logger
 from responder.manifest import Manifest, ModelEntry
 from responder.playbooks import templating
-from responder.redis_keys import ticket_claim_key, ticket_lock_key, ticket_memory_keys
 from responder.runs import RunRecord, RunStore
 from responder.settings import Settings
+from responder.store.redis_keys import ticket_claim_key, ticket_lock_key, ticket_memory_keys
 
 if TYPE_CHECKING:
     from responder.playbooks.model import Playbook

@@ -14,9 +14,9 @@ from responder.integrations.base import TicketKey
 from responder.log import Redactor, get_logger
 from responder.playbooks.context import StepContext, WaitingForStep
 from responder.playbooks.steps import StepResult
-from responder.queueing import MAX_RETRY_AFTER_SECONDS, retry_delay
 from responder.runs import RunRecord, StepRecord, time_to_resolve, utcnow
 from responder.runtime import Runtime
+from responder.store.queueing import MAX_RETRY_AFTER_SECONDS, retry_delay
 
 log = get_logger(__name__)
 

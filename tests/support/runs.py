@@ -46,7 +46,7 @@ def refired(payload: dict[str, Any], starts_at: str = "2026-11-26T16:00:00Z") ->
 
 
 def is_follow(job_id: str) -> bool:
-    """A job that polls a dispatched workflow run (``responder.queueing.enqueue_follow``)."""
+    """A job that polls a dispatched workflow run (``responder.store.queueing.enqueue_follow``)."""
     return "-follow-" in job_id
 
 

@@ -17,7 +17,7 @@ from redis.client import Pipeline
 from responder.errors import TransientError
 from responder.integrations.base import Outcome, WorkflowRunRef
 from responder.playbooks.context import StepContext
-from responder.redis_keys import CLAIMED_RUNS, UNATTRIBUTED, cooldown_key, dispatch_attempt_key
+from responder.store.redis_keys import CLAIMED_RUNS, UNATTRIBUTED, cooldown_key, dispatch_attempt_key
 
 SLACK = timedelta(seconds=5)  # clock difference between this host and GitHub
 POLL_SECONDS = 2.0  # between two reads of the run list when the step waits for it in the worker

@@ -12,7 +12,7 @@ from responder.document import Document
 from responder.integrations.base import Ticket, TicketDraft, TicketKey
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps.base import Params, StepBase, StepResult
-from responder.redis_keys import TRIAGE_LABEL, digest, storm_models_key, storm_reported_key
+from responder.store.redis_keys import TRIAGE_LABEL, digest, storm_models_key, storm_reported_key
 
 
 class IncidentParams(Params):

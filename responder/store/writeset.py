@@ -24,7 +24,11 @@ from itertools import chain
 from typing import Any, TypeVar
 
 import msgpack
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from redis.commands.core import Script
+
+from responder.store.redisconn import KeptConnectionScript
 
 Arg = str | bytes | int | float
 T = TypeVar("T")
@@ -155,6 +159,16 @@ class WriteSet:
         or a ``redisconn.KeptConnectionScript``)."""
         keys, args = self._call()
         return bool(await script(keys=keys, args=args))
+
+
+def apply_script(redis: Redis) -> Script:
+    """The commit script registered on ``redis`` (``WriteSet.apply`` calls it)."""
+    return redis.register_script(APPLY)
+
+
+def apply_script_async(redis: AsyncRedis) -> KeptConnectionScript:
+    """The commit script on ``redis``'s kept connections (``WriteSet.apply_async`` calls it)."""
+    return KeptConnectionScript(redis, APPLY)
 
 
 def _pack(args: list[Arg]) -> bytes:

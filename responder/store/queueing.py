@@ -20,7 +20,7 @@ from rq.job import Job, JobStatus
 from rq.utils import missing_keys
 
 from responder.settings import Settings
-from responder.writeset import Arg, WriteSet
+from responder.store.writeset import Arg, WriteSet
 
 JOB_FUNCTION = "responder.jobs.run_playbook_job"
 FOLLOW_FUNCTION = "responder.jobs.follow_workflow_run_job"

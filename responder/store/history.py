@@ -28,12 +28,12 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.client import Pipeline
 
-from responder import redis_keys
 from responder.alerts import Alert, Notification
 from responder.errors import NotificationNotFound
-from responder.redis_keys import payload_key
 from responder.runs import Source, utcnow
-from responder.writeset import Arg, WriteSet
+from responder.store import redis_keys
+from responder.store.redis_keys import payload_key
+from responder.store.writeset import Arg, WriteSet
 
 INDEX_KEY = redis_keys.NOTIFICATIONS_INDEX
 SIZES_KEY = redis_keys.NOTIFICATION_SIZES
