@@ -197,6 +197,19 @@ def load_example(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
+def live_worker(redis: Redis, redis_url: str, fake_github: FakeGitHub, tmp_path: Path) -> Iterator[Settings]:
+    """Live settings against the GitHub fake, with the playbooks of tmp_path; the worker runtime is reset after."""
+    yield make_settings(
+        redis_url,
+        github_api_url=fake_github.url,
+        github_token=fake_github.token,
+        github_repo=fake_github.full_name,
+        playbooks_dir=tmp_path,
+    )
+    jobs.install_runtime(None)
+
+
+@pytest.fixture
 def fake_toggles() -> Iterator[FakeToggles]:
     with FakeToggles() as fake:
         yield fake

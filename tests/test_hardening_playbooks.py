@@ -3,17 +3,13 @@ dispatch's reason must be an identifier before anything is dispatched."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis import Redis
 
-from responder import jobs
 from responder.errors import PlaybookError
 from responder.playbooks.catalog import load_catalog, validate_path
 from responder.settings import Settings
-from tests.conftest import make_settings
 from tests.fakes.github import FakeGitHub
 from tests.support.playbooks import VALID, installed_cli, write
 from tests.support.runs import run_manually
@@ -94,17 +90,6 @@ steps:
 """
 
 
-@pytest.fixture
-def live_worker(redis: Redis, redis_url: str, fake_github: FakeGitHub, tmp_path: Path) -> Iterator[Settings]:
-    """Live settings against the GitHub fake, with the playbooks of tmp_path; the worker runtime is reset after."""
-    yield make_settings(
-        redis_url,
-        github_api_url=fake_github.url,
-        github_token=fake_github.token,
-        github_repo=fake_github.full_name,
-        playbooks_dir=tmp_path,
-    )
-    jobs.install_runtime(None)
 
 
 @pytest.mark.parametrize("reason", ["drift; rm -rf /", "$(id)", "a" * 129, "two\nlines", ""])

@@ -13,7 +13,7 @@ import copy
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,6 @@ from pydantic import SecretStr
 from redis import Redis
 from rq import Queue
 
-from responder import jobs
 from responder.playbooks.catalog import Catalog
 from responder.receiver import create_app
 from responder.runs import RunStore
@@ -505,17 +504,6 @@ async def test_hostile_labels_are_decided_and_unsafe_identifiers_rejected(
 # --------------------------------------------------------------------------- templates
 
 
-@pytest.fixture
-def live_worker(redis: Redis, redis_url: str, fake_github: FakeGitHub, tmp_path: Path) -> Iterator[Settings]:
-    """Live settings against the GitHub fake, with the playbooks of tmp_path; the worker runtime is reset after."""
-    yield make_settings(
-        redis_url,
-        github_api_url=fake_github.url,
-        github_token=fake_github.token,
-        github_repo=fake_github.full_name,
-        playbooks_dir=tmp_path,
-    )
-    jobs.install_runtime(None)
 
 
 ESCAPES = [

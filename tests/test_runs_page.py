@@ -9,8 +9,6 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -27,9 +25,10 @@ from responder.playbooks.catalog import Catalog, load_catalog
 from responder.receiver import create_app
 from responder.runs import INDEX_KEY, RunStore
 from responder.settings import Settings
-from tests.conftest import ROOT, WEBHOOK_TOKEN, Worker, free_port, load_example, make_settings
+from tests.conftest import ROOT, WEBHOOK_TOKEN, Worker, load_example, make_settings
 from tests.fakes.github import FakeGitHub
 from tests.support.pages import Page
+from tests.support.processes import serving
 
 READ_TOKEN = "read-only-token-456"
 BEARER = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
@@ -415,42 +414,8 @@ def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def serve(redis, redis_url: str, tmp_path: Path) -> Iterator[str]:
     """A real `responder serve` with the webhook and read-only tokens, on a free port; its base URL."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
-    env.update(
-        {
-            "RESPONDER_REDIS_URL": redis_url,
-            "RESPONDER_QUEUE": "responder-test",
-            "RESPONDER_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
-            "RESPONDER_UI_TOKEN": READ_TOKEN,
-            "RESPONDER_PLAYBOOKS_DIR": str(ROOT / "playbooks"),
-            "RESPONDER_LOG_FORMAT": "json",
-        }
-    )
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "responder.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"responder serve did not come up:\n{log.read_text(errors='replace')}")
-            time.sleep(0.1)
+    with serving(redis_url, tmp_path / "serve.log", RESPONDER_UI_TOKEN=READ_TOKEN) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_runs_page_in_headless_chromium(serve, live, redis, run_worker, fake_github, tmp_path):

@@ -4,12 +4,7 @@ name): it opens the page and nothing else; without it the page takes the webhook
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +15,8 @@ from pydantic import SecretStr
 from responder.playbooks.catalog import Catalog
 from responder.receiver import create_app
 from responder.settings import load_settings
-from tests.conftest import ROOT, WEBHOOK_TOKEN, free_port, load_example, make_settings
+from tests.conftest import WEBHOOK_TOKEN, load_example, make_settings
+from tests.support.processes import serving
 
 UI_TOKEN = "ui-only-token-789"
 FALLBACK_EVENT = "runs_page.webhook_token_fallback"
@@ -128,38 +124,6 @@ def test_unprefixed_names_are_not_read(clean_env, monkeypatch):
 
 
 # --- `responder serve` at start-up ---
-
-
-@contextlib.contextmanager
-def serving(redis_url: str, log: Path, **env: str) -> Iterator[str]:
-    """A real `responder serve` on a free port, with the webhook token and ``env``; its base URL."""
-    base_env = {k: v for k, v in os.environ.items() if not k.upper().startswith("RESPONDER_")}
-    base_env.update({
-        "RESPONDER_REDIS_URL": redis_url,
-        "RESPONDER_QUEUE": "responder-test",
-        "RESPONDER_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
-        "RESPONDER_PLAYBOOKS_DIR": str(ROOT / "playbooks"),
-        "RESPONDER_LOG_FORMAT": "json",
-        **env,
-    })
-    port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "responder.cli", "serve", "--port", str(port)], env=base_env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"responder serve did not come up:\n{log.read_text(errors='replace')}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_serve_warns_when_the_page_falls_back_to_the_webhook_token(redis, redis_url, tmp_path):

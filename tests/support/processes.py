@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 import requests
 from redis import Redis
 
-from tests.conftest import WEBHOOK_TOKEN, free_port, wait_until
+from tests.conftest import ROOT, WEBHOOK_TOKEN, free_port, wait_until
 
 
 def _lines(path: Path) -> list[str]:
@@ -182,3 +183,35 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop(signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def serving(redis_url: str, log: Path, **env: str) -> Iterator[str]:
+    """A real `responder serve` on a free port, with the webhook token and ``env``; its base URL."""
+    base_env = {k: v for k, v in os.environ.items() if not k.upper().startswith("RESPONDER_")}
+    base_env.update({
+        "RESPONDER_REDIS_URL": redis_url,
+        "RESPONDER_QUEUE": "responder-test",
+        "RESPONDER_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+        "RESPONDER_PLAYBOOKS_DIR": str(ROOT / "playbooks"),
+        "RESPONDER_LOG_FORMAT": "json",
+        **env,
+    })
+    port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "responder.cli", "serve", "--port", str(port)], env=base_env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"responder serve did not come up:\n{log.read_text(errors='replace')}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
