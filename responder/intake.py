@@ -72,6 +72,47 @@ class _Batch:
         return [[final(o, plan) for o in each] for each in self.outcomes]
 
 
+class CounterGuess:
+    """What this process last saw of the storm counters, to commit a batch without reading first.
+
+    A commit is tried first without reading: as if no alert of the batch had been seen and each
+    storm counter stood where this process last saw it. The commit's conditions check exactly
+    that, so a wrong guess (a duplicate, a counter moved on by others) costs one round trip: the
+    intake then reads and decides again. In a storm of new alerts, the common case, a batch takes
+    one round trip instead of two. A guess may only let runs through (the commit checks the room
+    it takes), never hold them back: a plan from a guess that suppresses anything is decided again
+    from what Redis holds (an operator may have reset a counter).
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}  # storm counter key -> value last read or written here
+
+    @property
+    def known(self) -> list[str]:
+        """The counters remembered (those of the current storm window only)."""
+        return list(self._seen)
+
+    def guess(self, batch: _Batch) -> list[bytes | None]:
+        seen = self._seen
+        return [str(seen[key]).encode() if key in seen else None for key in batch.reads]
+
+    def remember(self, batch: _Batch, values: list[bytes | None]) -> None:
+        read = dict(zip(batch.reads, values, strict=True))
+        for key in batch.counters.values():
+            self._note(batch, key, int(read[key] or 0))
+
+    def slots_taken(self, batch: _Batch, plan: Plan) -> None:
+        for playbook, taken in plan.slots.items():
+            key = batch.counters[playbook]
+            self._note(batch, key, self._seen.get(key, 0) + taken)
+
+    def _note(self, batch: _Batch, key: str, value: int) -> None:
+        if key not in self._seen:  # perhaps a new storm window: forget the counters of older ones
+            window = f":{batch.window}:started"
+            self._seen = {k: v for k, v in self._seen.items() if k.endswith(window)}
+        self._seen[key] = value
+
+
 class Intake:
     def __init__(self, redis: Redis, settings: Settings, catalog: Catalog) -> None:
         self._redis = redis
@@ -90,7 +131,7 @@ class Intake:
         self._payload_ttl = max(settings.history_retention_seconds, settings.dedup_retention_seconds)
         self._apply = apply_script(redis)
         self._async_script: KeptConnectionScript | None = None
-        self._counters_seen: dict[str, int] = {}  # storm counter key -> value last read or written here
+        self._counters = CounterGuess()
         self._guard = StormGuard(settings.storm_max_runs, settings.storm_window_seconds)
 
     def accept(
@@ -124,15 +165,15 @@ class Intake:
         the second.
         """
         batch = self._batch(notifications, payloads, source=source, dry_run=dry_run)
-        values, guessed = self._guess(batch), True
+        values, guessed = self._counters.guess(batch), True
         while True:
             plan, writes, decisions = self._attempt(batch, values)
             if not (guessed and plan.holds_back) and writes.apply(self._apply):
-                self._note_slots_taken(batch, plan)
+                self._counters.slots_taken(batch, plan)
                 self._history.committed(batch.payloads)
                 return decisions
             values, guessed = _mget(self._redis, batch.reads), False
-            self._remember(batch, values)
+            self._counters.remember(batch, values)
 
     async def accept_many_async(
         self,
@@ -146,51 +187,22 @@ class Intake:
         on Redis: it reads the next requests meanwhile)."""
         batch = self._batch(notifications, payloads, source=source, dry_run=False)
         apply = self._apply_async(redis)
-        values, guessed = self._guess(batch), True
+        values, guessed = self._counters.guess(batch), True
         while True:
             plan, writes, decisions = self._attempt(batch, values)
             if not (guessed and plan.holds_back) and await writes.apply_async(apply):
-                self._note_slots_taken(batch, plan)
+                self._counters.slots_taken(batch, plan)
                 if self._history.trim_due(batch.payloads):
                     await self._history.trim_async(redis)
                 return decisions
             values, guessed = cast(list[bytes | None], await redis.mget(batch.reads)) if batch.reads else [], False
-            self._remember(batch, values)
+            self._counters.remember(batch, values)
 
     def _apply_async(self, redis: AsyncRedis) -> KeptConnectionScript:
         """The commit script bound to ``redis``, made once (making it hashes the script's text)."""
         if self._async_script is None or self._async_script.registered_client is not redis:
             self._async_script = apply_script_async(redis)
         return self._async_script
-
-    # A commit is tried first without reading: as if no alert of the batch had been seen and
-    # each storm counter stood where this process last saw it. The commit's conditions check
-    # exactly that, so a wrong guess (a duplicate, a counter moved on by others) costs one
-    # round trip: the intake then reads and decides again. In a storm of new alerts, the
-    # common case, a batch takes one round trip instead of two. A guess may only let runs
-    # through (the commit checks the room it takes), never hold them back: a plan from a guess
-    # that suppresses anything is decided again from what Redis holds (an operator may have
-    # reset a counter).
-
-    def _guess(self, batch: _Batch) -> list[bytes | None]:
-        counters = self._counters_seen
-        return [str(counters[key]).encode() if key in counters else None for key in batch.reads]
-
-    def _remember(self, batch: _Batch, values: list[bytes | None]) -> None:
-        read = dict(zip(batch.reads, values, strict=True))
-        for key in batch.counters.values():
-            self._note(batch, key, int(read[key] or 0))
-
-    def _note_slots_taken(self, batch: _Batch, plan: Plan) -> None:
-        for playbook, taken in plan.slots.items():
-            key = batch.counters[playbook]
-            self._note(batch, key, self._counters_seen.get(key, 0) + taken)
-
-    def _note(self, batch: _Batch, key: str, value: int) -> None:
-        if key not in self._counters_seen:  # perhaps a new storm window: forget the counters of older ones
-            window = f":{batch.window}:started"
-            self._counters_seen = {k: v for k, v in self._counters_seen.items() if k.endswith(window)}
-        self._counters_seen[key] = value
 
     def _batch(
         self,
@@ -284,7 +296,7 @@ class Intake:
         used = {playbook: int(read[key] or 0) for playbook, key in batch.counters.items()}
         plan = decide_plan(batch.candidates, batch.rejected, read, used, self._guard)
         writes = WriteSet()
-        self._write(writes, plan, batch)
+        _write(writes, plan, batch, self._settings, self._runs, self._jobs)
         decisions = batch.decisions(plan)
         received = [
             Received(id, at, batch.source, payload, [d.to_json() for d in each])
@@ -293,72 +305,71 @@ class Intake:
         self._history.add_many(received, writes, payload_ttl=self._payload_ttl)
         return plan, writes, decisions
 
-    def _write(self, pipe: WriteSet, plan: Plan, batch: _Batch) -> None:
-        """Gather the plan's writes on ``pipe``, with the conditions they were decided on."""
-        candidates, rejected, window = batch.candidates, batch.rejected, batch.window
-        for playbook, count in plan.slots.items():
-            pipe.take(
-                batch.counters[playbook],
-                count,
-                limit=self._settings.storm_max_runs,
-                ttl=2 * self._settings.storm_window_seconds,
-            )
-        retention = self._settings.dedup_retention_seconds
-        records: list[RunRecord | QueuedRun] = []  # run records to store
-        queued: list[str] = []  # of which these are queued, in this order
-        suppressed_by_playbook: dict[str, list[Candidate]] = {}
-        for candidate in candidates:
-            run = candidate.run
-            if id(candidate) in plan.repeated:
-                continue
-            if run.id in plan.queued:
-                if candidate.dedup:
-                    pipe.set(candidate.dedup_key, "1", ex=retention)
-                    pipe.require_absent(candidate.dedup_key)
-                records.append(run)
-                queued.append(run.id)
-            elif run.id in plan.suppressed:
-                pipe.set(candidate.dedup_key, "1", ex=retention)
-                pipe.require_absent(candidate.dedup_key)
-                records.append(replace(run, status="suppressed", error=plan.suppressed[run.id]))
-                suppressed_by_playbook.setdefault(run.playbook, []).append(candidate)
-        for playbook, suppressed in suppressed_by_playbook.items():
-            key = storm_models_key(playbook, window)
-            pipe.rpush(key, *[c.alert.model_id or "?" for c in suppressed])
-            pipe.expire(key, retention)
-            records.append(_system_run(STORM_PLAYBOOK, _storm_alert(suppressed[0].alert, playbook, window)))
-            queued.append(records[-1].id)
-        for decision in rejected:
-            run_id = plan.triage.get(decision.fingerprint)
-            if run_id is not None:
-                pipe.set(triage_key(decision.fingerprint), run_id, ex=retention)
-                pipe.require_absent(triage_key(decision.fingerprint))
-                records.append(
-                    RunRecord(id=run_id, playbook=TRIAGE_PLAYBOOK, alert=decision.alert, reason=decision.reason)
-                )
-                queued.append(run_id)
-        if plan.triage_suppressed:
-            # A flood of unusable alerts: each is on the storm ticket of needs-triage instead of its own.
-            key = storm_models_key(TRIAGE_PLAYBOOK, window)
-            pipe.rpush(key, *[f"fp-{digest(fp)}" for fp in sorted(plan.triage_suppressed)])
-            pipe.expire(key, retention)
-            example = next(d.alert for d in rejected if d.fingerprint in plan.triage_suppressed)
-            storm_alert = _storm_alert(example, TRIAGE_PLAYBOOK, window, alertname=TRIAGE_PLAYBOOK)
-            records.append(_system_run(STORM_PLAYBOOK, storm_alert))
-            queued.append(records[-1].id)
-            for fingerprint in plan.triage_suppressed:
-                key = triage_key(fingerprint)
-                pipe.set(key, "storm", ex=retention)
-                pipe.require_absent(key)
-        stored = {r.id for r in records}
-        shared = {id(c.group): c.group for c in candidates if c.group is not None and c.run.id in stored}
-        for group in shared.values():
-            self._runs.add_related(group.key, group.copies, pipe)
-        self._runs.add_many(records, pipe)
-        self._jobs.add(pipe, queued)
-
     def _window(self) -> int:
         return int(datetime.now(UTC).timestamp() // self._settings.storm_window_seconds)
+
+
+def _write(pipe: WriteSet, plan: Plan, batch: _Batch, settings: Settings, runs: RunStore, jobs: FirstAttempts) -> None:
+    """Gather the plan's writes on ``pipe``, with the conditions they were decided on."""
+    candidates, rejected, window = batch.candidates, batch.rejected, batch.window
+    for playbook, count in plan.slots.items():
+        pipe.take(
+            batch.counters[playbook],
+            count,
+            limit=settings.storm_max_runs,
+            ttl=2 * settings.storm_window_seconds,
+        )
+    retention = settings.dedup_retention_seconds
+    records: list[RunRecord | QueuedRun] = []  # run records to store
+    queued: list[str] = []  # of which these are queued, in this order
+    suppressed_by_playbook: dict[str, list[Candidate]] = {}
+    for candidate in candidates:
+        run = candidate.run
+        if id(candidate) in plan.repeated:
+            continue
+        if run.id in plan.queued:
+            if candidate.dedup:
+                pipe.set(candidate.dedup_key, "1", ex=retention)
+                pipe.require_absent(candidate.dedup_key)
+            records.append(run)
+            queued.append(run.id)
+        elif run.id in plan.suppressed:
+            pipe.set(candidate.dedup_key, "1", ex=retention)
+            pipe.require_absent(candidate.dedup_key)
+            records.append(replace(run, status="suppressed", error=plan.suppressed[run.id]))
+            suppressed_by_playbook.setdefault(run.playbook, []).append(candidate)
+    for playbook, suppressed in suppressed_by_playbook.items():
+        key = storm_models_key(playbook, window)
+        pipe.rpush(key, *[c.alert.model_id or "?" for c in suppressed])
+        pipe.expire(key, retention)
+        records.append(_system_run(STORM_PLAYBOOK, _storm_alert(suppressed[0].alert, playbook, window)))
+        queued.append(records[-1].id)
+    for decision in rejected:
+        run_id = plan.triage.get(decision.fingerprint)
+        if run_id is not None:
+            pipe.set(triage_key(decision.fingerprint), run_id, ex=retention)
+            pipe.require_absent(triage_key(decision.fingerprint))
+            records.append(RunRecord(id=run_id, playbook=TRIAGE_PLAYBOOK, alert=decision.alert, reason=decision.reason))
+            queued.append(run_id)
+    if plan.triage_suppressed:
+        # A flood of unusable alerts: each is on the storm ticket of needs-triage instead of its own.
+        key = storm_models_key(TRIAGE_PLAYBOOK, window)
+        pipe.rpush(key, *[f"fp-{digest(fp)}" for fp in sorted(plan.triage_suppressed)])
+        pipe.expire(key, retention)
+        example = next(d.alert for d in rejected if d.fingerprint in plan.triage_suppressed)
+        storm_alert = _storm_alert(example, TRIAGE_PLAYBOOK, window, alertname=TRIAGE_PLAYBOOK)
+        records.append(_system_run(STORM_PLAYBOOK, storm_alert))
+        queued.append(records[-1].id)
+        for fingerprint in plan.triage_suppressed:
+            key = triage_key(fingerprint)
+            pipe.set(key, "storm", ex=retention)
+            pipe.require_absent(key)
+    stored = {r.id for r in records}
+    shared = {id(c.group): c.group for c in candidates if c.group is not None and c.run.id in stored}
+    for group in shared.values():
+        runs.add_related(group.key, group.copies, pipe)
+    runs.add_many(records, pipe)
+    jobs.add(pipe, queued)
 
 
 def _payload(notification: Notification, payload: bytes | None) -> bytes:

@@ -211,4 +211,4 @@ def test_counters_of_past_storm_windows_are_forgotten(dry_settings: Settings, re
     for window in (100, 101, 102):
         accepting._window = lambda window=window: window  # type: ignore[method-assign]
         accepting.accept_many([drift(f"m{window}")])
-    assert ["responder:storm:model_drift_detected:102:started"] == list(accepting._counters_seen)
+    assert ["responder:storm:model_drift_detected:102:started"] == accepting._counters.known
