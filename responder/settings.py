@@ -1,4 +1,5 @@
-"""Every knob responder has, in one pydantic-settings class.
+"""Every knob responder has: declared in groups (one pydantic-settings class each, named for what
+it configures) and read as one ``Settings`` class.
 
 Values come from, highest priority first: environment variables prefixed ``RESPONDER_``,
 then the optional YAML file (``--config PATH`` or ``RESPONDER_CONFIG``), then the defaults
@@ -29,12 +30,21 @@ DEPRECATED_KEYS = {"read_token": "ui_token"}
 DEPRECATED_ENV = tuple(f"{ENV_PREFIX}{old.upper()}" for old in DEPRECATED_KEYS)
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True, populate_by_name=True)
-    # What load_settings found under an old name (read_token): warnings for `serve` to log.
-    _deprecations: tuple[str, ...] = PrivateAttr(default=())
+class SettingsGroup(BaseSettings):
+    """A group of settings; ``Settings`` is all of them, read with one prefix and no unknown names."""
 
-    # --- Redis and the queue ---
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/") if value else value
+
+
+class QueueSettings(SettingsGroup):
+    """Redis and the queue"""
+
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding queue, dedup and runs.")
     queue: str = Field("responder", description="RQ queue name shared by receiver and workers.")
     dedup_retention_seconds: int = Field(
@@ -69,7 +79,21 @@ class Settings(BaseSettings):
         30, gt=0, description="How often each worker looks for runs of dead workers (and restarts its scheduler)."
     )
 
-    # --- The receiver ---
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        try:  # as the client will, so that a bad port or option stops start-up here, in one line
+            parse_url(value)  # type: ignore[no-untyped-call, unused-ignore]  # untyped in redis-py
+        except ValueError as exc:
+            raise ValueError(f"not a Redis URL: {exc}") from None
+        return value
+
+
+class ReceiverSettings(SettingsGroup):
+    """The receiver"""
+
     webhook_token: SecretStr | None = Field(
         None,
         description="Bearer token (or HTTP Basic password) for webhooks; required by `serve` unless "
@@ -83,7 +107,10 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(1024 * 1024, gt=0, description="Largest webhook body accepted (413 above).")
 
-    # --- GitHub ---
+
+class GitHubSettings(SettingsGroup):
+    """GitHub"""
+
     github_api_url: str = Field("https://api.github.com", description="GitHub or GHES API base URL.")
     github_token: SecretStr | None = Field(None, description="Token with actions, variables, issues write.")
     github_repo: str | None = Field(None, description="owner/name of the ML platform repository.")
@@ -112,7 +139,22 @@ class Settings(BaseSettings):
         21600.0, gt=0, description="How long a dispatched workflow run is followed before responder gives up on it."
     )
 
-    # --- Trackers ---
+    @field_validator("github_api_url")
+    @classmethod
+    def _github_url(cls, value: str) -> str | None:
+        return _http_url(value)
+
+    @field_validator("github_repo")
+    @classmethod
+    def _owner_name(cls, value: str | None) -> str | None:
+        if value is not None and not REPO_PATTERN.match(value):
+            raise ValueError("must be owner/name, e.g. acme/ml-platform")
+        return value
+
+
+class TrackerSettings(SettingsGroup):
+    """Trackers"""
+
     tracker: Literal["github", "jira"] = Field(
         "github", description="Where incident tickets go: GitHub issues or Jira (see docs/integrations.md)."
     )
@@ -134,7 +176,15 @@ class Settings(BaseSettings):
         "was lost, the ticket is searched for this long before another may be opened.",
     )
 
-    # --- Feature-toggle service (rollback re-tag) ---
+    @field_validator("jira_url")
+    @classmethod
+    def _jira_url(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+
+class ToggleSettings(SettingsGroup):
+    """Feature-toggle service (rollback re-tag)"""
+
     toggle_url: str | None = Field(None, description="Feature-toggle service base URL.")
     toggle_token: SecretStr | None = Field(None, description="Bearer token for the toggle service (optional).")
     toggle_method: Literal["PUT", "POST", "PATCH"] = Field("PUT", description="HTTP method of the re-tag call.")
@@ -144,7 +194,15 @@ class Settings(BaseSettings):
         description="JSON body of the re-tag call: each value a template over model_id, version, reason, endpoint.",
     )
 
-    # --- Runs ---
+    @field_validator("toggle_url")
+    @classmethod
+    def _toggle_url(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+
+class RunSettings(SettingsGroup):
+    """Runs"""
+
     retraining_cooldown_seconds: int = Field(
         6 * 3600, ge=0, description="Default cooldown of retraining dispatches per model (0: none)."
     )
@@ -163,36 +221,24 @@ class Settings(BaseSettings):
         "the repository's playbooks/).",
     )
 
-    # --- Logging ---
+
+class LogSettings(SettingsGroup):
+    """Logging"""
+
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest level logged.")
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: console renderer on a TTY, JSON lines otherwise."
     )
 
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
-        try:  # as the client will, so that a bad port or option stops start-up here, in one line
-            parse_url(value)  # type: ignore[no-untyped-call, unused-ignore]  # untyped in redis-py
-        except ValueError as exc:
-            raise ValueError(f"not a Redis URL: {exc}") from None
-        return value
 
-    @field_validator("github_api_url", "toggle_url", "jira_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/") if value else value
+class Settings(
+    LogSettings, RunSettings, ToggleSettings, TrackerSettings, GitHubSettings, ReceiverSettings, QueueSettings
+):
+    """Every setting, the groups above in one class: ``Settings.model_fields`` lists them all."""
 
-    @field_validator("github_repo")
-    @classmethod
-    def _owner_name(cls, value: str | None) -> str | None:
-        if value is not None and not REPO_PATTERN.match(value):
-            raise ValueError("must be owner/name, e.g. acme/ml-platform")
-        return value
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True, populate_by_name=True)
+    # What load_settings found under an old name (read_token): warnings for `serve` to log.
+    _deprecations: tuple[str, ...] = PrivateAttr(default=())
 
     @classmethod
     def settings_customise_sources(

@@ -1,5 +1,5 @@
 """The settings reference in docs/configuration.md, generated from ``Settings``: each field's
-environment variable, default and description, in the groups settings.py puts them in.
+environment variable, default and description, in the group classes settings.py declares them in.
 
 ``scripts/config-docs`` writes it (``python -m responder.settings_docs``); ``--check`` exits 1
 when the document is stale, and tests/test_config_docs.py runs that check in CI, so the reference
@@ -8,9 +8,7 @@ cannot drift from the code.
 
 from __future__ import annotations
 
-import inspect
 import json
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,14 +17,11 @@ from typing import Any
 from pydantic import AliasChoices, SecretStr
 from pydantic.fields import FieldInfo
 
-from responder import settings
-from responder.settings import BUNDLED_PLAYBOOKS, ENV_PREFIX, Settings
+from responder.settings import BUNDLED_PLAYBOOKS, ENV_PREFIX, Settings, SettingsGroup
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 BEGIN = "<!-- settings reference: generated from responder/settings.py by scripts/config-docs; do not edit -->"
 END = "<!-- end of the settings reference -->"
-_GROUP = re.compile(r"^\s+# --- (.+?) ---\s*$")
-_FIELD = re.compile(r"^\s{4}([a-z_]+): ")
 
 
 def reference() -> str:
@@ -45,14 +40,13 @@ def updated(document: str) -> str:
 
 
 def _groups() -> list[tuple[str, list[str]]]:
-    """The fields of Settings under the ``# --- Group ---`` comments of settings.py, in order."""
-    groups: list[tuple[str, list[str]]] = []
-    for line in inspect.getsource(settings.Settings).splitlines():
-        if match := _GROUP.match(line):
-            groups.append((match.group(1), []))
-        elif (match := _FIELD.match(line)) and match.group(1) in Settings.model_fields and groups:
-            groups[-1][1].append(match.group(1))
-    return [(name, fields) for name, fields in groups if fields]
+    """The group classes Settings is made of (their docstrings name them), with their fields, in order."""
+    parts = (SettingsGroup, Settings)
+    groups = [cls for cls in reversed(Settings.__mro__) if issubclass(cls, SettingsGroup) and cls not in parts]
+    return [
+        (str(cls.__doc__).strip(), [name for name in cls.__annotations__ if name in Settings.model_fields])
+        for cls in groups
+    ]
 
 
 def _row(name: str, field: FieldInfo) -> str:
