@@ -28,36 +28,27 @@ Retry safety (nothing is retried here; runs are retried by RQ, where done steps 
   retried run finds the ticket its earlier attempt created instead of opening another (on
   Cloud, ``find_open`` waits up to ``search_lag_seconds`` for a lost create to show).
 
-Errors are translated in one place (``JiraTracker._send``): 5xx, 429 (``Retry-After``
-honoured), connection errors and timeouts become ``TransientError``; any other 4xx a
-``PermanentError`` quoting Jira's ``errorMessages``/``errors`` and the status. The token
-and the ``Authorization`` header never appear in a message.
+Calls, errors and paged searches are ``responder.integrations.jira_http`` (``JiraHttp``).
 """
 
 from __future__ import annotations
 
-import base64
 import re
 import time
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import requests
-
-from responder import metrics
 from responder.document import Document, render_jira
 from responder.errors import IntegrationError, PermanentError
-from responder.integrations import http_policy
 from responder.integrations.base import Outcome, Ticket, TicketDraft, TicketKey
 from responder.integrations.jira_answers import (
     SYSTEM,
     category_key,
     id_of,
-    issues_of,
-    jira_message,
     open_and_labelled,
 )
+from responder.integrations.jira_http import JiraHttp
 from responder.integrations.jira_ledger import RECONCILE_MAX, TicketLedger
 
 KEY_LABEL = "responder"
@@ -65,19 +56,9 @@ CLOUD_SEARCH_PATH = "/rest/api/3/search/jql"
 DATA_CENTER_SEARCH_PATH = "/rest/api/2/search"
 SUMMARY_MAX = 255  # Jira refuses longer summaries
 LABEL_MAX = 255  # and longer labels
-PAGE_SIZE = 50
-MAX_PAGES = 100  # a server that never says "last page" must not keep a worker forever
-SEARCH_FIELDS = ("summary",)
 READ_FIELDS = "summary,status,labels"  # what find_open checks on a remembered ticket
 POLL_SECONDS = 1.0  # between searches for a ticket whose create answer was lost
 ISSUE_IDS_KEPT = 1000  # issue key -> id of the tickets a process saw last (close needs the id)
-
-_HINTS = {
-    401: "; check RESPONDER_JIRA_TOKEN, and RESPONDER_JIRA_USER (Cloud: account e-mail with an API token; "
-    "Data Center: no user, a personal access token)",
-    403: "; the Jira account lacks a permission this call needs in the project",
-    404: "; check RESPONDER_JIRA_URL, the project key and that the issue still exists",
-}
 
 
 def jira_label(text: str) -> str:
@@ -126,25 +107,15 @@ class JiraTracker:
         done_transition: str = "Done",
         timeout: float = 10.0,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
         self._project = project
         self._issue_type = issue_type
-        self._search_path = search_path or (CLOUD_SEARCH_PATH if user else DATA_CENTER_SEARCH_PATH)
+        path = search_path or (CLOUD_SEARCH_PATH if user else DATA_CENTER_SEARCH_PATH)
         # the enhanced search: paged by token, eventually consistent, takes reconcileIssues
-        self._token_paging = self._search_path.rstrip("/").endswith("/search/jql")
+        self._token_paging = path.rstrip("/").endswith("/search/jql")
+        self._http = JiraHttp(base_url=base_url, token=token, user=user, search_path=path, timeout=timeout)
         self._ledger = ledger
         self._issue_ids: dict[str, int] = {}  # issue key -> id of the tickets this process has seen
         self._done_transition = done_transition
-        self._timeout = timeout
-        self._session = requests.Session()
-        self._session.headers["Accept"] = "application/json"
-        if user:
-            self._session.auth = (user, token)
-            basic = base64.b64encode(f"{user}:{token}".encode()).decode("ascii")
-            self._secrets = tuple(s for s in (token, basic) if s)
-        else:
-            self._session.headers["Authorization"] = f"Bearer {token}"
-            self._secrets = (token,) if token else ()
 
     # ----------------------------------------------------------------- Tracker
 
@@ -197,7 +168,7 @@ class JiraTracker:
         if self._token_paging:
             self._ledger.creating(draft.key)
         try:
-            created = self._send("POST", "/rest/api/2/issue", action, json={"fields": fields})
+            created = self._http.send("POST", "/rest/api/2/issue", action, json={"fields": fields})
         except IntegrationError as error:
             if error.status is not None and 400 <= error.status < 500:  # refused: nothing was created
                 self._ledger.create_settled(draft.key)
@@ -213,7 +184,7 @@ class JiraTracker:
     def comment(self, ticket: Ticket, body: Document) -> Outcome:
         action = f"comment on {ticket.ref}"
         path = f"{self._issue_path(ticket.ref)}/comment"
-        created = self._send("POST", path, action, json={"body": render_jira(body)})
+        created = self._http.send("POST", path, action, json={"body": render_jira(body)})
         comment_id = created.get("id") if isinstance(created, dict) else None
         url = self._browse_url(ticket.ref)
         if comment_id:
@@ -224,7 +195,7 @@ class JiraTracker:
         """Apply the done transition; a ticket already in a done status is left as it is."""
         action = f"close {ticket.ref}"
         path = f"{self._issue_path(ticket.ref)}/transitions"
-        answer = self._send("GET", path, action)
+        answer = self._http.send("GET", path, action)
         listed = answer.get("transitions") if isinstance(answer, dict) else None
         transitions = [t for t in listed if isinstance(t, dict)] if isinstance(listed, list) else []
         wanted = self._done_transition.casefold()
@@ -243,7 +214,7 @@ class JiraTracker:
                 f"available: {names}; set RESPONDER_JIRA_DONE_TRANSITION to the one that closes tickets",
                 system=SYSTEM,
             )
-        self._send("POST", path, action, json={"transition": {"id": str(chosen.get("id"))}})
+        self._http.send("POST", path, action, json={"transition": {"id": str(chosen.get("id"))}})
         self._wrote(ticket.ref)
         target = chosen.get("to")
         status_name = target.get("name") if isinstance(target, dict) else None
@@ -258,49 +229,10 @@ class JiraTracker:
         action = "search open tickets" + (f" labelled {', '.join(labels[1:])}" if labels[1:] else "")
         if self._token_paging:
             ids = list(dict.fromkeys([*reconcile, *self._ledger.recent()]))[:RECONCILE_MAX]
-            issues = self._search_by_token(jql, action, ids)
+            issues = self._http.search_by_token(jql, action, ids)
         else:
-            issues = self._search_by_offset(jql, action)
+            issues = self._http.search_by_offset(jql, action)
         return [self._ticket_of(issue, action) for issue in issues]
-
-    def _search_by_token(self, jql: str, action: str, reconcile: list[int]) -> list[dict[str, Any]]:
-        """Cloud enhanced search: follow ``nextPageToken`` until the last page."""
-        request: dict[str, Any] = {"jql": jql, "fields": list(SEARCH_FIELDS), "maxResults": PAGE_SIZE}
-        if reconcile:
-            request["reconcileIssues"] = reconcile
-        found: dict[str, dict[str, Any]] = {}
-        for _ in range(MAX_PAGES):
-            page = self._send("POST", self._search_path, action, json=request)
-            for issue in issues_of(page, action):
-                found.setdefault(str(issue.get("key")), issue)
-            token = page.get("nextPageToken")
-            if not isinstance(token, str) or not token or page.get("isLast") is True:
-                return list(found.values())
-            request = {**request, "nextPageToken": token}
-        raise self._too_many_pages(action)
-
-    def _search_by_offset(self, jql: str, action: str) -> list[dict[str, Any]]:
-        """Server/Data Center search: advance ``startAt`` by what each page held until ``total``."""
-        found: dict[str, dict[str, Any]] = {}
-        start = 0
-        for _ in range(MAX_PAGES):
-            request = {"jql": jql, "startAt": start, "maxResults": PAGE_SIZE, "fields": list(SEARCH_FIELDS)}
-            page = self._send("POST", self._search_path, action, json=request)
-            batch = issues_of(page, action)
-            for issue in batch:
-                found.setdefault(str(issue.get("key")), issue)
-            start += len(batch)
-            total = page.get("total")
-            if not batch or not isinstance(total, int) or start >= total:
-                return list(found.values())
-        raise self._too_many_pages(action)
-
-    def _too_many_pages(self, action: str) -> PermanentError:
-        return PermanentError(
-            f"{action}: more than {MAX_PAGES} pages of results from {self._search_path}; "
-            "check RESPONDER_JIRA_SEARCH_PATH and close stale responder tickets",
-            system=SYSTEM,
-        )
 
     # ----------------------------------------------------------------- helpers
 
@@ -316,7 +248,7 @@ class JiraTracker:
     def _read_issue(self, key: str, action: str) -> dict[str, Any] | None:
         """The issue ``key`` as it is now (a read by key is strongly consistent); None when it is gone."""
         try:
-            issue = self._send("GET", self._issue_path(key), action, params={"fields": READ_FIELDS})
+            issue = self._http.send("GET", self._issue_path(key), action, params={"fields": READ_FIELDS})
         except PermanentError as error:
             if error.status == 404:
                 return None
@@ -340,7 +272,7 @@ class JiraTracker:
 
     def _done_status(self, key: str, action: str) -> str | None:
         """The issue's status name when it is in the done category, else None."""
-        issue = self._send("GET", self._issue_path(key), action, params={"fields": "status"})
+        issue = self._http.send("GET", self._issue_path(key), action, params={"fields": "status"})
         fields = issue.get("fields") if isinstance(issue, dict) else None
         status = fields.get("status") if isinstance(fields, dict) else None
         if isinstance(status, dict) and category_key(status) == "done":
@@ -348,50 +280,8 @@ class JiraTracker:
         return None
 
     def _browse_url(self, key: str) -> str:
-        return f"{self._base_url}/browse/{urllib.parse.quote(key, safe='')}"
+        return f"{self._http.base_url}/browse/{urllib.parse.quote(key, safe='')}"
 
     @staticmethod
     def _issue_path(key: str) -> str:
         return f"/rest/api/2/issue/{urllib.parse.quote(key, safe='')}"
-
-    @metrics.counted(SYSTEM)
-    def _send(
-        self, method: str, path: str, action: str, *, json: Any = None, params: dict[str, str] | None = None
-    ) -> Any:
-        """One call to Jira; its parsed JSON answer (None when empty), or the translated error."""
-        try:
-            response = self._session.request(
-                method, self._base_url + path, json=json, params=params, timeout=self._timeout
-            )
-        except http_policy.NO_ANSWER as exc:
-            raise http_policy.unanswered(action, "Jira", exc, system=SYSTEM) from None
-        except requests.RequestException as exc:
-            raise PermanentError(
-                f"{action}: request to Jira failed ({type(exc).__name__}); check RESPONDER_JIRA_URL", system=SYSTEM
-            ) from None
-        if response.status_code >= 400:
-            raise self._error(response, action)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise PermanentError(
-                f"{action}: Jira answered {response.status_code} with a body that is not JSON; "
-                "check that RESPONDER_JIRA_URL is the Jira base URL",
-                system=SYSTEM,
-                status=response.status_code,
-            ) from None
-
-    def _error(self, response: requests.Response, action: str) -> IntegrationError:
-        status, message = response.status_code, jira_message(response)
-        text = self._redact(f"{action}: Jira answered {status}: {message}")
-        return http_policy.failure(
-            status, response.headers, text, system=SYSTEM, message=message, hint=_HINTS.get(status, "")
-        )
-
-    def _redact(self, text: str) -> str:
-        """Jira (or a proxy) may echo request headers; credentials never reach a message."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
