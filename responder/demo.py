@@ -41,7 +41,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from responder import output
-from responder.errors import ConfigError, ResponderError
+from responder.errors import ConfigError, DemoFailed
 from responder.runs import RunRecord, RunStore
 from responder.settings import ENV_PREFIX, Settings
 
@@ -58,10 +58,6 @@ START_TIMEOUT_SECONDS = 20.0  # for Redis, then the receiver, to answer
 RUNS_TIMEOUT_SECONDS = 60.0  # for every queued run to finish
 STOP_TIMEOUT_SECONDS = 15.0  # for each process to exit after SIGTERM, before SIGKILL
 FINISHED = ("succeeded", "failed")
-
-
-class DemoFailed(ResponderError):
-    """Something the demo started did not come up or went away."""
 
 
 @dataclass

@@ -8,8 +8,10 @@ ResponderError
 ├── NotificationNotFound   a decision history id that has no record (trimmed or expired)
 ├── CommandFailed          a CLI command cannot do what it was asked (the message says why)
 ├── WaitTimedOut           a `--wait` ran out of time before its run ended (the run goes on)
+├── DemoFailed             something `responder demo` started did not come up or went away
 └── IntegrationError       an external system (GitHub, Jira, toggles) said no
     ├── TransientError     worth retrying with backoff: 5xx, 429, timeouts, lost connections
+    │   └── WaitingForStep a step needs the result of an earlier step that waits for a retry
     └── PermanentError     retrying will not help: any other 4xx; the message says what to fix
 """
 
@@ -52,6 +54,10 @@ class WaitTimedOut(ResponderError):
     """The run did not end within the wait's timeout; the message says where it is and why."""
 
 
+class DemoFailed(ResponderError):
+    """Something the demo started did not come up or went away."""
+
+
 class IntegrationError(ResponderError):
     """An external system refused or failed a call."""
 
@@ -73,3 +79,11 @@ class TransientError(IntegrationError):
 
 class PermanentError(IntegrationError):
     """Retrying will not help; a person has to act on the message."""
+
+
+class WaitingForStep(TransientError):
+    """A step needs the result of an earlier step that is waiting for a retry: it waits for that retry too."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(f"needs the result of {step}, which is waiting for a retry", system="responder")
+        self.step = step

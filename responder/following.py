@@ -42,7 +42,7 @@ from responder.runs import FollowedArtifact, FollowedRun, RunRecord
 from responder.runtime import Runtime
 from responder.store import locks, redis_keys
 from responder.store.queueing import MAX_RETRY_AFTER_SECONDS, enqueue_follow
-from responder.tickets import duration
+from responder.timefmt import duration
 
 log = get_logger(__name__)
 DISPATCH_KIND = "dispatch_workflow"

@@ -7,11 +7,11 @@ which the renderers escape.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from responder.document import Block, Bullets, Checklist, Code, Document, Heading, Inline, Link, Table, Text, para
 from responder.runs import FollowedRun, RunRecord, StepRecord, time_to_resolve
-from responder.timefmt import clock, utc_text
+from responder.timefmt import clock, duration, span, utc_text
 
 TITLE_LIMIT = 250
 
@@ -24,23 +24,6 @@ def title(alertname: str, model_id: str, summary: str) -> str:
 
 def _when(value: datetime) -> str:
     return utc_text(value)
-
-
-def duration(start: datetime, end: datetime) -> str:
-    """'1h 5m 3s' style; '0s' for nothing."""
-    return span(end - start)
-
-
-def span(delta: timedelta) -> str:
-    """``duration`` of a timedelta."""
-    seconds = max(0, int(delta.total_seconds()))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    text = " ".join(
-        f"{value}{unit}" for value, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")) if value
-    )
-    return text or "0s"
 
 
 def step_status(step: StepRecord) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def ago(value: datetime, now: datetime) -> str:
@@ -69,3 +69,20 @@ def utc_text(value: datetime | None, *, suffix: str = " UTC") -> str:
     if in_utc is None:
         return value.isoformat(sep=" ", timespec="seconds")
     return in_utc.replace(tzinfo=None).isoformat(sep=" ", timespec="seconds") + suffix
+
+
+def duration(start: datetime, end: datetime) -> str:
+    """'1h 5m 3s' style; '0s' for nothing."""
+    return span(end - start)
+
+
+def span(delta: timedelta) -> str:
+    """``duration`` of a timedelta."""
+    seconds = max(0, int(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = " ".join(
+        f"{value}{unit}" for value, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")) if value
+    )
+    return text or "0s"

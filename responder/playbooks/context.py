@@ -11,7 +11,7 @@ from redis import Redis
 from redis.exceptions import LockError
 
 from responder.alerts import Alert
-from responder.errors import PermanentError, TransientError
+from responder.errors import PermanentError, TransientError, WaitingForStep
 from responder.integrations.base import GitHubGateway, Ticket, TicketDraft, TicketKey, Toggles, Tracker
 from responder.log import get_logger
 from responder.manifest import Manifest, ModelEntry
@@ -194,14 +194,6 @@ class TicketSlot:
         """Note that this run is opening the ticket (so a lost answer is found again), then open it."""
         self.ctx.redis.set(_claim_key(self.key), self.ctx.run.id, ex=self.ctx.settings.dedup_retention_seconds)
         return self.ctx.tracker.open(draft)
-
-
-class WaitingForStep(TransientError):
-    """A step needs the result of an earlier step that is waiting for a retry: it waits for that retry too."""
-
-    def __init__(self, step: str) -> None:
-        super().__init__(f"needs the result of {step}, which is waiting for a retry", system="responder")
-        self.step = step
 
 
 class PendingOutputs(Mapping[str, str]):

@@ -9,10 +9,10 @@ import structlog
 from rq.timeouts import JobTimeoutException
 
 from responder import metrics, tickets, timefmt
-from responder.errors import ResponderError, TransientError
+from responder.errors import ResponderError, TransientError, WaitingForStep
 from responder.integrations.base import TicketKey
 from responder.log import Redactor, get_logger
-from responder.playbooks.context import StepContext, WaitingForStep
+from responder.playbooks.context import StepContext
 from responder.playbooks.steps import StepResult
 from responder.runs import RunRecord, StepRecord, time_to_resolve, utcnow
 from responder.runtime import Runtime
