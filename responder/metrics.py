@@ -26,7 +26,6 @@ from rq import Queue
 from responder.errors import TransientError
 from responder.store import redis_keys
 
-KEY = redis_keys.METRICS
 STEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, float("inf"))
 # time to resolve: 1m, 5m, 15m, 30m, 1h, 2h, 6h, 12h, 24h, 3d
 RESOLVE_BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 43200.0, 86400.0, 259200.0, float("inf"))
@@ -52,18 +51,18 @@ class WorkerMetrics:
         self._batch: _Pending | None = None
 
     def run_finished(self, playbook: str, outcome: str) -> None:
-        self._add(lambda p: p.increment(f"{KEY}:runs", f"{playbook}|{outcome}"))
+        self._add(lambda p: p.increment(redis_keys.metrics_key("runs"), f"{playbook}|{outcome}"))
 
     def step_finished(self, playbook: str, step: str, kind: str, seconds: float) -> None:
-        self._observe(f"{KEY}:steps", STEP_BUCKETS, f"{playbook}|{step}|{kind}", seconds)
+        self._observe(redis_keys.metrics_key("steps"), STEP_BUCKETS, f"{playbook}|{step}|{kind}", seconds)
 
     def resolved(self, alertname: str, seconds: float) -> None:
         """An incident resolved ``seconds`` after responder's first action on it."""
-        self._observe(f"{KEY}:resolve", RESOLVE_BUCKETS, alertname, seconds)
+        self._observe(redis_keys.metrics_key("resolve"), RESOLVE_BUCKETS, alertname, seconds)
 
     def workflow_run_ended(self, workflow: str, conclusion: str) -> None:
         """Following a workflow run ended: its conclusion, or "abandoned"."""
-        self._add(lambda p: p.increment(f"{KEY}:workflow_runs", f"{workflow}|{conclusion}"))
+        self._add(lambda p: p.increment(redis_keys.metrics_key("workflow_runs"), f"{workflow}|{conclusion}"))
 
     def _observe(self, key: str, buckets: tuple[float, ...], series: str, seconds: float) -> None:
         """One histogram observation: a count in the (non-cumulative) bucket it falls in, and the sum."""
@@ -77,10 +76,10 @@ class WorkerMetrics:
 
     def step_found(self, playbook: str, step: str, finding: str) -> None:
         """A check step found a problem (its finding, e.g. "mismatch": a word set by code, not alert text)."""
-        self._add(lambda p: p.increment(f"{KEY}:findings", f"{playbook}|{step}|{finding}"))
+        self._add(lambda p: p.increment(redis_keys.metrics_key("findings"), f"{playbook}|{step}|{finding}"))
 
     def external_call(self, system: str, outcome: str) -> None:
-        self._add(lambda p: p.increment(f"{KEY}:calls", f"{system}|{outcome}"))
+        self._add(lambda p: p.increment(redis_keys.metrics_key("calls"), f"{system}|{outcome}"))
 
     def github_ratelimit(self, remaining: int) -> None:
         if remaining >= 0:
@@ -169,7 +168,7 @@ class _Pending:
         for (key, field), x in self.sums.items():
             pipe.hincrbyfloat(key, field, x)
         if self.ratelimit is not None:
-            pipe.set(f"{KEY}:github_ratelimit_remaining", self.ratelimit)
+            pipe.set(redis_keys.metrics_key("github_ratelimit_remaining"), self.ratelimit)
 
 
 def install(recorder: WorkerMetrics | None) -> None:
@@ -309,7 +308,7 @@ class _RedisCollector(Collector):
         runs = CounterMetricFamily(
             "responder_runs", "Playbook runs finished, by outcome.", labels=["playbook", "outcome"]
         )
-        for (playbook, outcome), value in self._fields(f"{KEY}:runs", 2):
+        for (playbook, outcome), value in self._fields(redis_keys.metrics_key("runs"), 2):
             runs.add_metric([playbook, outcome], value)
         yield runs
         calls = CounterMetricFamily(
@@ -317,7 +316,7 @@ class _RedisCollector(Collector):
             "Calls to GitHub, Jira and the toggle service, by outcome.",
             labels=["system", "outcome"],
         )
-        for (system, outcome), value in self._fields(f"{KEY}:calls", 2):
+        for (system, outcome), value in self._fields(redis_keys.metrics_key("calls"), 2):
             calls.add_metric([system, outcome], value)
         yield calls
         findings = CounterMetricFamily(
@@ -325,7 +324,7 @@ class _RedisCollector(Collector):
             "Problems check steps found (e.g. a digest mismatch), by playbook, step and finding.",
             labels=["playbook", "step", "finding"],
         )
-        for names, value in self._fields(f"{KEY}:findings", 3):
+        for names, value in self._fields(redis_keys.metrics_key("findings"), 3):
             findings.add_metric(names, value)
         yield findings
         workflow_runs = CounterMetricFamily(
@@ -333,24 +332,24 @@ class _RedisCollector(Collector):
             "Followed workflow runs that ended, by workflow and conclusion (abandoned: following gave up).",
             labels=["workflow", "conclusion"],
         )
-        for names, value in self._fields(f"{KEY}:workflow_runs", 2):
+        for names, value in self._fields(redis_keys.metrics_key("workflow_runs"), 2):
             workflow_runs.add_metric(names, value)
         yield workflow_runs
         yield self._histogram(
             "responder_step_duration_seconds",
             "How long playbook steps took.",
             ["playbook", "step", "kind"],
-            f"{KEY}:steps",
+            redis_keys.metrics_key("steps"),
             STEP_BUCKETS,
         )
         yield self._histogram(
             "responder_time_to_resolve_seconds",
             "From responder's first action on an incident (its firing run's start) to the alert's resolve.",
             ["alertname"],
-            f"{KEY}:resolve",
+            redis_keys.metrics_key("resolve"),
             RESOLVE_BUCKETS,
         )
-        remaining = cast(bytes | None, self._redis.get(f"{KEY}:github_ratelimit_remaining"))
+        remaining = cast(bytes | None, self._redis.get(redis_keys.metrics_key("github_ratelimit_remaining")))
         ratelimit = GaugeMetricFamily(
             "responder_github_ratelimit_remaining", "GitHub API requests left in the current window (last seen)."
         )

@@ -10,10 +10,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from responder.metrics import KEY as METRICS_KEY
 from responder.metrics import WorkerMetrics
 from responder.playbooks.catalog import load_catalog
 from responder.receiver import create_app
+from responder.store.redis_keys import metrics_key
 from tests.conftest import ROOT, WEBHOOK_TOKEN, Worker, load_example, make_settings
 
 AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
@@ -115,23 +115,23 @@ def test_a_runs_counts_are_written_with_its_checkpoints_not_one_call_each(redis)
     run record's next checkpoint; outside a run each is written at once."""
     recorder = WorkerMetrics(redis)
     recorder.external_call("github", "ok")
-    assert {b"github|ok": b"1"} == redis.hgetall(f"{METRICS_KEY}:calls")
+    assert {b"github|ok": b"1"} == redis.hgetall(metrics_key("calls"))
 
     with recorder.batching():
         recorder.external_call("github", "ok")
         recorder.external_call("github", "ok")
         recorder.github_ratelimit(4990)
         recorder.step_finished("drift", "open-incident", "open_incident", 0.2)
-        assert {b"github|ok": b"1"} == redis.hgetall(f"{METRICS_KEY}:calls")  # not yet
+        assert {b"github|ok": b"1"} == redis.hgetall(metrics_key("calls"))  # not yet
         with redis.pipeline(transaction=False) as pipe:
             pipe.set("checkpoint", "1")
             with recorder.write_into(pipe):
                 pipe.execute()
-        assert {b"github|ok": b"3"} == redis.hgetall(f"{METRICS_KEY}:calls")
-        assert b"4990" == redis.get(f"{METRICS_KEY}:github_ratelimit_remaining")
-        assert {b"drift|open-incident|open_incident|0.25": b"1"} == redis.hgetall(f"{METRICS_KEY}:steps")
+        assert {b"github|ok": b"3"} == redis.hgetall(metrics_key("calls"))
+        assert b"4990" == redis.get(metrics_key("github_ratelimit_remaining"))
+        assert {b"drift|open-incident|open_incident|0.25": b"1"} == redis.hgetall(metrics_key("steps"))
         recorder.run_finished("drift", "succeeded")
-    assert {b"drift|succeeded": b"1"} == redis.hgetall(f"{METRICS_KEY}:runs")  # what was left, at the end
+    assert {b"drift|succeeded": b"1"} == redis.hgetall(metrics_key("runs"))  # what was left, at the end
 
 
 def test_counts_of_a_checkpoint_that_failed_are_kept_for_the_next(redis):
@@ -142,4 +142,4 @@ def test_counts_of_a_checkpoint_that_failed_are_kept_for_the_next(redis):
         with pytest.raises(RuntimeError), redis.pipeline(transaction=False) as pipe, recorder.write_into(pipe):
             raise RuntimeError("Redis went away")
         recorder.external_call("github", "ok")
-    assert {b"github|ok": b"2"} == redis.hgetall(f"{METRICS_KEY}:calls")
+    assert {b"github|ok": b"2"} == redis.hgetall(metrics_key("calls"))

@@ -25,6 +25,7 @@ from responder.store import locks, redis_keys
 RECONCILE_MAX = 50  # Jira Cloud reconciles at most 50 issues per search
 RECONCILE_WINDOW_SECONDS = 600  # most writes show in the search within seconds, a few take minutes
 
+
 class TicketLedger:
     """Responder's own Jira writes, kept in Redis so that every worker reads them back at once.
 
@@ -36,19 +37,19 @@ class TicketLedger:
 
     def __init__(self, redis: Redis, *, project: str, retention_seconds: int, search_lag_seconds: float) -> None:
         self._redis = redis
-        self._prefix = redis_keys.jira_prefix(project)
+        self._project = project
         self._retention = retention_seconds
         self._lag_ms = max(1, int(search_lag_seconds * 1000))
 
     def _ticket_key(self, key: TicketKey) -> str:
-        return f"{self._prefix}:ticket:{key.alertname}:{key.ident}"
+        return redis_keys.jira_ticket_key(self._project, f"{key.alertname}:{key.ident}")
 
     def _creating_key(self, key: TicketKey) -> str:
-        return f"{self._prefix}:creating:{key.alertname}:{key.ident}"
+        return redis_keys.jira_creating_key(self._project, f"{key.alertname}:{key.ident}")
 
     @property
     def _written_key(self) -> str:
-        return f"{self._prefix}:written"
+        return redis_keys.jira_written_key(self._project)
 
     def remembered(self, key: TicketKey) -> str | None:
         """The issue key of the ticket remembered for ``key``."""

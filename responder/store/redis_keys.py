@@ -71,7 +71,12 @@ def notification_key(notification_id: str) -> str:
 
 # --- deploy freeze and metrics
 FREEZE = "responder:freeze"  # hash: who froze or lifted deploys, when and why
-METRICS = "responder:metrics"  # prefix of the worker metrics shared across processes (":runs", ":steps", ...)
+METRICS = "responder:metrics"  # prefix of the worker metrics shared across processes
+
+
+def metrics_key(family: str) -> str:
+    """One family of the worker metrics shared across processes (runs, steps, calls, ...)."""
+    return f"{METRICS}:{family}"
 
 
 # --- tickets
@@ -90,14 +95,30 @@ def ticket_memory_keys(ticket_url: str) -> tuple[str, str]:
     return f"responder:ticket:{ticket_url}:instances", f"responder:ticket:{ticket_url}:items"
 
 
-def jira_prefix(project: str) -> str:
-    """Prefix of the Jira ticket ledger of a project (tickets created, creates in flight, recent writes)."""
-    return f"responder:jira:{project}"
+def jira_ticket_key(project: str, key_text: str) -> str:
+    """The Jira issue responder opened (or last found) for a ticket key (``alertname:ident``)."""
+    return f"responder:jira:{project}:ticket:{key_text}"
+
+
+def jira_creating_key(project: str, key_text: str) -> str:
+    """Set while a create's outcome is unknown (its answer was lost), until Jira's search catches up."""
+    return f"responder:jira:{project}:creating:{key_text}"
+
+
+def jira_written_key(project: str) -> str:
+    """Sorted set of the issue ids responder wrote recently, reconciled in Cloud searches."""
+    return f"responder:jira:{project}:written"
 
 
 # --- workflow dispatches
-CLAIMED_RUNS = "responder:dispatch-claimed"  # :<workflow run id> -> the dispatch that adopted it
-UNATTRIBUTED = "responder:dispatch-unattributed"  # :<workflow>:<model> -> dispatches whose run is not known
+def claimed_run_key(run_id: int | str) -> str:
+    """The dispatch that adopted a workflow run (so no other lost dispatch adopts it too)."""
+    return f"responder:dispatch-claimed:{run_id}"
+
+
+def unattributed_key(workflow: str, model_id: str) -> str:
+    """Sorted set of the dispatches of a workflow for a model whose run is not known yet."""
+    return f"responder:dispatch-unattributed:{workflow}:{model_id}"
 
 
 def cooldown_key(workflow: str, model_id: str) -> str:

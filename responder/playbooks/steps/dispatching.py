@@ -17,7 +17,7 @@ from redis.client import Pipeline
 from responder.errors import TransientError
 from responder.integrations.base import Outcome, WorkflowRunRef
 from responder.playbooks.context import StepContext
-from responder.store.redis_keys import CLAIMED_RUNS, UNATTRIBUTED, cooldown_key, dispatch_attempt_key
+from responder.store.redis_keys import claimed_run_key, cooldown_key, dispatch_attempt_key, unattributed_key
 
 SLACK = timedelta(seconds=5)  # clock difference between this host and GitHub
 POLL_SECONDS = 2.0  # between two reads of the run list when the step waits for it in the worker
@@ -126,7 +126,7 @@ class Dispatch:
         self._workflow = workflow
         self._inputs = inputs
         self._model = inputs["MODEL_ID"]
-        self._unattributed = f"{UNATTRIBUTED}:{workflow}:{self._model}"
+        self._unattributed = unattributed_key(workflow, self._model)
         self._window = timedelta(seconds=ctx.settings.dispatch_lookup_seconds)
         self._retention = ctx.settings.dedup_retention_seconds
 
@@ -207,7 +207,7 @@ class Dispatch:
 
     def _claim(self, run_id: int) -> bool:
         """Claim the run for this dispatch; True if no other dispatch had (or this one already did)."""
-        key = f"{CLAIMED_RUNS}:{run_id}"
+        key = claimed_run_key(run_id)
         with self._ctx.redis.pipeline(transaction=False) as pipe:
             pipe.set(key, self.id, nx=True, ex=self._retention)
             pipe.get(key)
@@ -220,7 +220,7 @@ class Dispatch:
         with self._ctx.redis.pipeline(transaction=False) as pipe:
             pipe.set(self._key, json.dumps({"detail": answered.detail, "url": answered.url}), ex=self._retention)
             if run_id is not None:
-                pipe.set(f"{CLAIMED_RUNS}:{run_id}", self.id, nx=True, ex=self._retention)
+                pipe.set(claimed_run_key(run_id), self.id, nx=True, ex=self._retention)
                 pipe.zrem(self._unattributed, self.id)
             pipe.execute()
 
