@@ -221,6 +221,12 @@ def fake_jira() -> Iterator[FakeJira]:
         yield fake
 
 
+@pytest.fixture(params=["github", "jira"])
+def tracker(request: pytest.FixtureRequest) -> str:
+    """Where tickets go: the test runs once with GitHub issues and once with Jira."""
+    return str(request.param)
+
+
 def integration_settings(
     redis_url: str, tracker: str, github: FakeGitHub, toggles: FakeToggles, jira: FakeJira, **values: Any
 ) -> Settings:

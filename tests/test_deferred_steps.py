@@ -38,11 +38,6 @@ def listing_lags(fake_github: FakeGitHub) -> None:
     fake_github.list_lag_seconds = LIST_LAG_SECONDS
 
 
-@pytest.fixture(params=["github", "jira"])
-def tracker(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 def settings(tracker: str, redis_url: str, redis: Redis, fake_github: FakeGitHub, fake_toggles: FakeToggles,
              fake_jira: FakeJira) -> Settings:

@@ -40,11 +40,6 @@ TICKETS = {("model_integrity_failed", "fraud-scorer"), ("model_bias_alert", "cre
            ("model_drift_detected", "fraud-scorer")}
 
 
-@pytest.fixture(params=["github", "jira"])
-def tracker(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 def settings(tracker: str, redis_url: str, redis: Redis, fake_github: FakeGitHub, fake_toggles: FakeToggles,
              fake_jira: FakeJira) -> Settings:

@@ -123,11 +123,6 @@ def settings(redis: Redis, redis_url: str, fake_github: FakeGitHub, fake_toggles
     jobs.install_runtime(None)
 
 
-@pytest.fixture(params=["github", "jira"])
-def tracker(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 def tracker_settings(tracker: str, redis: Redis, redis_url: str, fake_github: FakeGitHub, fake_toggles: FakeToggles,
                      fake_jira: FakeJira) -> Iterator[Settings]:
