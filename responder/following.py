@@ -110,7 +110,9 @@ def start(runtime: Runtime, record: RunRecord) -> None:
         runtime.runs.save(record, pipe)
         for followed in new:
             state = FollowState(since=now).dumps()
-            pipe.set(state_key(record.id, followed.step), state, nx=True, ex=runtime.settings.dedup_retention_seconds)
+            retention = runtime.settings.dedup_retention_seconds
+            pipe.set(state_key(record.id, followed.step), state, nx=True, ex=retention)
+            pipe.set(redis_keys.followed_run_key(followed.run_id), f"{record.id}\n{followed.step}", ex=retention)
             delay = runtime.settings.follow_poll_seconds
             enqueue_follow(queue, runtime.settings, record.id, followed.step, 1, delay=delay, pipeline=pipe)
         pipe.execute()
@@ -118,8 +120,11 @@ def start(runtime: Runtime, record: RunRecord) -> None:
         log.info("follow.scheduled", job_id=record.id, step=followed.step, workflow_run=followed.run_id)
 
 
-def poll(runtime: Runtime, run_id: str, step: str, number: int) -> str:
-    """Poll number ``number`` of the workflow run step ``step`` of ``run_id`` started; what became of it."""
+def poll(runtime: Runtime, run_id: str, step: str, number: int, *, chain: bool = True) -> str:
+    """Poll number ``number`` of the workflow run step ``step`` of ``run_id`` started; what became of it.
+
+    ``chain`` false: a poll outside the scheduled ones (GitHub's webhook said the run completed),
+    which schedules nothing after it; the scheduled polls carry on if it could not settle the run."""
     reader = runtime.workflow_runs
     if reader is None:
         return "not followed: no GitHub reader"
@@ -132,7 +137,8 @@ def poll(runtime: Runtime, run_id: str, step: str, number: int) -> str:
         if followed is None or followed.reported:
             return "nothing to follow"
         if followed.finished:  # ended, but the ticket was not told yet (the tracker failed)
-            return _end(runtime, record, followed, number=number, abandoned=followed.status != "completed", again=True)
+            abandoned = followed.status != "completed"
+            return _end(runtime, record, followed, number=number, abandoned=abandoned, again=True, chain=chain)
         raw = cast(bytes | None, runtime.redis.get(state_key(run_id, step)))
         state = FollowState.loads(raw) if raw is not None else FollowState(since=datetime.now(UTC))
         retry_after: float | None = None
@@ -143,25 +149,26 @@ def poll(runtime: Runtime, run_id: str, step: str, number: int) -> str:
             log.warning("follow.poll_failed", job_id=run_id, step=step, error=str(exc))
         except PermanentError as exc:
             followed.note = f"could not read the run: {exc}"
-            return _end(runtime, record, followed, number=number, abandoned=True)
+            return _end(runtime, record, followed, number=number, abandoned=True, chain=chain)
         if isinstance(answer, RunSnapshot):
             _update(followed, answer)
             state = FollowState(since=state.since, etag=answer.etag)
             if answer.completed:
-                return _completed(runtime, record, followed, number)
+                return _completed(runtime, record, followed, number, chain=chain)
         elif isinstance(answer, NotModified):
             state = FollowState(since=state.since, etag=answer.etag or state.etag)
         waited = datetime.now(UTC) - state.since
         if waited >= timedelta(seconds=runtime.settings.follow_timeout_seconds):
             followed.note = f"gave up following after {duration(state.since, state.since + waited)}"
-            return _end(runtime, record, followed, number=number, abandoned=True)
+            return _end(runtime, record, followed, number=number, abandoned=True, chain=chain)
         _store(runtime, record.id, followed)
         runtime.redis.set(state_key(run_id, step), state.dumps(), ex=runtime.settings.dedup_retention_seconds)
         delay = runtime.settings.follow_poll_seconds
         if retry_after is not None:
             delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
-        queue = Queue(runtime.settings.queue, connection=runtime.redis)
-        enqueue_follow(queue, runtime.settings, run_id, step, number + 1, delay=delay)
+        if chain:
+            queue = Queue(runtime.settings.queue, connection=runtime.redis)
+            enqueue_follow(queue, runtime.settings, run_id, step, number + 1, delay=delay)
         return followed.status
     finally:
         locks.release(runtime.redis, lock, token)  # only our own lock: one that lapsed may be another's
@@ -186,7 +193,7 @@ def _update(followed: FollowedRun, snapshot: RunSnapshot) -> None:
     followed.created_at, followed.updated_at = snapshot.created_at, snapshot.updated_at
 
 
-def _completed(runtime: Runtime, record: RunRecord, followed: FollowedRun, number: int) -> str:
+def _completed(runtime: Runtime, record: RunRecord, followed: FollowedRun, number: int, *, chain: bool) -> str:
     assert runtime.workflow_runs is not None
     try:
         summaries = runtime.workflow_runs.artifacts(int(followed.run_id))
@@ -194,11 +201,18 @@ def _completed(runtime: Runtime, record: RunRecord, followed: FollowedRun, numbe
         followed.note = f"completed; its artifacts could not be read: {exc}"
         summaries = []
     followed.artifacts = [FollowedArtifact(name=a.name, status=a.status, reason=a.reason) for a in summaries]
-    return _end(runtime, record, followed, number=number, abandoned=False)
+    return _end(runtime, record, followed, number=number, abandoned=False, chain=chain)
 
 
 def _end(
-    runtime: Runtime, record: RunRecord, followed: FollowedRun, *, number: int, abandoned: bool, again: bool = False
+    runtime: Runtime,
+    record: RunRecord,
+    followed: FollowedRun,
+    *,
+    number: int,
+    abandoned: bool,
+    again: bool = False,
+    chain: bool = True,
 ) -> str:
     """Store how following ended, count it (unless ``again``: a later try at telling the ticket), then
     tell the incident ticket (once: the record says whether it was). A tracker that fails transiently
@@ -224,10 +238,10 @@ def _end(
             tracker.comment(ticket, body)
     except TransientError as exc:
         log.warning("follow.comment_failed", job_id=record.id, step=followed.step, error=str(exc))
-        queue = Queue(runtime.settings.queue, connection=runtime.redis)
-        enqueue_follow(
-            queue, runtime.settings, record.id, followed.step, number + 1, delay=runtime.settings.follow_poll_seconds
-        )
+        if chain:  # else the scheduled polls tell it (the record says it ended, not that it was told)
+            queue = Queue(runtime.settings.queue, connection=runtime.redis)
+            delay = runtime.settings.follow_poll_seconds
+            enqueue_follow(queue, runtime.settings, record.id, followed.step, number + 1, delay=delay)
         return "ticket not told yet"
     followed.reported = True
     _store(runtime, record.id, followed)

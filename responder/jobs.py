@@ -60,7 +60,8 @@ def run_playbook_job(run_id: str) -> str:
     return record.status
 
 
-def follow_workflow_run_job(run_id: str, step: str, poll: int = 1) -> str:
+def follow_workflow_run_job(run_id: str, step: str, poll: int = 1, chain: bool = True) -> str:
     """Poll number ``poll`` of the workflow run that step ``step`` of run ``run_id`` dispatched
-    (see ``responder.following``); schedules the next poll until the workflow run completes."""
-    return following.poll(current_runtime(), run_id, step, poll)
+    (see ``responder.following``); schedules the next poll until the workflow run completes, unless
+    ``chain`` is false (a poll GitHub's webhook asked for, outside the scheduled ones)."""
+    return following.poll(current_runtime(), run_id, step, poll, chain=chain)

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr, ValidationError
 from redis import Redis
 
+from responder import github_events
 from responder.alerts import Notification
 from responder.auth import authorized
 from responder.groupcommit import GroupCommit
@@ -38,6 +39,7 @@ INTAKE = web.AppKey("intake", Intake)
 GROUP_COMMIT = web.AppKey("group_commit", GroupCommit)
 METRICS = web.AppKey("metrics", ReceiverMetrics)
 REDIS = web.AppKey("redis", Redis)
+SETTINGS = web.AppKey("settings", Settings)
 RETRY_AFTER_SECONDS = "5"
 
 
@@ -61,6 +63,8 @@ def create_app(settings: Settings, catalog: Catalog, *, token: SecretStr | None)
     app.cleanup_ctx.append(redis_ctx)
     webhook = _authenticated(_webhook, token)
     app.router.add_post("/webhooks/alertmanager", webhook)
+    app.router.add_post("/webhooks/github", _github_webhook)
+    app[SETTINGS] = settings
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -176,6 +180,24 @@ def _notification(body: bytes) -> Notification | web.Response:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "body"
         return _error(422, f"{field}: {first['msg']}", field=field)
+
+
+async def _github_webhook(request: web.Request) -> web.Response:
+    """A GitHub webhook delivery: signed with RESPONDER_GITHUB_WEBHOOK_SECRET, or refused (401)."""
+    settings = request.app[SETTINGS]
+    body = await request.read()
+    refused = github_events.verified(
+        settings.github_webhook_secret, body, request.headers.get(github_events.SIGNATURE_HEADER)
+    )
+    if refused is not None:
+        log.warning("github.delivery_refused", reason=refused)
+        return _error(401, refused)
+    event, delivery = request.headers.get("X-GitHub-Event", ""), request.headers.get("X-GitHub-Delivery", "")
+    try:
+        answer = await asyncio.to_thread(github_events.handle, request.app[REDIS], settings, event, delivery, body)
+    except REDIS_DOWN:
+        return _unavailable("Redis is unavailable; retry later")
+    return web.json_response(answer.body, status=answer.status)
 
 
 async def _metrics(request: web.Request) -> web.Response:

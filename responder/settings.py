@@ -115,6 +115,11 @@ class GitHubSettings(SettingsGroup):
     github_token: SecretStr | None = Field(None, description="Token with actions, variables, issues write.")
     github_repo: str | None = Field(None, description="owner/name of the ML platform repository.")
     github_ref: str = Field("main", description="Git ref workflows are dispatched on and files read from.")
+    github_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Secret of the repository webhook posting to /webhooks/github (X-Hub-Signature-256 is "
+        "checked against it); unset, every delivery is refused.",
+    )
     manifest_path: str = Field("artifacts/ml/model-manifest.json", description="Model manifest in the repo.")
     governance_workflow: str = Field("model-governance.yml", description="Governance workflow file name.")
     retraining_workflow: str = Field("model-retraining.yml", description="Retraining workflow file name.")
@@ -284,7 +289,14 @@ class Settings(
 
     def secret_values(self) -> list[str]:
         """Every configured credential, for redaction from logs, errors and run records."""
-        tokens = (self.webhook_token, self.ui_token, self.github_token, self.jira_token, self.toggle_token)
+        tokens = (
+            self.webhook_token,
+            self.ui_token,
+            self.github_token,
+            self.github_webhook_secret,
+            self.jira_token,
+            self.toggle_token,
+        )
         values = [t.get_secret_value() for t in tokens if t is not None and t.get_secret_value()]
         if self.jira_user and self.jira_token:  # what HTTP Basic sends for Jira Cloud
             values.append(base64.b64encode(f"{self.jira_user}:{self.jira_token.get_secret_value()}".encode()).decode())

@@ -3,6 +3,7 @@ which workers listen on it."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import struct
@@ -72,6 +73,20 @@ def enqueue_follow(
         result_ttl=settings.dedup_retention_seconds,
         failure_ttl=settings.dedup_retention_seconds,
         pipeline=pipeline,
+    )
+
+
+def enqueue_follow_now(queue: Queue, settings: Settings, run_id: str, step: str, tag: str) -> None:
+    """Queue one poll now of the workflow run that step ``step`` of run ``run_id`` started, outside
+    the scheduled chain (GitHub said it completed): it schedules no poll after it. ``tag`` names what
+    asked for it (a webhook delivery), so that asking twice queues one job."""
+    queue.enqueue_call(
+        FOLLOW_FUNCTION,
+        args=(run_id, step, 0, False),
+        job_id=f"{run_id}-follow-{step}-now-{hashlib.sha256(tag.encode()).hexdigest()[:16]}",
+        timeout=settings.job_timeout_seconds,
+        result_ttl=settings.dedup_retention_seconds,
+        failure_ttl=settings.dedup_retention_seconds,
     )
 
 

@@ -140,3 +140,14 @@ def follow_state_key(run_id: str, step: str) -> str:
 def follow_lock_key(run_id: str, step: str) -> str:
     """Held by the follow poll in flight for (run, step): ``<poll number>:<random token>``."""
     return f"responder:follow-lock:{run_id}:{step}"
+
+
+def followed_run_key(workflow_run_id: int | str) -> str:
+    """Which run and step follow a GitHub workflow run ("<run id>\\n<step>"): a webhook settles it."""
+    return f"responder:followed-run:{workflow_run_id}"
+
+
+# --- GitHub webhooks
+def github_delivery_key(delivery: str) -> str:
+    """A GitHub webhook delivery already handled (GitHub re-sends; a repeat is ignored)."""
+    return f"responder:github-delivery:{digest(delivery)}"
