@@ -337,8 +337,8 @@ class RunStore:
 
     def _notifications(self, ids: set[str]) -> dict[str, Notification]:
         """The notifications ``ids``, parsed from their payloads (those still kept). The last
-        few stay parsed: a worker takes the runs of a notification one after another, and a
-        1,000-alert payload takes about 10 ms to parse."""
+        few stay parsed: a worker takes the runs of a notification one after another, and parsing a
+        large payload again for each of them would cost more than the runs' own work."""
         found = {i: self._parsed[i] for i in ids if i in self._parsed}
         wanted = [i for i in ids if i not in found]
         payloads = cast(list[bytes | None], self._redis.mget([payload_key(i) for i in wanted])) if wanted else []

@@ -2,8 +2,8 @@
 
 Runs are executed in this process, one after the other (RQ's SimpleWorker pattern): no work horse
 is forked per run. A fork per run cost more CPU than the run itself (copying the page tables, then
-copy-on-write faults as the horse touched its inherited objects; bench/ measured 33 ms of worker CPU
-per drift run forking, under 10 ms without) and threw away every warm connection: the horse's GitHub
+copy-on-write faults as the horse touched its inherited objects; bench/ has the figures) and threw
+away every warm connection: the horse's GitHub
 and Redis connections died with it. In-process, the runtime's GitHub session keeps its connections
 alive across runs. The price is isolation: a run that crashes the interpreter takes the worker down
 with it, and the run is then recovered like the run of any dead worker (``responder.worker_recovery``).

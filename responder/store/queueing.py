@@ -118,8 +118,8 @@ def _options(settings: Settings, run_id: str, job_id: str | None) -> dict[str, A
 class FirstAttempts:
     """The first attempts of many runs queued on one pipeline, written as ``enqueue_run`` writes them.
 
-    RQ builds a Job object per call, about 0.1 ms of CPU each, and an alert storm queues
-    thousands (the intake's group commit queues a batch at a time). Here the job hash RQ
+    RQ builds a Job object per call, which costs more than the rest of the commit when an alert
+    storm queues thousands (the intake's group commit queues a batch at a time). Here the job hash RQ
     writes is taken once from a job RQ builds itself, and only the fields that differ per
     run are filled in; ``tests/test_queueing.py`` compares the result with RQ's own, field
     by field, so an RQ upgrade that changes the format fails there.
