@@ -19,7 +19,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from responder import __version__, output
+from responder import __version__, cli_approvals, output
 from responder.alerts import Alert
 from responder.cli_args import label, not_text
 from responder.cli_serve import cmd_serve
@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_retry.add_argument("--wait", action="store_true")
     jobs_retry.add_argument("--timeout", type=float, default=300.0)
     jobs_retry.set_defaults(handler=cmd_jobs_retry)
+
+    cli_approvals.add_commands(sub)
 
     alerts = sub.add_parser("alerts", help="decision history: why did (or didn't) an alert run?").add_subparsers(
         dest="alerts_command", required=True
@@ -355,10 +357,11 @@ def cmd_playbooks_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_playbooks_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from responder.playbooks.catalog import validate_path
+    from responder.playbooks.catalog import unknown_approver_groups, validate_path
 
     path = args.path or settings.playbooks_dir
     names, problems = validate_path(path, setting=None if args.path else "RESPONDER_PLAYBOOKS_DIR")
+    problems += unknown_approver_groups(path, settings.approvers) if not problems else []
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

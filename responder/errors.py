@@ -9,13 +9,17 @@ ResponderError
 ├── CommandFailed          a CLI command cannot do what it was asked (the message says why)
 ├── WaitTimedOut           a `--wait` ran out of time before its run ended (the run goes on)
 ├── DemoFailed             something `responder demo` started did not come up or went away
+├── AwaitingApproval       an approval step waits for people (the run pauses, holding no worker)
 └── IntegrationError       an external system (GitHub, Jira, toggles) said no
     ├── TransientError     worth retrying with backoff: 5xx, 429, timeouts, lost connections
     │   └── WaitingForStep a step needs the result of an earlier step that waits for a retry
     └── PermanentError     retrying will not help: any other 4xx; the message says what to fix
+        └── ApprovalExpired an approval step's time ran out (the run ends as expired)
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class ResponderError(Exception):
@@ -58,6 +62,16 @@ class DemoFailed(ResponderError):
     """Something the demo started did not come up or went away."""
 
 
+class AwaitingApproval(ResponderError):
+    """An approval step has not got its approvals yet: the run waits until ``deadline``."""
+
+    def __init__(self, groups: list[str], missing: list[str], deadline: datetime) -> None:
+        super().__init__(f"waits for approval from {' and '.join(missing)}")
+        self.groups = groups
+        self.missing = missing
+        self.deadline = deadline
+
+
 class IntegrationError(ResponderError):
     """An external system refused or failed a call."""
 
@@ -87,3 +101,10 @@ class WaitingForStep(TransientError):
     def __init__(self, step: str) -> None:
         super().__init__(f"needs the result of {step}, which is waiting for a retry", system="responder")
         self.step = step
+
+
+class ApprovalExpired(PermanentError):
+    """Nobody approved in time: the step fails and the run ends as expired."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, system="responder")

@@ -14,6 +14,7 @@ from rq import Queue
 from responder import following
 from responder.log import get_logger
 from responder.playbooks.runner import run_playbook
+from responder.runs import ENDED
 from responder.runtime import Runtime
 from responder.settings import load_settings
 from responder.store.queueing import enqueue_run
@@ -48,13 +49,17 @@ def run_playbook_job(run_id: str) -> str:
     runtime = current_runtime()
     intervals = runtime.settings.job_retry_intervals
     record = runtime.runs.get(run_id)
+    if record.status in ENDED:  # e.g. the expiry check of an approval that came in meanwhile
+        return record.status
     attempts = record.attempts
     record = run_playbook(runtime, run_id, final_attempt=attempts >= len(intervals), record=record)
-    if record.status == "retrying" and record.retry_at is not None:
+    if record.status in ("retrying", "awaiting_approval") and record.retry_at is not None:
         delay = max((record.retry_at - datetime.now(UTC)).total_seconds(), 0.0)
         queue = Queue(runtime.settings.queue, connection=runtime.redis)
-        enqueue_run(queue, runtime.settings, run_id, job_id=f"{run_id}-retry{attempts + 1}", delay=delay)
-        log.info("run.retry_scheduled", job_id=run_id, attempt=attempts + 2, delay_seconds=round(delay, 1))
+        waiting = record.status == "awaiting_approval"
+        job_id = f"{run_id}-expiry" if waiting else f"{run_id}-retry{attempts + 1}"
+        enqueue_run(queue, runtime.settings, run_id, job_id=job_id, delay=delay)
+        log.info("run.next_look_scheduled", job_id=run_id, status=record.status, delay_seconds=round(delay, 1))
         return record.status
     following.start(runtime, record)
     return record.status

@@ -32,6 +32,9 @@ STATUS_COLOURS = {  # step statuses and run statuses, and a step's finding (bold
     "failed": "31",
     "running": "33",
     "retrying": "33",
+    "waiting": "33",
+    "awaiting_approval": "33",
+    "expired": "31",
     "queued": "36",
     "suppressed": "35",
 }

@@ -26,9 +26,14 @@ from responder.store import redis_keys
 from responder.store.redis_keys import payload_key
 from responder.store.writeset import WriteSet
 
-StepStatus = Literal["ok", "skipped", "planned", "failed", "retrying"]
-RunStatus = Literal["queued", "running", "retrying", "succeeded", "failed", "suppressed"]
-RUN_STATUSES: tuple[str, ...] = ("queued", "running", "retrying", "succeeded", "failed", "suppressed")
+StepStatus = Literal["ok", "skipped", "planned", "failed", "retrying", "waiting"]
+RunStatus = Literal[
+    "queued", "running", "retrying", "awaiting_approval", "succeeded", "failed", "expired", "suppressed"
+]
+RUN_STATUSES: tuple[str, ...] = (
+    "queued", "running", "retrying", "awaiting_approval", "succeeded", "failed", "expired", "suppressed"
+)
+ENDED: tuple[str, ...] = ("succeeded", "failed", "expired", "suppressed")  # a run job for these does nothing
 Source = Literal["webhook", "manual", "replay"]
 
 INDEX_KEY = redis_keys.RUNS_INDEX
@@ -67,6 +72,16 @@ class StepRecord(BaseModel):
     def done(self) -> bool:
         """A checkpoint: done steps are not run again by a retry of the same run."""
         return self.status in ("ok", "planned") or (self.status == "skipped" and not self.blocked)
+
+
+class Approval(BaseModel):
+    """One person's answer to a run's approval step."""
+
+    who: str
+    decision: Literal["approve", "reject"]
+    at: datetime
+    how: str = Field(description="Where the answer came from: cli, a ticket comment, the runs page.")
+    reason: str | None = None
 
 
 class FollowedArtifact(BaseModel):
@@ -122,6 +137,10 @@ class RunRecord(BaseModel):
         default_factory=list, description="Workflow runs its dispatch steps started, followed to their end."
     )
     retry_at: datetime | None = Field(None, description="Status retrying: when the next attempt runs.")
+    approvals: list[Approval] = Field(default_factory=list, description="Answers to the run's approval step.")
+    awaiting_until: datetime | None = Field(
+        None, description="Status awaiting_approval: when the approval step's time runs out."
+    )
     untold: list[str] = Field(
         default_factory=list,
         description="Steps that finished on a retry after the incident ticket was opened, whose results "

@@ -212,6 +212,11 @@ class RunSettings(SettingsGroup):
         6 * 3600, ge=0, description="Default cooldown of retraining dispatches per model (0: none)."
     )
     runbook_url: str | None = Field(None, description="Runbook link put in tickets when an alert has none.")
+    approvers: dict[str, list[str]] = Field(
+        {},
+        description='Approver groups of approval steps: GitHub logins by group, e.g. {"ml-lead": ["alice"], '
+        '"responsible-ai": ["carol"]} (JSON in the environment).',
+    )
     dry_run: bool = Field(
         False,
         description="Record external writes as 'planned' instead of sending them; without it, a worker needs "

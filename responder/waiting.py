@@ -19,7 +19,7 @@ from responder.errors import WaitTimedOut
 from responder.runs import RunRecord, RunStore, StepRecord
 from responder.store.queueing import listening_workers
 
-ENDED = ("succeeded", "failed")
+ENDED = ("succeeded", "failed", "expired")
 POLL_SECONDS = 0.2  # between two reads of the run record
 LOOK_EVERY = 1.0  # between two looks at the queue's workers while the run is queued
 REMIND_AFTER = 10.0  # seconds without news before a terminal is reminded that the run is still queued

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 
 from responder.errors import PlaybookError
 from responder.playbooks.model import Playbook
-from responder.playbooks.steps import STEP_KINDS, Include
+from responder.playbooks.steps import STEP_KINDS, Approval, Include
 
 PLAYBOOK_SUFFIXES = (".yaml", ".yml")
 
@@ -74,6 +75,27 @@ def validate_path(path: Path, *, setting: str | None = None) -> tuple[list[str],
         except PlaybookError as exc:
             return [], [f"{path}: {exc}"]
     return [playbook.name], []
+
+
+def unknown_approver_groups(path: Path, approvers: Mapping[str, Sequence[str]]) -> list[str]:
+    """One line per approval step (in the playbooks at ``path``) naming a group ``approvers`` lacks."""
+    if path.is_dir():
+        playbooks = list(_load(path, setting=None)[0].values())
+    else:
+        try:
+            playbooks = [load_file(path)]
+        except PlaybookError:
+            return []  # validate_path reports it
+    problems = []
+    for playbook in playbooks:
+        for step in [*playbook.steps, *(playbook.on_resolved or [])]:
+            for group in step.params.groups if isinstance(step, Approval) else []:
+                if not approvers.get(group):
+                    problems.append(
+                        f"playbook {playbook.name}: step {step.name!r}: approver group {group!r} has nobody "
+                        "in RESPONDER_APPROVERS"
+                    )
+    return problems
 
 
 def _load(directory: Path, *, setting: str | None) -> tuple[dict[str, Playbook], list[str]]:

@@ -9,7 +9,7 @@ import structlog
 from rq.timeouts import JobTimeoutException
 
 from responder import metrics, tickets, timefmt
-from responder.errors import ResponderError, TransientError, WaitingForStep
+from responder.errors import AwaitingApproval, ResponderError, TransientError, WaitingForStep
 from responder.integrations.base import TicketKey
 from responder.log import Redactor, get_logger
 from responder.playbooks.context import StepContext
@@ -42,7 +42,9 @@ def run_playbook(runtime: Runtime, run_id: str, *, final_attempt: bool, record: 
 
 def _run(runtime: Runtime, record: RunRecord, *, final_attempt: bool) -> RunRecord:
     playbook = runtime.catalog.get(record.playbook)
-    record.status, record.attempts, record.error, record.retry_at = "running", record.attempts + 1, None, None
+    resumed = record.awaiting_until is not None  # an approval came in: not another attempt
+    record.status, record.error, record.retry_at = "running", None, None
+    record.attempts += 0 if resumed else 1
     record.started_at = record.started_at or utcnow()
     _save(runtime, record)
     integrations = runtime.integrations(dry_run=record.dry_run)
@@ -78,12 +80,23 @@ def _run(runtime: Runtime, record: RunRecord, *, final_attempt: bool) -> RunReco
                     entry.status, entry.blocked, entry.detail = "skipped", True, f"not run: {stopped_by} failed"
                 elif waits_for is not None:
                     entry.status, entry.blocked = "skipped", True
-                    entry.detail = f"waits for {waits_for.name} (retrying at {timefmt.clock(waits_for.retry_at)})"
+                    when = (
+                        "approval"
+                        if waits_for.status == "waiting"
+                        else f"retrying at {timefmt.clock(waits_for.retry_at)}"
+                    )
+                    entry.detail = f"waits for {waits_for.name} ({when})"
                 elif step.when is not None and not step.when.matches(record.alert):
                     entry.status, entry.detail = "skipped", f"condition not met: {step.when.describe()}"
                 else:
                     try:
                         _apply(entry, step.run(ctx))
+                    except AwaitingApproval as exc:
+                        entry.status, entry.retry_at, record.awaiting_until = "waiting", exc.deadline, exc.deadline
+                        entry.detail = f"{exc} (until {timefmt.utc_text(exc.deadline)})"
+                        entry.outputs = {"groups": ",".join(exc.groups), "missing": ",".join(exc.missing)}
+                        waits_for = entry
+                        log.info("step.awaiting_approval", missing=exc.missing, until=exc.deadline)
                     except TransientError as exc:
                         _fail(entry, exc, redactor)
                         if not final_attempt:  # only this step waits for the retry; the next ones run now
@@ -121,6 +134,13 @@ def _run(runtime: Runtime, record: RunRecord, *, final_attempt: bool) -> RunReco
 
 def _conclude(runtime: Runtime, ctx: StepContext, record: RunRecord) -> None:
     """Save the run's outcome: retrying (at the latest time a deferred step asked for), failed or succeeded."""
+    if any(s.status == "waiting" for s in record.steps):  # an approval step: its deadline is the next look
+        record.status, record.retry_at = "awaiting_approval", record.awaiting_until
+        record.error = None
+        _save(runtime, record)
+        log.info("run.awaiting_approval", until=record.awaiting_until)
+        return
+    record.awaiting_until = None
     pending = [s for s in record.steps if s.status == "retrying"]
     if pending or record.retry_at is not None:
         record.retry_at = max([s.retry_at for s in pending if s.retry_at] + [record.retry_at or utcnow()])
@@ -133,7 +153,8 @@ def _conclude(runtime: Runtime, ctx: StepContext, record: RunRecord) -> None:
         log.info("run.deferred", retry_at=record.retry_at, steps=[s.name for s in pending])
         return
     failed = [s.name for s in record.steps if s.status == "failed"]
-    record.status = "failed" if failed else "succeeded"
+    expired = any(s.kind == "approval" and (s.error or "").startswith("expired") for s in record.steps)
+    record.status = "expired" if expired else "failed" if failed else "succeeded"
     record.error = f"failed steps: {', '.join(failed)}" if failed else None
     record.ended_at = utcnow()
     if (recorder := metrics.recorder()) is not None:

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from responder.playbooks.steps.approval import Approval
 from responder.playbooks.steps.base import StepBase, StepResult, When
 from responder.playbooks.steps.github import DispatchWorkflow, FreezeDeploys, VerifyManifestDigest
 from responder.playbooks.steps.incidents import (
@@ -54,6 +55,7 @@ RunnableStep = (
     | RetagEndpoint
     | OpenTriageTicket
     | ReportStorm
+    | Approval
 )
 Step = Annotated[RunnableStep | Include, Field(discriminator="kind")]
 STEP_KINDS: tuple[str, ...] = (
@@ -69,7 +71,8 @@ STEP_KINDS: tuple[str, ...] = (
     "retag_endpoint",
     "open_triage_ticket",
     "report_storm",
+    "approval",
     "include",
 )
 
-__all__ = ["STEP_KINDS", "Include", "RunnableStep", "Step", "StepBase", "StepResult", "When"]
+__all__ = ["STEP_KINDS", "Approval", "Include", "RunnableStep", "Step", "StepBase", "StepResult", "When"]
