@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from rq import Queue
+from rq import Queue, get_current_job
 
 from responder import following
 from responder.log import get_logger
@@ -20,6 +20,7 @@ from responder.settings import load_settings
 from responder.store.queueing import enqueue_run
 
 log = get_logger(__name__)
+EXPIRY_SUFFIX = "-expiry"  # the job that ends an approval step whose time ran out
 _runtime: Runtime | None = None
 
 
@@ -51,13 +52,16 @@ def run_playbook_job(run_id: str) -> str:
     record = runtime.runs.get(run_id)
     if record.status in ENDED:  # e.g. the expiry check of an approval that came in meanwhile
         return record.status
+    current = get_current_job()
+    if current is not None and current.id.endswith(EXPIRY_SUFFIX) and record.status != "awaiting_approval":
+        return record.status  # approved meanwhile: the run goes on (or went on) from its own job
     attempts = record.attempts
     record = run_playbook(runtime, run_id, final_attempt=attempts >= len(intervals), record=record)
     if record.status in ("retrying", "awaiting_approval") and record.retry_at is not None:
         delay = max((record.retry_at - datetime.now(UTC)).total_seconds(), 0.0)
         queue = Queue(runtime.settings.queue, connection=runtime.redis)
         waiting = record.status == "awaiting_approval"
-        job_id = f"{run_id}-expiry" if waiting else f"{run_id}-retry{attempts + 1}"
+        job_id = f"{run_id}{EXPIRY_SUFFIX}" if waiting else f"{run_id}-retry{attempts + 1}"
         enqueue_run(queue, runtime.settings, run_id, job_id=job_id, delay=delay)
         log.info("run.next_look_scheduled", job_id=run_id, status=record.status, delay_seconds=round(delay, 1))
         return record.status

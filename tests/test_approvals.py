@@ -173,3 +173,18 @@ def test_validate_refuses_an_approver_group_nobody_is_in(env, settings, cli_env)
     assert result.returncode == 1
     assert "step 'approve': approver group 'responsible-ai' has nobody in RESPONDER_APPROVERS" in result.stderr
     assert run_cli(env, "playbooks", "validate", gated).returncode == 0
+
+
+def test_the_expiry_check_of_an_approved_run_changes_nothing(redis, redis_url, fake_github, tmp_path, cli_env):
+    """Approved before its time ran out: when the expiry check comes due, the run stays as it ended."""
+    settings = gated_settings(redis_url, fake_github, tmp_path, ttl="2s")
+    playbooks = str(settings.playbooks_dir)
+    env = {**cli_env, "RESPONDER_APPROVERS": json.dumps(APPROVERS), "RESPONDER_PLAYBOOKS_DIR": playbooks}
+    run_id = waiting_run(settings, redis)
+    answer(env, "approve", run_id, "alice")
+    answer(env, "approve", run_id, "carol")
+    Worker(settings).drain()
+    done = record_of(settings, redis, run_id)
+    Worker(settings).drain_scheduled(timeout=15)  # the expiry check runs
+    after = record_of(settings, redis, run_id)
+    assert (after.status, after.attempts, after.ended_at) == ("succeeded", done.attempts, done.ended_at)
