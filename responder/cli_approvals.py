@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sys
 from typing import Any, Literal, cast
 
 from redis.client import Pipeline
 
-from responder import approvals
-from responder.errors import CommandFailed
+from responder import approvals, tickets
+from responder.errors import CommandFailed, ResponderError
+from responder.integrations.base import TicketKey
 from responder.runs import Approval, RunRecord, RunStore, utcnow
 from responder.settings import Settings
 
@@ -64,6 +66,8 @@ def _answer(args: argparse.Namespace, settings: Settings, decision: Literal["app
 
     redis.transaction(record_answer, runs.key(args.job_id))
     record = answered["record"]
+    said = f"{'Approved' if decision == 'approve' else 'Rejected'} by {who} (cli)"
+    _note_on_ticket(settings, record, said + (f": {args.reason}" if args.reason else "."))
     still = approvals.missing(_waiting_groups(record, "groups"), settings.approvers, record.approvals)
     if decision == "reject" or not still:
         Intake(redis, settings, load_catalog(settings.playbooks_dir)).requeue(record)
@@ -75,6 +79,22 @@ def _answer(args: argparse.Namespace, settings: Settings, decision: Literal["app
     else:
         print(f"approved run {record.id} as {who}; still waiting for {' and '.join(still)}")
     return 0
+
+
+def _note_on_ticket(settings: Settings, record: RunRecord, text: str) -> None:
+    """Say the answer on the run's open incident ticket, if it has one; a failure is a warning (the
+    run record holds the answer either way)."""
+    if record.model_id is None:
+        return
+    from responder.runtime import Runtime
+
+    try:
+        tracker = Runtime.build(settings).integrations(dry_run=record.dry_run).tracker
+        ticket = tracker.find_open(TicketKey(alertname=record.alertname, model_id=record.model_id))
+        if ticket is not None:
+            tracker.comment(ticket, tickets.note(record, f"Run {record.id}: {text}"))
+    except ResponderError as exc:
+        print(f"responder: warning: the incident ticket was not told: {exc}", file=sys.stderr)
 
 
 def _waiting_groups(record: RunRecord, which: Literal["groups", "missing"]) -> list[str]:

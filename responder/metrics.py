@@ -64,6 +64,10 @@ class WorkerMetrics:
         """Following a workflow run ended: its conclusion, or "abandoned"."""
         self._add(lambda p: p.increment(redis_keys.metrics_key("workflow_runs"), f"{workflow}|{conclusion}"))
 
+    def approval_ended(self, playbook: str, outcome: str) -> None:
+        """An approval step ended: approved, rejected or expired."""
+        self._add(lambda p: p.increment(redis_keys.metrics_key("approvals"), f"{playbook}|{outcome}"))
+
     def _observe(self, key: str, buckets: tuple[float, ...], series: str, seconds: float) -> None:
         """One histogram observation: a count in the (non-cumulative) bucket it falls in, and the sum."""
         bucket = next(b for b in buckets if seconds <= b)
@@ -335,6 +339,14 @@ class _RedisCollector(Collector):
         for names, value in self._fields(redis_keys.metrics_key("workflow_runs"), 2):
             workflow_runs.add_metric(names, value)
         yield workflow_runs
+        approvals = CounterMetricFamily(
+            "responder_approvals",
+            "Approval steps that ended, by playbook and outcome (approved, rejected, expired).",
+            labels=["playbook", "outcome"],
+        )
+        for names, value in self._fields(redis_keys.metrics_key("approvals"), 2):
+            approvals.add_metric(names, value)
+        yield approvals
         yield self._histogram(
             "responder_step_duration_seconds",
             "How long playbook steps took.",

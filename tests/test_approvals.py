@@ -21,6 +21,7 @@ from responder.intake import Intake
 from responder.playbooks.catalog import load_catalog
 from responder.runs import RunRecord, RunStore
 from responder.settings import Settings
+from responder.store.redis_keys import metrics_key
 from tests.conftest import ROOT, Worker, make_settings, run_cli
 from tests.fakes.github import FakeGitHub
 
@@ -188,3 +189,62 @@ def test_the_expiry_check_of_an_approved_run_changes_nothing(redis, redis_url, f
     Worker(settings).drain_scheduled(timeout=15)  # the expiry check runs
     after = record_of(settings, redis, run_id)
     assert (after.status, after.attempts, after.ended_at) == ("succeeded", done.attempts, done.ended_at)
+
+
+# --------------------------------------------------------------------------- the ticket and /metrics
+
+TICKETED = """
+name: gated
+description: a production change behind two approvals, on the model's incident ticket
+steps:
+  - name: open-incident
+    kind: open_incident
+  - name: approve
+    kind: approval
+    with:
+      groups: [ml-lead, responsible-ai]
+      ttl: {ttl}
+  - name: set-freeze
+    kind: freeze_deploys
+"""
+
+
+def ticketed_settings(redis_url: str, fake_github: FakeGitHub, tmp_path: Path, ttl: str = "1h") -> Settings:
+    settings = gated_settings(redis_url, fake_github, tmp_path, ttl=ttl)
+    (Path(settings.playbooks_dir) / "gated.yaml").write_text(TICKETED.format(ttl=ttl))
+    return settings
+
+
+def test_each_answer_is_said_on_the_incident_ticket(redis, redis_url, fake_github, tmp_path, cli_env):
+    settings = ticketed_settings(redis_url, fake_github, tmp_path)
+    playbooks = str(settings.playbooks_dir)
+    env = {**cli_env, "RESPONDER_APPROVERS": json.dumps(APPROVERS), "RESPONDER_PLAYBOOKS_DIR": playbooks}
+    run_id = waiting_run(settings, redis)
+    answer(env, "approve", run_id, "alice", "--reason", "evidence attached")
+    answer(env, "reject", run_id, "carol", "--reason", "bias report missing")
+    [ticket] = fake_github.issues
+    comments = [c.replace("\\", "") for c in ticket.comments]
+    assert [c.split(" (cli)")[0].split(": ", 1)[1] for c in comments] == ["Approved by alice", "Rejected by carol"]
+    assert "bias report missing" in comments[1]
+
+
+def test_an_expired_approval_is_said_on_the_ticket(redis, redis_url, fake_github, tmp_path):
+    settings = ticketed_settings(redis_url, fake_github, tmp_path, ttl="1s")
+    run_id = waiting_run(settings, redis)
+    Worker(settings).drain_scheduled(timeout=15)
+    [ticket] = fake_github.issues
+    [comment] = ticket.comments
+    assert f"Approval of run {run_id} expired: no approval from ml-lead and responsible-ai" in comment.replace("\\", "")
+
+
+@pytest.mark.parametrize("verb", ["approve", "reject"])
+def test_metrics_count_approval_steps_by_outcome(settings, env, redis, verb):
+    run_id = waiting_run(settings, redis)
+    if verb == "approve":
+        answer(env, "approve", run_id, "alice")
+        answer(env, "approve", run_id, "carol")
+    else:
+        answer(env, "reject", run_id, "carol", "--reason", "no")
+    Worker(settings).drain()
+    outcome = "approved" if verb == "approve" else "rejected"
+    assert redis.hgetall(metrics_key("approvals")) == {f"gated|{outcome}".encode(): b"1"}

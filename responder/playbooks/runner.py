@@ -254,5 +254,10 @@ def _finish_step(runtime: Runtime, record: RunRecord, playbook: str, entry: Step
         recorder.step_finished(playbook, entry.name, entry.kind, (entry.ended_at - entry.started_at).total_seconds())
     if recorder is not None and entry.finding:
         recorder.step_found(playbook, entry.name, entry.finding)
+    if recorder is not None and entry.kind == "approval" and entry.status in ("ok", "failed"):
+        error = entry.error or ""
+        outcome = "approved" if entry.status == "ok" else error.partition(" ")[0].rstrip(":")
+        if outcome in ("approved", "rejected", "expired"):  # not a step that could not ask (no approvers)
+            recorder.approval_ended(playbook, outcome)
     if save:
         _save(runtime, record)

@@ -7,11 +7,28 @@ from typing import Literal
 
 from pydantic import Field
 
-from responder import approvals
-from responder.errors import ApprovalExpired, AwaitingApproval, PermanentError
+from responder import approvals, tickets
+from responder.errors import ApprovalExpired, AwaitingApproval, PermanentError, ResponderError
+from responder.integrations.base import TicketKey
+from responder.log import get_logger
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps.base import Duration, Params, StepBase, StepResult
 from responder.runs import utcnow
+
+log = get_logger(__name__)
+
+
+def note_on_ticket(ctx: StepContext, text: str) -> None:
+    """Say ``text`` on the run's open incident ticket, if it has one; best effort (the run record
+    holds the answer either way)."""
+    if ctx.run.model_id is None:
+        return
+    try:
+        ticket = ctx.tracker.find_open(TicketKey(alertname=ctx.run.alertname, model_id=ctx.run.model_id))
+        if ticket is not None:
+            ctx.tracker.comment(ticket, tickets.note(ctx.run, text))
+    except ResponderError as exc:
+        log.warning("approval.ticket_note_failed", error=str(exc))
 
 
 class ApprovalParams(Params):
@@ -51,5 +68,7 @@ class Approval(StepBase):
         deadline = ctx.run.awaiting_until or utcnow() + timedelta(seconds=self.params.ttl)
         still = [group for group in groups if group not in covered]
         if utcnow() >= deadline:
-            raise ApprovalExpired(f"expired: no approval from {' and '.join(still)} in time")
+            message = f"expired: no approval from {' and '.join(still)} in time"
+            note_on_ticket(ctx, f"Approval of run {ctx.run.id} {message}; its remaining steps are skipped.")
+            raise ApprovalExpired(message)
         raise AwaitingApproval(list(groups), still, deadline)
