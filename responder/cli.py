@@ -8,7 +8,6 @@ cannot be reached.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import sys
@@ -21,7 +20,7 @@ from redis import Redis
 
 from responder import __version__, cli_approvals, output
 from responder.alerts import Alert
-from responder.cli_args import label, not_text
+from responder.cli_args import label, not_text, requester
 from responder.cli_serve import cmd_serve
 from responder.errors import CommandFailed, ConfigError, ResponderError
 from responder.log import configure_logging
@@ -29,6 +28,7 @@ from responder.runs import RUN_STATUSES, RunStore
 from responder.settings import Settings, load_settings
 from responder.store.history import History
 from responder.store.redisconn import REDIS_DOWN
+from responder.text import one_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REDIS = 0, 1, 2, 3
 
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return handler(args, settings)
     except REDIS_DOWN as exc:
-        _error(f"cannot reach Redis ({_one_line(exc)}): start it or fix RESPONDER_REDIS_URL")
+        _error(f"cannot reach Redis ({one_line(exc, 200)}): start it or fix RESPONDER_REDIS_URL")
         return EXIT_REDIS
     except ResponderError as exc:
         _error(str(exc))
@@ -69,10 +69,6 @@ def _error(message: str) -> None:
     print(f"responder: error: {lines[0]}", file=sys.stderr)
     for line in lines[1:]:
         print(f"  {line}", file=sys.stderr)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:200]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,7 +187,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     alert = _manual_alert(labels, dict(args.annotation))
     redis = redis_client(settings)
     record = Intake(redis, settings, catalog).enqueue_manual(
-        playbook.name, alert, dry_run=args.dry_run, requested_by=_requester()
+        playbook.name, alert, dry_run=args.dry_run, requested_by=requester()
     )
     return _queued(redis, settings, record.id, args)
 
@@ -209,10 +205,6 @@ def _manual_alert(labels: dict[str, str], annotations: dict[str, str]) -> Alert:
 def _colour() -> bool:
     """Colour on a terminal, unless NO_COLOR is set (https://no-color.org)."""
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-
-
-def _requester() -> str:
-    return os.environ.get("RESPONDER_REQUESTED_BY") or getpass.getuser()
 
 
 def _queued(redis: Redis, settings: Settings, job_id: str, args: argparse.Namespace) -> int:
@@ -341,7 +333,7 @@ def cmd_freeze_change(args: argparse.Namespace, settings: Settings) -> int:
     playbook = f"freeze-{args.action}"
     alert = _manual_alert({"alertname": playbook}, {"reason": args.reason})
     record = Intake(runtime.redis, settings, runtime.catalog).enqueue_manual(
-        playbook, alert, dry_run=args.dry_run, requested_by=_requester(), queue=False
+        playbook, alert, dry_run=args.dry_run, requested_by=requester(), queue=False
     )
     record = run_playbook(runtime, record.id, final_attempt=True)
     print(output.run_text(record, colour=_colour()))

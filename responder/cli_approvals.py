@@ -6,16 +6,15 @@ rejection) once the last group needed has approved."""
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 import sys
 from typing import Any, Literal, cast
 
 from redis.client import Pipeline
 
 from responder import approvals, tickets
+from responder.cli_args import requester
 from responder.errors import CommandFailed, ResponderError
-from responder.integrations.base import TicketKey
+from responder.integrations.base import TicketKey, comment_on_open
 from responder.runs import Approval, RunRecord, RunStore, utcnow
 from responder.settings import Settings
 
@@ -47,7 +46,7 @@ def _answer(args: argparse.Namespace, settings: Settings, decision: Literal["app
     from responder.playbooks.catalog import load_catalog
     from responder.store.redisconn import redis_client
 
-    who = args.as_login or os.environ.get("RESPONDER_REQUESTED_BY") or getpass.getuser()
+    who = args.as_login or requester()
     redis = redis_client(settings)
     runs = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
     answered: dict[str, RunRecord] = {}
@@ -90,9 +89,8 @@ def _note_on_ticket(settings: Settings, record: RunRecord, text: str) -> None:
 
     try:
         tracker = Runtime.build(settings).integrations(dry_run=record.dry_run).tracker
-        ticket = tracker.find_open(TicketKey(alertname=record.alertname, model_id=record.model_id))
-        if ticket is not None:
-            tracker.comment(ticket, tickets.note(record, f"Run {record.id}: {text}"))
+        key = TicketKey(alertname=record.alertname, model_id=record.model_id)
+        comment_on_open(tracker, key, tickets.note(record, f"Run {record.id}: {text}"))
     except ResponderError as exc:
         print(f"responder: warning: the incident ticket was not told: {exc}", file=sys.stderr)
 

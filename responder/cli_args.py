@@ -1,8 +1,10 @@
-"""What the ``responder`` command's arguments must be: ``K=V`` pairs, and text."""
+"""What the ``responder`` command's arguments must be (``K=V`` pairs, and text), and who is giving them."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 from collections.abc import Iterable
 
 
@@ -37,3 +39,8 @@ def _as_bytes(text: str) -> bytes:
         return text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace")
+
+
+def requester() -> str:
+    """Who runs the command, as runs and the freeze record them: RESPONDER_REQUESTED_BY, else $USER."""
+    return os.environ.get("RESPONDER_REQUESTED_BY") or getpass.getuser()

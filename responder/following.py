@@ -36,12 +36,12 @@ from rq import Queue
 
 from responder import metrics, tickets
 from responder.errors import PermanentError, TransientError
-from responder.integrations.base import NotModified, RunSnapshot, TicketKey
+from responder.integrations.base import NotModified, RunSnapshot, TicketKey, comment_on_open
 from responder.log import get_logger
 from responder.runs import FollowedArtifact, FollowedRun, RunRecord
 from responder.runtime import Runtime
 from responder.store import locks, redis_keys
-from responder.store.queueing import MAX_RETRY_AFTER_SECONDS, enqueue_follow
+from responder.store.queueing import enqueue_follow, not_before
 from responder.timefmt import duration
 
 log = get_logger(__name__)
@@ -163,9 +163,7 @@ def poll(runtime: Runtime, run_id: str, step: str, number: int, *, chain: bool =
             return _end(runtime, record, followed, number=number, abandoned=True, chain=chain)
         _store(runtime, record.id, followed)
         runtime.redis.set(state_key(run_id, step), state.dumps(), ex=runtime.settings.dedup_retention_seconds)
-        delay = runtime.settings.follow_poll_seconds
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
+        delay = not_before(runtime.settings.follow_poll_seconds, retry_after)
         if chain:
             queue = Queue(runtime.settings.queue, connection=runtime.redis)
             enqueue_follow(queue, runtime.settings, run_id, step, number + 1, delay=delay)
@@ -226,16 +224,14 @@ def _end(
         return followed.conclusion or "abandoned"
     tracker = runtime.integrations(dry_run=False).tracker
     try:
-        ticket = tracker.find_open(TicketKey(alertname=record.alertname, model_id=record.model_id))
-        if ticket is not None:
-            body = (
-                tickets.workflow_run_abandoned(record, followed)
-                if abandoned
-                else tickets.workflow_run_finished(
-                    record, followed, governance_workflow=runtime.settings.governance_workflow
-                )
+        body = (
+            tickets.workflow_run_abandoned(record, followed)
+            if abandoned
+            else tickets.workflow_run_finished(
+                record, followed, governance_workflow=runtime.settings.governance_workflow
             )
-            tracker.comment(ticket, body)
+        )
+        comment_on_open(tracker, TicketKey(alertname=record.alertname, model_id=record.model_id), body)
     except TransientError as exc:
         log.warning("follow.comment_failed", job_id=record.id, step=followed.step, error=str(exc))
         if chain:  # else the scheduled polls tell it (the record says it ended, not that it was told)

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from redis.connection import parse_url
 
 from responder.errors import ConfigError
+from responder.text import one_line
 
 ENV_PREFIX = "RESPONDER_"
 # The default playbooks, shipped in the package (a link to the repository's playbooks/).
@@ -376,7 +377,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {_one_line(str(exc))}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {one_line(exc)}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -393,5 +394,3 @@ def _describe(exc: ValidationError, path: Path | str | None) -> str:
     return f"invalid setting {where}: {first['msg']}; fix it in the environment or the config file"
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

@@ -18,6 +18,7 @@ from redis import Redis
 from responder.errors import WaitTimedOut
 from responder.runs import RunRecord, RunStore, StepRecord
 from responder.store.queueing import listening_workers
+from responder.text import one_line
 
 ENDED = ("succeeded", "failed", "expired")
 POLL_SECONDS = 0.2  # between two reads of the run record
@@ -59,7 +60,7 @@ class Progress:
             if record.status == "queued":
                 self._queued_since = now
             if record.status not in ENDED:  # the record on stdout says how it ended
-                lines.append(f"  {record.status}" + (f": {_one_line(record.error)}" if record.error else ""))
+                lines.append(f"  {record.status}" + (f": {one_line(record.error, 200)}" if record.error else ""))
             self.status = record.status
         if record.status != "queued":
             self.worker_seen = True
@@ -140,10 +141,8 @@ def _step_key(step: StepRecord) -> tuple[str, datetime | None]:
 
 def _step_line(step: StepRecord) -> str:
     """A finished step, as ``  running: freeze-deploys ok`` (a check's finding instead of ok)."""
-    error = f": {_one_line(step.error)}" if step.error else ""
+    error = f": {one_line(step.error, 200)}" if step.error else ""
     shown = f"FINDING: {step.finding}" if step.finding else step.status
     return f"  running: {step.name} {shown}{error}"
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:200]

@@ -40,7 +40,8 @@ from responder.log import get_logger
 from responder.runtime import Runtime
 from responder.settings import Settings
 from responder.store.redisconn import REDIS_DOWN
-from responder.worker_outages import RECONNECT_MAX_SECONDS, Outages, one_line
+from responder.text import one_line
+from responder.worker_outages import RECONNECT_MAX_SECONDS, Outages
 from responder.worker_recovery import ABANDONED_META, MAX_ABANDONED_REQUEUES, AbandonedJobs
 from responder.worker_renewal import RunRenewal
 from responder.worker_rq import RQ_OVERRIDES, ColdShutdown, ResponderWorker
@@ -90,7 +91,7 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
             if burst:
                 raise
             outages.seen()
-            log.warning("worker.redis_lost", error=one_line(exc))
+            log.warning("worker.redis_lost", error=one_line(exc, 200))
         finally:
             stop.install()  # RQ's signal handlers belong to the worker that just ended
             if worker is not None:
@@ -137,7 +138,7 @@ def wait_for_redis(client: Redis, stop: StopSignal, outages: Outages) -> bool:
             client.ping()
         except REDIS_DOWN as exc:
             outages.seen()
-            log.warning("worker.redis_unavailable", error=one_line(exc), retry_in_seconds=delay)
+            log.warning("worker.redis_unavailable", error=one_line(exc, 200), retry_in_seconds=delay)
             if stop.wait(delay):
                 return False
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)

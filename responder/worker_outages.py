@@ -23,8 +23,3 @@ class Outages:
 
     def within(self, seconds: float) -> bool:
         return self._last is not None and time.monotonic() - self._last < seconds
-
-
-def one_line(exc: BaseException) -> str:
-    """``exc`` as one log-friendly line of at most 200 characters."""
-    return " ".join(str(exc).split())[:200]

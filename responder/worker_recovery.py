@@ -42,7 +42,7 @@ from responder.runs import utcnow
 from responder.runtime import Runtime
 from responder.store.queueing import FOLLOW_FUNCTION, JOB_FUNCTION
 from responder.store.redisconn import REDIS_DOWN
-from responder.worker_outages import one_line
+from responder.text import one_line
 
 if TYPE_CHECKING:
     from redis.client import Pipeline
@@ -90,7 +90,7 @@ class AbandonedJobs:
         try:
             self.requeue(queue, execution.composite_key, reason=reason, execution=execution)
         except Exception as exc:  # it stays in the started registry: recovered as abandoned
-            log.warning("run.requeue_on_stop_failed", job_id=job.id, error=one_line(exc))
+            log.warning("run.requeue_on_stop_failed", job_id=job.id, error=one_line(exc, 200))
 
     def requeue(
         self, queue: Queue, composite: str, *, reason: str | None = None, execution: Execution | None = None

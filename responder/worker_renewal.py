@@ -27,7 +27,7 @@ from rq.executions import Execution
 from rq.job import Job
 
 from responder.log import get_logger
-from responder.worker_outages import one_line
+from responder.text import one_line
 
 if TYPE_CHECKING:
     from responder.worker_rq import ResponderWorker
@@ -98,7 +98,7 @@ class RunRenewal:
                 try:
                     self._worker.maintain_heartbeats(run.job, run.execution)
                 except Exception as exc:  # keep renewing whatever happened: a silent stop would abandon the run
-                    log.error("worker.renewal_failed", job_id=run.job.id, error=one_line(exc))
+                    log.error("worker.renewal_failed", job_id=run.job.id, error=one_line(exc, 200))
                 run.due = time.monotonic() + run.interval
 
 

@@ -44,7 +44,8 @@ from rq.worker import WorkerStatus
 from responder.log import get_logger
 from responder.runtime import Runtime
 from responder.store.redisconn import REDIS_DOWN
-from responder.worker_outages import RECONNECT_MAX_SECONDS, Outages, one_line
+from responder.text import one_line
+from responder.worker_outages import RECONNECT_MAX_SECONDS, Outages
 from responder.worker_recovery import AbandonedJobs
 from responder.worker_renewal import RunRenewal
 
@@ -292,7 +293,7 @@ class ResponderWorker(SimpleWorker):
             super().maintain_heartbeats(job, execution)
         except REDIS_DOWN as exc:
             self.outages.seen()
-            log.warning("worker.heartbeat_failed", job_id=job.id, error=one_line(exc))
+            log.warning("worker.heartbeat_failed", job_id=job.id, error=one_line(exc, 200))
 
     # --- shutdown
 

@@ -214,3 +214,12 @@ class Toggles(Protocol):
     def retag(self, *, model_id: str, version: str, reason: str, endpoint: str | None) -> Outcome:
         """Point ``model_id``'s serving endpoint at ``version``. Idempotent: the same call twice is one state."""
         ...
+
+
+def comment_on_open(tracker: Tracker, key: TicketKey, body: Document) -> bool:
+    """Comment ``body`` on the open ticket of ``key``; False (nothing said) when none is open."""
+    ticket = tracker.find_open(key)
+    if ticket is None:
+        return False
+    tracker.comment(ticket, body)
+    return True

@@ -10,13 +10,13 @@ from rq.timeouts import JobTimeoutException
 
 from responder import metrics, tickets, timefmt
 from responder.errors import AwaitingApproval, ResponderError, TransientError, WaitingForStep
-from responder.integrations.base import TicketKey
+from responder.integrations.base import TicketKey, comment_on_open
 from responder.log import Redactor, get_logger
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps import StepResult
 from responder.runs import RunRecord, StepRecord, time_to_resolve, utcnow
 from responder.runtime import Runtime
-from responder.store.queueing import MAX_RETRY_AFTER_SECONDS, retry_delay
+from responder.store.queueing import not_before, retry_delay
 
 log = get_logger(__name__)
 
@@ -172,8 +172,7 @@ class Backoff:
         self._seconds = retry_delay(intervals, attempt, None)
 
     def at(self, retry_after: float | None) -> datetime:
-        wait = max(self._seconds, min(retry_after or 0.0, MAX_RETRY_AFTER_SECONDS))
-        return utcnow() + timedelta(seconds=wait)
+        return utcnow() + timedelta(seconds=not_before(self._seconds, retry_after))
 
 
 def _defer(entry: StepRecord, retry_at: datetime, *, waiting: bool) -> None:
@@ -198,9 +197,8 @@ def _tell_ticket(ctx: StepContext, record: RunRecord, backoff: Backoff, *, final
         return
     told = [s for s in record.steps if s.name in record.untold]
     try:
-        ticket = ctx.tracker.find_open(TicketKey(alertname=record.alertname, model_id=record.model_id))
-        if ticket is not None:
-            ctx.tracker.comment(ticket, tickets.retried(record, told))
+        key = TicketKey(alertname=record.alertname, model_id=record.model_id)
+        comment_on_open(ctx.tracker, key, tickets.retried(record, told))
     except TransientError as exc:
         log.warning("ticket.retried_steps_not_told", error=str(exc), steps=record.untold)
         if not final_attempt:

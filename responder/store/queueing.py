@@ -3,7 +3,6 @@ which workers listen on it."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import struct
@@ -21,6 +20,7 @@ from rq.job import Job, JobStatus
 from rq.utils import missing_keys
 
 from responder.settings import Settings
+from responder.store.redis_keys import digest
 from responder.store.writeset import Arg, WriteSet
 
 JOB_FUNCTION = "responder.jobs.run_playbook_job"
@@ -83,7 +83,7 @@ def enqueue_follow_now(queue: Queue, settings: Settings, run_id: str, step: str,
     queue.enqueue_call(
         FOLLOW_FUNCTION,
         args=(run_id, step, 0, False),
-        job_id=f"{run_id}-follow-{step}-now-{hashlib.sha256(tag.encode()).hexdigest()[:16]}",
+        job_id=f"{run_id}-follow-{step}-now-{digest(tag)}",
         timeout=settings.job_timeout_seconds,
         result_ttl=settings.dedup_retention_seconds,
         failure_ttl=settings.dedup_retention_seconds,
@@ -184,7 +184,11 @@ def retry_delay(intervals: list[float], attempt: int, retry_after: float | None)
     """Seconds before retry number ``attempt`` (1-based): the configured backoff step with
     ±25 % jitter (so workers do not retry in step), never sooner than the server asked."""
     base = intervals[min(attempt, len(intervals)) - 1] if intervals else 0
-    delay = base * random.uniform(0.75, 1.25)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
-    return delay
+    return not_before(base * random.uniform(0.75, 1.25), retry_after)
+
+
+def not_before(delay: float, retry_after: float | None) -> float:
+    """``delay``, or longer where a server asked for it (Retry-After), up to MAX_RETRY_AFTER_SECONDS."""
+    if retry_after is None:
+        return delay
+    return max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from responder import approvals, tickets
 from responder.errors import ApprovalExpired, AwaitingApproval, PermanentError, ResponderError
-from responder.integrations.base import TicketKey
+from responder.integrations.base import TicketKey, comment_on_open
 from responder.log import get_logger
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps.base import Duration, Params, StepBase, StepResult
@@ -24,9 +24,8 @@ def note_on_ticket(ctx: StepContext, text: str) -> None:
     if ctx.run.model_id is None:
         return
     try:
-        ticket = ctx.tracker.find_open(TicketKey(alertname=ctx.run.alertname, model_id=ctx.run.model_id))
-        if ticket is not None:
-            ctx.tracker.comment(ticket, tickets.note(ctx.run, text))
+        key = TicketKey(alertname=ctx.run.alertname, model_id=ctx.run.model_id)
+        comment_on_open(ctx.tracker, key, tickets.note(ctx.run, text))
     except ResponderError as exc:
         log.warning("approval.ticket_note_failed", error=str(exc))
 
