@@ -14,18 +14,23 @@ ResponderError
     ├── TransientError     worth retrying with backoff: 5xx, 429, timeouts, lost connections
     │   └── WaitingForStep a step needs the result of an earlier step that waits for a retry
     └── PermanentError     retrying will not help: any other 4xx; the message says what to fix
-        └── ApprovalExpired an approval step's time ran out (the run ends as expired)
+        └── ApprovalEnded  an approval step was rejected, or its time ran out (the run ends as expired)
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
+from typing import Literal
 
 
 class ResponderError(Exception):
-    """Base of every error responder raises on purpose."""
+    """Base of every error responder raises on purpose. ``outputs``: what a step that fails with it
+    records beside the error (read by later steps and the run's outcome)."""
 
     exit_code = 1
+    outputs: Mapping[str, str] = MappingProxyType({})
 
 
 class ConfigError(ResponderError):
@@ -103,8 +108,10 @@ class WaitingForStep(TransientError):
         self.step = step
 
 
-class ApprovalExpired(PermanentError):
-    """Nobody approved in time: the step fails and the run ends as expired."""
+class ApprovalEnded(PermanentError):
+    """An approval step ended without its approvals: ``outcome`` rejected (an approver said no; the run
+    fails) or expired (nobody approved in time; the run ends as expired)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, outcome: Literal["rejected", "expired"]) -> None:
         super().__init__(message, system="responder")
+        self.outputs = {"approval": outcome}

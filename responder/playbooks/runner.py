@@ -153,7 +153,7 @@ def _conclude(runtime: Runtime, ctx: StepContext, record: RunRecord) -> None:
         log.info("run.deferred", retry_at=record.retry_at, steps=[s.name for s in pending])
         return
     failed = [s.name for s in record.steps if s.status == "failed"]
-    expired = any(s.kind == "approval" and (s.error or "").startswith("expired") for s in record.steps)
+    expired = any(s.outputs.get("approval") == "expired" for s in record.steps)
     record.status = "expired" if expired else "failed" if failed else "succeeded"
     record.error = f"failed steps: {', '.join(failed)}" if failed else None
     record.ended_at = utcnow()
@@ -242,6 +242,8 @@ def _fail(entry: StepRecord, exc: Exception, redactor: Redactor, *, prefix: str 
     """Record the failure; an API may echo a credential in its message, so it is scrubbed first."""
     entry.status = "failed"
     entry.error = redactor.scrub_text(prefix + (str(exc) or type(exc).__name__))
+    if isinstance(exc, ResponderError):
+        entry.outputs = dict(exc.outputs)
 
 
 def _finish_step(runtime: Runtime, record: RunRecord, playbook: str, entry: StepRecord, *, save: bool = True) -> None:
@@ -252,10 +254,7 @@ def _finish_step(runtime: Runtime, record: RunRecord, playbook: str, entry: Step
         recorder.step_finished(playbook, entry.name, entry.kind, (entry.ended_at - entry.started_at).total_seconds())
     if recorder is not None and entry.finding:
         recorder.step_found(playbook, entry.name, entry.finding)
-    if recorder is not None and entry.kind == "approval" and entry.status in ("ok", "failed"):
-        error = entry.error or ""
-        outcome = "approved" if entry.status == "ok" else error.partition(" ")[0].rstrip(":")
-        if outcome in ("approved", "rejected", "expired"):  # not a step that could not ask (no approvers)
-            recorder.approval_ended(playbook, outcome)
+    if recorder is not None and (outcome := entry.outputs.get("approval")):
+        recorder.approval_ended(playbook, outcome)
     if save:
         _save(runtime, record)

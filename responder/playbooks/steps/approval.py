@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from responder import approvals, tickets
-from responder.errors import ApprovalExpired, AwaitingApproval, PermanentError, ResponderError
+from responder.errors import ApprovalEnded, AwaitingApproval, PermanentError, ResponderError
 from responder.integrations.base import TicketKey, comment_on_open
 from responder.log import get_logger
 from responder.playbooks.context import StepContext
@@ -57,17 +57,17 @@ class Approval(StepBase):
         answers = ctx.run.approvals
         rejection = next((a for a in answers if a.decision == "reject"), None)
         if rejection is not None:
-            raise PermanentError(
-                f"rejected by {rejection.who}: {rejection.reason or 'no reason given'}", system="responder"
+            raise ApprovalEnded(
+                f"rejected by {rejection.who}: {rejection.reason or 'no reason given'}", outcome="rejected"
             )
         covered = approvals.assignment(groups, approvers, answers)
         if len(covered) == len(groups):
             who = ", ".join(f"{person} ({group})" for group, person in covered.items())
-            return StepResult(detail=f"approved by {who}", outputs={"approved_by": who})
+            return StepResult(detail=f"approved by {who}", outputs={"approved_by": who, "approval": "approved"})
         deadline = ctx.run.awaiting_until or utcnow() + timedelta(seconds=self.params.ttl)
         still = [group for group in groups if group not in covered]
         if utcnow() >= deadline:
             message = f"expired: no approval from {' and '.join(still)} in time"
             note_on_ticket(ctx, f"Approval of run {ctx.run.id} {message}; its remaining steps are skipped.")
-            raise ApprovalExpired(message)
+            raise ApprovalEnded(message, outcome="expired")
         raise AwaitingApproval(list(groups), still, deadline)
