@@ -60,14 +60,43 @@ Endpoints (relative to ``prefix``; ``{o}/{r}`` is the one repository)::
     GET    /repos/{o}/{r}/actions/runs/{run_id}                   (ETag, If-None-Match -> 304)
     GET    /repos/{o}/{r}/actions/runs/{run_id}/artifacts
     GET    /repos/{o}/{r}/actions/artifacts/{artifact_id}/zip     (302 to the storage server)
-    GET    /repos/{o}/{r}/contents/{path}?ref=
+    GET    /repos/{o}/{r}/contents/{path}?ref=                   (github_git)
+    PUT    /repos/{o}/{r}/contents/{path}                        (200 update, 201 create, 409 stale sha)
     GET    /repos/{o}/{r}/commits?path=&sha=
-    GET    /repos/{o}/{r}/issues?state=&labels=
+    GET    /repos/{o}/{r}/branches/{branch}
+    GET    /repos/{o}/{r}/git/ref/heads/{branch}                 (and git/refs/heads/{branch})
+    POST   /repos/{o}/{r}/git/refs                               (422 "Reference already exists")
+    DELETE /repos/{o}/{r}/git/refs/heads/{branch}
+    GET    /repos/{o}/{r}/issues?state=&labels=                  (github_issues; pull requests too)
     POST   /repos/{o}/{r}/issues
     GET    /repos/{o}/{r}/issues/{n}
     PATCH  /repos/{o}/{r}/issues/{n}
     GET    /repos/{o}/{r}/issues/{n}/comments
     POST   /repos/{o}/{r}/issues/{n}/comments
+    POST   /repos/{o}/{r}/pulls                                  (github_pulls)
+    GET    /repos/{o}/{r}/pulls?state=&head=owner:branch&base=
+    GET    /repos/{o}/{r}/pulls/{n}
+    PATCH  /repos/{o}/{r}/pulls/{n}                              (title, body, state, base)
+    POST   /repos/{o}/{r}/pulls/{n}/requested_reviewers
+    GET    /repos/{o}/{r}/pulls/{n}/requested_reviewers
+    DELETE /repos/{o}/{r}/pulls/{n}/requested_reviewers
+    GET    /repos/{o}/{r}/pulls/{n}/reviews
+    GET    /orgs/{org}                                           (github_common; the owner only)
+    GET    /orgs/{org}/teams/{slug}                              (github_pulls)
+    GET    /orgs/{org}/teams/{slug}/members
+    GET    /organizations/{org_id}/team/{team_id}                (a team's ``url``)
+    GET    /organizations/{org_id}/team/{team_id}/members
+
+The fake is built in layers, one module each (see :mod:`tests.fakes.github_common`): the
+GitHub request pipeline (``github_common``), signed webhook deliveries from a background
+thread (``github_hooks``: :meth:`~FakeGitHub.hook`, :attr:`~FakeGitHub.deliveries`,
+:meth:`~FakeGitHub.redeliver`, :meth:`~FakeGitHub.wait_for_deliveries`), commits and branches
+(``github_git``: :meth:`~FakeGitHub.set_file`, :meth:`~FakeGitHub.create_branch`,
+:meth:`~FakeGitHub.file_at`, :attr:`~FakeGitHub.branches`), issues (``github_issues``:
+:meth:`~FakeGitHub.comment_as`), pull requests, reviews, users and teams (``github_pulls``:
+:meth:`~FakeGitHub.add_user`, :meth:`~FakeGitHub.add_team`, :meth:`~FakeGitHub.submit_review`,
+:meth:`~FakeGitHub.merge_pull`, :meth:`~FakeGitHub.close_pull`, :attr:`~FakeGitHub.pulls`),
+and this module's Actions. Each module's docstring says how closely it follows GitHub.
 
 Stdlib only; the server, the request pipeline, request recording and fault injection
 come from :mod:`tests.fakes.server` (the artifact storage is a plain server of its own).
@@ -89,21 +118,50 @@ import time
 import urllib.parse
 import uuid
 import zipfile
-from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
-from tests.fakes.server import ApiError, FakeServer, Request, Response, route
+from tests.fakes.github_common import (
+    _REPO,
+    DEFAULT_BRANCH,
+    DOCS_URL,
+    HTML_BASE,
+    RATE_LIMIT,
+    RAW_BASE,
+    PathCounts,
+    _GitHubError,
+    _iso,
+    _not_found,
+    _now,
+    _sha1,
+    _validation_failed,
+)
+from tests.fakes.github_git import MANIFEST_PATH
+from tests.fakes.github_hooks import Delivery
+from tests.fakes.github_issues import Issue
+from tests.fakes.github_pulls import PullRequest, PullsLayer, Review
 from tests.fakes.server import Recorded as Recorded  # re-exported: one request the fake received
+from tests.fakes.server import Request, Response, Route, route
 
-HTML_BASE = "http://github.fake"
-RAW_BASE = "http://raw.github.fake"
-DOCS_URL = "https://docs.github.com/rest"
-DEFAULT_BRANCH = "main"
-MANIFEST_PATH = "artifacts/ml/model-manifest.json"
+__all__ = [  # what tests import from here (the layers live in tests/fakes/github_*.py)
+    "DEFAULT_BRANCH",
+    "HTML_BASE",
+    "MANIFEST_PATH",
+    "RAW_BASE",
+    "Delivery",
+    "Dispatch",
+    "FakeGitHub",
+    "Issue",
+    "PathCounts",
+    "PullRequest",
+    "Recorded",
+    "Review",
+    "StorageRequest",
+]
+
 MODEL_INPUTS = frozenset({"MODEL_ID", "MODEL_VERSION", "REASON"})
 DEFAULT_WORKFLOWS: dict[str, set[str]] = {
     "model-governance.yml": set(MODEL_INPUTS),
@@ -118,9 +176,6 @@ DEFAULT_RUNNING_SECONDS = 5.0  # then how long it runs before it completes
 ARTIFACT_LINK_SECONDS = 60.0  # GitHub: the download link "expires after 1 minute"
 ARTIFACT_RETENTION_DAYS = 90  # the retention-days of responder's workflows
 RunDetails = Literal["returned", "ignored", "rejected"]
-RATE_LIMIT = 5000
-DEFAULT_PER_PAGE = 30
-MAX_PER_PAGE = 100
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -141,14 +196,6 @@ class Dispatch:
 
 
 @dataclass(frozen=True)
-class PathCounts:
-    """Requests the fake answered for one path (no query string), and how many of them were 304s."""
-
-    requests: int
-    not_modified: int
-
-
-@dataclass(frozen=True)
 class StorageRequest:
     """One request the artifact storage server received."""
 
@@ -157,28 +204,7 @@ class StorageRequest:
     status: int
 
 
-@dataclass(frozen=True)
-class Issue:
-    """Snapshot of an issue as the fake currently stores it."""
-
-    number: int
-    title: str
-    body: str | None
-    labels: list[str]
-    state: str  # "open" | "closed"
-    comments: list[str]  # comment bodies, oldest first
-    html_url: str
-
-
 # --------------------------------------------------------------------------- internals
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _now() -> str:
-    return _iso(datetime.now(UTC))
 
 
 _RUN_NAME_INPUT = re.compile(r"\$\{\{\s*inputs\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
@@ -202,32 +228,6 @@ def _storage_error(status: int, code: str, message: str) -> tuple[int, bytes, st
     """An Azure blob storage error answer."""
     body = f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'
     return status, body.encode(), "application/xml"
-
-
-def _sha1(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()
-
-
-def _base64_lines(content: bytes) -> str:
-    """Base64 the way the contents API does: 60-character lines, newline-terminated."""
-    encoded = base64.b64encode(content).decode("ascii")
-    return "".join(encoded[i : i + 60] + "\n" for i in range(0, len(encoded), 60))
-
-
-class _GitHubError(ApiError):
-    """Raised by handlers; becomes a GitHub-style JSON error response."""
-
-    def __init__(self, http_status: int, message: str, /, **extra: Any) -> None:
-        super().__init__(http_status, {"message": message, "documentation_url": DOCS_URL, **extra})
-
-
-def _not_found(message: str = "Not Found") -> _GitHubError:
-    return _GitHubError(404, message)
-
-
-def _validation_failed(resource: str, field_name: str, code: str = "missing_field") -> _GitHubError:
-    error = {"resource": resource, "field": field_name, "code": code}
-    return _GitHubError(422, "Validation Failed", errors=[error])
 
 
 @dataclass
@@ -275,50 +275,12 @@ class _Artifact:
 
 
 @dataclass
-class _Commit:
-    sha: str
-    path: str
-    content: bytes
-    message: str
-    date: str
-    parent: str | None
-
-
-@dataclass
-class _Comment:
-    id: int
-    body: str
-    created_at: str
-    updated_at: str
-
-
-@dataclass
-class _StoredIssue:
-    id: int
-    number: int
-    title: str
-    body: str | None
-    labels: list[str]
-    created_at: str
-    updated_at: str
-    state: str = "open"
-    state_reason: str | None = None
-    closed_at: str | None = None
-    comments: list[_Comment] = field(default_factory=list)
-
-
-_REPO = r"/repos/[^/]+/[^/]+"
-_REPO_PATH = re.compile(r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)(?:/|$)")
-
 
 # --------------------------------------------------------------------------- the fake
 
 
-class FakeGitHub(FakeServer):
+class FakeGitHub(PullsLayer):
     """A single-repository GitHub REST API served on 127.0.0.1; see the module docstring."""
-
-    login = "responder[bot]"  # the identity the token belongs to (author of issues/comments)
-    committer = "ml-platform-bot"  # author of commits made with set_file()
 
     def __init__(
         self,
@@ -345,12 +307,6 @@ class FakeGitHub(FakeServer):
         ``conclusions``: a workflow's conclusion when its runs complete (default ``success``);
         ``artifact_link_seconds``: how long an artifact's download link works. These apply to runs
         and links made after a change on a running fake."""
-        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
-            raise ValueError(f"prefix must look like '/api/v3', got {prefix!r}")
-        self.token = token
-        self.owner = owner
-        self.repo = repo
-        self.prefix = prefix
         self.workflows: dict[str, frozenset[str]] = {
             name: frozenset(inputs) for name, inputs in (workflows or DEFAULT_WORKFLOWS).items()
         }
@@ -367,7 +323,7 @@ class FakeGitHub(FakeServer):
         self._workflow_ids = {name: 71_000_001 + i for i, name in enumerate(self.workflows)}
         self._storage: _StorageServer | None = None
         self._link_key = uuid.uuid4().bytes  # signs the storage links, as an account key would
-        super().__init__()
+        super().__init__(token=token, owner=owner, repo=repo, prefix=prefix)
 
     def start(self) -> Self:
         """Start the API server and the artifact storage server (a socket of its own)."""
@@ -385,15 +341,6 @@ class FakeGitHub(FakeServer):
         super().stop()
 
     @property
-    def url(self) -> str:
-        """API base URL to pass to ``Github(base_url=...)`` (includes the prefix)."""
-        return super().url + self.prefix
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.owner}/{self.repo}"
-
-    @property
     def storage_url(self) -> str:
         """Base URL of the artifact storage server (another port than :attr:`url`: another origin)."""
         if self._storage is None:
@@ -407,20 +354,12 @@ class FakeGitHub(FakeServer):
             self._variables: dict[str, _Variable] = {}
             self._dispatches: list[Dispatch] = []
             self._runs: list[_Run] = []  # oldest first
-            self._issues: list[_StoredIssue] = []
-            self._labels: dict[str, tuple[int, str]] = {}  # lower-case name -> (id, name)
-            self._commits: list[_Commit] = []  # oldest first; all on DEFAULT_BRANCH
-            self._ids = itertools.count(1001)
             self._run_ids = itertools.count(9_000_000_001)
             self._artifacts: list[_Artifact] = []
             self._artifact_ids = itertools.count(4_000_000_001)
             self._links: dict[str, tuple[int, float]] = {}  # signature -> (artifact id, monotonic expiry)
             self._storage_requests: list[StorageRequest] = []
             self._storage_faults: list[int] = []  # statuses the next storage requests answer
-            self._path_counts: Counter[str] = Counter()
-            self._not_modified_counts: Counter[str] = Counter()
-            self._rate_remaining = RATE_LIMIT
-            self._rate_reset = int(time.time()) + 3600
 
     # ----------------------------------------------------------------- observable state
 
@@ -435,39 +374,9 @@ class FakeGitHub(FakeServer):
             return copy.deepcopy(self._dispatches)
 
     @property
-    def path_counts(self) -> dict[str, PathCounts]:
-        """Per path (without query string or prefix): requests answered, and how many were 304s."""
-        with self._lock:
-            return {
-                path: PathCounts(count, self._not_modified_counts[path]) for path, count in self._path_counts.items()
-            }
-
-    @property
     def storage_requests(self) -> list[StorageRequest]:
         with self._lock:
             return list(self._storage_requests)
-
-    @property
-    def rate_remaining(self) -> int:
-        """The core rate limit left (a 304 does not spend any, as on GitHub)."""
-        with self._lock:
-            return self._rate_remaining
-
-    @property
-    def issues(self) -> list[Issue]:
-        with self._lock:
-            return [
-                Issue(
-                    number=i.number,
-                    title=i.title,
-                    body=i.body,
-                    labels=list(i.labels),
-                    state=i.state,
-                    comments=[c.body for c in i.comments],
-                    html_url=self._issue_html_url(i.number),
-                )
-                for i in self._issues
-            ]
 
     # ----------------------------------------------------------------- arranging state
 
@@ -497,6 +406,19 @@ class FakeGitHub(FakeServer):
             if running_seconds is not None:
                 run.running_seconds = running_seconds
             return run.id
+
+    def deliver_workflow_run_completed(self, run_id: int, *, sender: str | None = None) -> None:
+        """GitHub's ``workflow_run`` ``completed`` webhook for run ``run_id``, as when it completes (the
+        run is shown completed with its conclusion, whatever the fake's clock says); ``sender``: who
+        triggered it (default: the token's identity, which dispatched it)."""
+        with self._lock:
+            run = self._find_run(str(run_id))
+            shown = self._run_json(run, self._run_number(run))
+            conclusion = run.conclusion or self.conclusions.get(run.workflow, "success")
+            finished = _iso(run.created_at + timedelta(seconds=run.queued_seconds + run.running_seconds))
+            shown |= {"status": "completed", "conclusion": conclusion, "updated_at": finished}
+            objects = {"workflow_run": shown, "workflow": self._workflow_json(run.workflow)}
+            self._emit("workflow_run", "completed", objects, sender or self.login)
 
     def set_conclusion(self, run_id: int, conclusion: str) -> None:
         """The conclusion run ``run_id`` has (or will have) once completed: success, failure, cancelled..."""
@@ -542,165 +464,6 @@ class FakeGitHub(FakeServer):
         """The next ``times`` requests to the artifact storage answer ``status``."""
         with self._lock:
             self._storage_faults.extend([status] * times)
-
-    def set_file(self, path: str, content: bytes | str, message: str = "update") -> str:
-        """Commit a new revision of ``path`` on the default branch; returns the commit sha."""
-        data = content.encode("utf-8") if isinstance(content, str) else content
-        path = path.strip("/")
-        with self._lock:
-            parent = self._commits[-1].sha if self._commits else None
-            seed = f"{len(self._commits)}\0{parent}\0{path}\0{message}\0".encode() + data
-            commit = _Commit(_sha1(seed), path, data, message, _now(), parent)
-            self._commits.append(commit)
-            return commit.sha
-
-    def set_manifest(self, manifest: dict[str, Any]) -> str:
-        """Commit a new revision of the model manifest; returns the commit sha."""
-        return self.set_file(MANIFEST_PATH, json.dumps(manifest, indent=2), message="update model manifest")
-
-    # ----------------------------------------------------------------- request pipeline hooks
-
-    def _handle(self, method: str, target: str, headers: dict[str, str], raw_body: bytes) -> tuple[Response, float]:
-        response, delay = super()._handle(method, target, headers, raw_body)
-        path = self._local_path(urllib.parse.urlsplit(target).path)
-        with self._lock:
-            self._path_counts[path] += 1
-            if response.status == 304:
-                self._not_modified_counts[path] += 1
-        return response, delay
-
-    def _local_path(self, path: str) -> str:
-        """The path without the prefix (paths outside it are refused by _admit)."""
-        if self._has_prefix(path):
-            return path[len(self.prefix) :] or "/"
-        return path
-
-    def _admit(self, request: Request) -> None:
-        """Refuse malformed JSON (400), bad credentials (401) and paths outside the prefix (404), before faults."""
-        if not request.body_is_json:
-            raise _GitHubError(400, "Problems parsing JSON")
-        if not self._authorized(request.headers.get("Authorization", "")):
-            raise _GitHubError(401, "Bad credentials")
-        self._rate_remaining = max(0, self._rate_remaining - 1)
-        if not self._has_prefix(urllib.parse.urlsplit(request.target).path):
-            raise _not_found()
-
-    def _no_route(self, request: Request, path_known: bool) -> ApiError:
-        return _not_found()
-
-    def _dispatch(self, request: Request) -> Response:
-        """Route the request; any owner/repo but the one repository is 404."""
-        repository = _REPO_PATH.match(request.path)
-        if repository is not None:
-            owner, repo = (urllib.parse.unquote(part).lower() for part in repository.group("owner", "repo"))
-            if (owner, repo) != (self.owner.lower(), self.repo.lower()):
-                raise _not_found()
-        return super()._dispatch(request)
-
-    def _has_prefix(self, path: str) -> bool:
-        return path == self.prefix or path.startswith(self.prefix + "/")
-
-    def _authorized(self, authorization: str) -> bool:
-        scheme, _, credential = authorization.partition(" ")
-        return scheme.lower() in ("token", "bearer") and credential.strip() == self.token
-
-    def _extra_headers(self) -> dict[str, str]:
-        return {
-            "X-RateLimit-Limit": str(RATE_LIMIT),
-            "X-RateLimit-Remaining": str(self._rate_remaining),
-            "X-RateLimit-Used": str(RATE_LIMIT - self._rate_remaining),
-            "X-RateLimit-Reset": str(self._rate_reset),
-            "X-RateLimit-Resource": "core",
-            "X-GitHub-Request-Id": uuid.uuid4().hex[:16].upper(),
-        }
-
-    # ----------------------------------------------------------------- URL and JSON builders
-
-    @property
-    def _api_repo(self) -> str:
-        return f"{self.url}/repos/{self.owner}/{self.repo}"
-
-    @property
-    def _html_repo(self) -> str:
-        return f"{HTML_BASE}/{self.owner}/{self.repo}"
-
-    def _issue_html_url(self, number: int) -> str:
-        return f"{self._html_repo}/issues/{number}"
-
-    def _user_json(self, login: str) -> dict[str, Any]:
-        return {
-            "login": login,
-            "id": int(_sha1(login.encode())[:7], 16),
-            "type": "Bot" if login.endswith("[bot]") else "User",
-            "site_admin": False,
-            "url": f"{self.url}/users/{urllib.parse.quote(login)}",
-            "html_url": f"{HTML_BASE}/{urllib.parse.quote(login)}",
-        }
-
-    def _paginate(self, req: Request, items: list[Any], *, wrap: str | None = None) -> Response:
-        """One page of ``items`` per ``per_page``/``page``, with a GitHub-style Link header."""
-        try:
-            per_page = min(max(int(req.params.get("per_page", DEFAULT_PER_PAGE)), 1), MAX_PER_PAGE)
-        except ValueError:
-            per_page = DEFAULT_PER_PAGE
-        try:
-            page = max(int(req.params.get("page", 1)), 1)
-        except ValueError:
-            page = 1
-        last = max((len(items) + per_page - 1) // per_page, 1)
-        chunk = items[(page - 1) * per_page : page * per_page]
-
-        def link(to_page: int, rel: str) -> str:
-            query = urllib.parse.urlencode({**req.params, "page": to_page})
-            return f'<{self.url}{req.path}?{query}>; rel="{rel}"'
-
-        links = []
-        if page > 1:
-            links += [link(min(page - 1, last), "prev")]
-        if page < last:
-            links += [link(page + 1, "next"), link(last, "last")]
-        if page > 1:
-            links += [link(1, "first")]
-        body: Any = {"total_count": len(items), wrap: chunk} if wrap else chunk
-        return Response(200, body, {"Link": ", ".join(links)} if links else {})
-
-    @staticmethod
-    def _body_dict(req: Request) -> dict[str, Any]:
-        if not isinstance(req.body, dict):
-            raise _GitHubError(400, "Problems parsing JSON")
-        return req.body
-
-    # ----------------------------------------------------------------- repository
-
-    def _repository_json(self) -> dict[str, Any]:
-        api = self._api_repo
-        return {
-            "id": 500_001,
-            "node_id": "R_kgDOfake",
-            "name": self.repo,
-            "full_name": self.full_name,
-            "owner": {**self._user_json(self.owner), "type": "Organization"},
-            "private": True,
-            "visibility": "private",
-            "description": "ML platform (fake)",
-            "fork": False,
-            "archived": False,
-            "disabled": False,
-            "default_branch": DEFAULT_BRANCH,
-            "url": api,
-            "html_url": self._html_repo,
-            "issues_url": f"{api}/issues{{/number}}",
-            "contents_url": f"{api}/contents/{{+path}}",
-            "commits_url": f"{api}/commits{{/sha}}",
-            "has_issues": True,
-            "permissions": {"admin": False, "maintain": False, "push": True, "triage": True, "pull": True},
-            "created_at": "2024-01-01T00:00:00Z",
-            "updated_at": _now(),
-            "pushed_at": self._commits[-1].date if self._commits else "2024-01-01T00:00:00Z",
-        }
-
-    def _get_repository(self, req: Request) -> Response:
-        return Response(200, self._repository_json())
 
     # ----------------------------------------------------------------- actions variables
 
@@ -1013,246 +776,10 @@ class FakeGitHub(FakeServer):
             bound = bound.replace(tzinfo=UTC)
         return (lambda moment: moment >= bound) if operator == ">=" else (lambda moment: moment > bound)
 
-    # ----------------------------------------------------------------- contents and commits
-
-    def _resolve_ref(self, ref: str | None) -> int:
-        """Index into ``_commits`` of the commit ``ref`` names (a branch or a commit sha)."""
-        if not self._commits:
-            raise _GitHubError(409, "Git Repository is empty.")
-        if ref is None or ref.removeprefix("refs/heads/") == DEFAULT_BRANCH:
-            return len(self._commits) - 1
-        if len(ref) >= 7:
-            for index, commit in enumerate(self._commits):
-                if commit.sha.startswith(ref):
-                    return index
-        raise _GitHubError(404, f"No commit found for SHA: {ref}")
-
-    def _get_contents(self, req: Request, path: str) -> Response:
-        path = path.strip("/")
-        ref = req.params.get("ref") or None
-        try:
-            head = self._resolve_ref(ref)
-        except _GitHubError as error:
-            if error.response.status == 409:
-                raise _not_found("This repository is empty.") from None
-            raise _not_found(f"No commit found for the ref {ref}") from None
-        revision = next((c for c in reversed(self._commits[: head + 1]) if c.path == path), None)
-        if revision is None:
-            raise _not_found()
-        shown_ref = ref or DEFAULT_BRANCH
-        blob_sha = _sha1(b"blob %d\0" % len(revision.content) + revision.content)
-        api_url = f"{self._api_repo}/contents/{urllib.parse.quote(path)}?ref={urllib.parse.quote(shown_ref)}"
-        git_url = f"{self._api_repo}/git/blobs/{blob_sha}"
-        html_url = f"{self._html_repo}/blob/{shown_ref}/{path}"
-        return Response(
-            200,
-            {
-                "type": "file",
-                "encoding": "base64",
-                "size": len(revision.content),
-                "name": path.rsplit("/", 1)[-1],
-                "path": path,
-                "content": _base64_lines(revision.content),
-                "sha": blob_sha,
-                "url": api_url,
-                "git_url": git_url,
-                "html_url": html_url,
-                "download_url": f"{RAW_BASE}/{self.owner}/{self.repo}/{shown_ref}/{path}",
-                "_links": {"self": api_url, "git": git_url, "html": html_url},
-            },
-        )
-
-    def _commit_json(self, commit: _Commit) -> dict[str, Any]:
-        person = {"name": "ML Platform Bot", "email": "ml-platform-bot@example.com", "date": commit.date}
-        api = self._api_repo
-        tree_sha = _sha1(commit.sha.encode())
-        parents = [
-            {"sha": sha, "url": f"{api}/commits/{sha}", "html_url": f"{self._html_repo}/commit/{sha}"}
-            for sha in [commit.parent]
-            if sha is not None
-        ]
-        return {
-            "sha": commit.sha,
-            "node_id": f"C_fake{commit.sha[:12]}",
-            "commit": {
-                "author": person,
-                "committer": person,
-                "message": commit.message,
-                "tree": {"sha": tree_sha, "url": f"{api}/git/trees/{tree_sha}"},
-                "url": f"{api}/git/commits/{commit.sha}",
-                "comment_count": 0,
-            },
-            "url": f"{api}/commits/{commit.sha}",
-            "html_url": f"{self._html_repo}/commit/{commit.sha}",
-            "comments_url": f"{api}/commits/{commit.sha}/comments",
-            "author": self._user_json(self.committer),
-            "committer": self._user_json(self.committer),
-            "parents": parents,
-        }
-
-    def _list_commits(self, req: Request) -> Response:
-        head = self._resolve_ref(req.params.get("sha") or None)
-        path = (req.params.get("path") or "").strip("/")
-        history = [
-            self._commit_json(commit)
-            for commit in reversed(self._commits[: head + 1])
-            if not path or commit.path == path or commit.path.startswith(path + "/")
-        ]
-        return self._paginate(req, history)
-
-    # ----------------------------------------------------------------- issues
-
-    def _label_json(self, name: str) -> dict[str, Any]:
-        label_id, label_name = self._labels[name.lower()]
-        return {
-            "id": label_id,
-            "node_id": f"LA_fake{label_id}",
-            "url": f"{self._api_repo}/labels/{urllib.parse.quote(label_name)}",
-            "name": label_name,
-            "color": "ededed",
-            "default": False,
-            "description": None,
-        }
-
-    def _ensure_labels(self, labels: Any) -> list[str]:
-        """Canonical names of ``labels`` (strings or ``{"name": ...}``); creates missing ones like GitHub."""
-        if not isinstance(labels, list):
-            raise _validation_failed("Issue", "labels", "invalid")
-        names: list[str] = []
-        for label in labels:
-            name = label.get("name") if isinstance(label, dict) else label
-            if not isinstance(name, str) or not name.strip():
-                raise _validation_failed("Label", "name", "invalid")
-            if name.lower() not in self._labels:
-                self._labels[name.lower()] = (next(self._ids), name)
-            canonical = self._labels[name.lower()][1]
-            if canonical not in names:
-                names.append(canonical)
-        return names
-
-    def _issue_json(self, issue: _StoredIssue) -> dict[str, Any]:
-        url = f"{self._api_repo}/issues/{issue.number}"
-        return {
-            "id": issue.id,
-            "node_id": f"I_fake{issue.id}",
-            "number": issue.number,
-            "title": issue.title,
-            "body": issue.body,
-            "state": issue.state,
-            "state_reason": issue.state_reason,
-            "locked": False,
-            "labels": [self._label_json(name) for name in issue.labels],
-            "assignee": None,
-            "assignees": [],
-            "milestone": None,
-            "comments": len(issue.comments),
-            "user": self._user_json(self.login),
-            "author_association": "NONE",
-            "url": url,
-            "repository_url": self._api_repo,
-            "labels_url": f"{url}/labels{{/name}}",
-            "comments_url": f"{url}/comments",
-            "events_url": f"{url}/events",
-            "html_url": self._issue_html_url(issue.number),
-            "created_at": issue.created_at,
-            "updated_at": issue.updated_at,
-            "closed_at": issue.closed_at,
-        }
-
-    def _comment_json(self, issue: _StoredIssue, comment: _Comment) -> dict[str, Any]:
-        return {
-            "id": comment.id,
-            "node_id": f"IC_fake{comment.id}",
-            "url": f"{self._api_repo}/issues/comments/{comment.id}",
-            "html_url": f"{self._issue_html_url(issue.number)}#issuecomment-{comment.id}",
-            "issue_url": f"{self._api_repo}/issues/{issue.number}",
-            "body": comment.body,
-            "user": self._user_json(self.login),
-            "author_association": "NONE",
-            "created_at": comment.created_at,
-            "updated_at": comment.updated_at,
-        }
-
-    def _find_issue(self, number: str) -> _StoredIssue:
-        for issue in self._issues:
-            if issue.number == int(number):
-                return issue
-        raise _not_found()
-
-    def _list_issues(self, req: Request) -> Response:
-        state = req.params.get("state") or "open"
-        if state not in ("open", "closed", "all"):
-            raise _validation_failed("Issue", "state", "invalid")
-        wanted = {name.strip().lower() for name in (req.params.get("labels") or "").split(",") if name.strip()}
-        matching = [
-            self._issue_json(issue)
-            for issue in sorted(self._issues, key=lambda i: i.number, reverse=True)  # newest first
-            if state in ("all", issue.state) and wanted <= {name.lower() for name in issue.labels}
-        ]
-        return self._paginate(req, matching)
-
-    def _create_issue(self, req: Request) -> Response:
-        body = self._body_dict(req)
-        title = body.get("title")
-        if not isinstance(title, str) or not title.strip():
-            raise _validation_failed("Issue", "title")
-        text = body.get("body")
-        if text is not None and not isinstance(text, str):
-            raise _validation_failed("Issue", "body", "invalid")
-        labels = self._ensure_labels(body.get("labels") or [])
-        now = _now()
-        issue = _StoredIssue(next(self._ids), len(self._issues) + 1, title, text, labels, now, now)
-        self._issues.append(issue)
-        return Response(201, self._issue_json(issue))
-
-    def _get_issue(self, req: Request, number: str) -> Response:
-        return Response(200, self._issue_json(self._find_issue(number)))
-
-    def _update_issue(self, req: Request, number: str) -> Response:
-        issue = self._find_issue(number)
-        body = self._body_dict(req)
-        # validate everything first: GitHub applies an edit entirely or not at all
-        title = body.get("title", issue.title)
-        if not isinstance(title, str) or not title.strip():
-            raise _validation_failed("Issue", "title", "invalid")
-        text = body.get("body", issue.body)
-        if text is not None and not isinstance(text, str):
-            raise _validation_failed("Issue", "body", "invalid")
-        state = body.get("state", issue.state)
-        if state not in ("open", "closed"):
-            raise _validation_failed("Issue", "state", "invalid")
-        labels = self._ensure_labels(body["labels"]) if "labels" in body else issue.labels
-
-        issue.title, issue.body, issue.labels = title, text, labels
-        if state != issue.state:
-            issue.state = state
-            issue.closed_at = _now() if state == "closed" else None
-            default_reason = "completed" if state == "closed" else "reopened"
-            issue.state_reason = body.get("state_reason") or default_reason
-        elif "state_reason" in body and issue.state == "closed":
-            issue.state_reason = body["state_reason"]
-        issue.updated_at = _now()
-        return Response(200, self._issue_json(issue))
-
-    def _list_comments(self, req: Request, number: str) -> Response:
-        issue = self._find_issue(number)
-        return self._paginate(req, [self._comment_json(issue, c) for c in issue.comments])
-
-    def _create_comment(self, req: Request, number: str) -> Response:
-        issue = self._find_issue(number)
-        text = self._body_dict(req).get("body")
-        if not isinstance(text, str) or not text:
-            raise _validation_failed("IssueComment", "body")
-        now = _now()
-        comment = _Comment(next(self._ids), text, now, now)
-        issue.comments.append(comment)
-        issue.updated_at = now
-        return Response(201, self._comment_json(issue, comment))
-
     # ----------------------------------------------------------------- routing table
 
-    ROUTES = (
-        route("GET", _REPO, _get_repository),
+    ROUTES: ClassVar[tuple[Route, ...]] = (
+        *PullsLayer.ROUTES,
         route("GET", _REPO + r"/actions/variables", _list_variables),
         route("POST", _REPO + r"/actions/variables", _create_variable),
         route("GET", _REPO + r"/actions/variables/(?P<name>[^/]+)", _get_variable),
@@ -1264,14 +791,6 @@ class FakeGitHub(FakeServer):
         route("GET", _REPO + r"/actions/runs/(?P<run_id>\d+)", _get_run),
         route("GET", _REPO + r"/actions/runs/(?P<run_id>\d+)/artifacts", _list_run_artifacts),
         route("GET", _REPO + r"/actions/artifacts/(?P<artifact_id>\d+)/zip", _download_artifact),
-        route("GET", _REPO + r"/contents/(?P<path>.+)", _get_contents),
-        route("GET", _REPO + r"/commits", _list_commits),
-        route("GET", _REPO + r"/issues", _list_issues),
-        route("POST", _REPO + r"/issues", _create_issue),
-        route("GET", _REPO + r"/issues/(?P<number>\d+)", _get_issue),
-        route("PATCH", _REPO + r"/issues/(?P<number>\d+)", _update_issue),
-        route("GET", _REPO + r"/issues/(?P<number>\d+)/comments", _list_comments),
-        route("POST", _REPO + r"/issues/(?P<number>\d+)/comments", _create_comment),
     )
 
 
