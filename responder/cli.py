@@ -18,7 +18,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from responder import __version__, cli_approvals, output
+from responder import __version__, cli_approvals, cli_schedules, output
 from responder.alerts import Alert
 from responder.cli_args import label, not_text, requester
 from responder.cli_serve import cmd_serve
@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_retry.set_defaults(handler=cmd_jobs_retry)
 
     cli_approvals.add_commands(sub)
+    cli_schedules.add_commands(sub)
 
     alerts = sub.add_parser("alerts", help="decision history: why did (or didn't) an alert run?").add_subparsers(
         dest="alerts_command", required=True

@@ -59,6 +59,11 @@ class CommandFailed(ResponderError):
     """A CLI command cannot do what was asked (a run that cannot be retried, an unreadable file)."""
 
 
+class ApprovalRefused(ResponderError):
+    """An answer to an approval step that does not count; the message says why in one line (the
+    requester, not an approver, already answered, the run is not waiting)."""
+
+
 class WaitTimedOut(ResponderError):
     """The run did not end within the wait's timeout; the message says where it is and why."""
 

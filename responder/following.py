@@ -5,7 +5,9 @@ dispatch, not a planned one) gets a follow job, scheduled ``follow_poll_seconds`
 follow job reads the run once, conditionally (``If-None-Match`` with the ETag of the last read:
 an unchanged run costs a 304 and no rate limit), and then either schedules the next poll or,
 the run completed, reads its artifacts, stores the result on the run record and comments on the
-incident ticket once. No worker is held between polls.
+incident ticket once. No worker is held between polls. A retraining run that succeeded, of a dispatch
+step that asked for it, gets its change request queued (``responder.change_requests``), and so does the
+end of that change request's governance run.
 
 One worker at a time follows a run: a poll holds a Redis lock for (run, step), and each poll's
 job id names its number, so a poll queued twice is one job. Following gives up after
@@ -20,7 +22,8 @@ reason recorded (``stop_following``), as a run abandoned that often is recorded 
 
 Everything here is best-effort for the incident: a failure to read GitHub is retried at the next
 poll (a TransientError) or ends the following with the reason recorded (a PermanentError); it
-never changes the run's own status. Nothing here writes to GitHub, so no conclusion lifts a freeze.
+never changes the run's own status. Nothing here writes to GitHub, so no conclusion lifts a freeze
+(the change request's job, not the poll, opens the pull request).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import cast
 from redis.client import Pipeline
 from rq import Queue
 
-from responder import metrics, tickets
+from responder import change_requests, metrics, tickets
 from responder.errors import PermanentError, TransientError
 from responder.integrations.base import NotModified, RunSnapshot, TicketKey, comment_on_open
 from responder.log import get_logger
@@ -109,15 +112,30 @@ def start(runtime: Runtime, record: RunRecord) -> None:
     with runtime.redis.pipeline(transaction=False) as pipe:  # one round trip for the record and every first poll
         runtime.runs.save(record, pipe)
         for followed in new:
-            state = FollowState(since=now).dumps()
-            retention = runtime.settings.dedup_retention_seconds
-            pipe.set(state_key(record.id, followed.step), state, nx=True, ex=retention)
-            pipe.set(redis_keys.followed_run_key(followed.run_id), f"{record.id}\n{followed.step}", ex=retention)
-            delay = runtime.settings.follow_poll_seconds
-            enqueue_follow(queue, runtime.settings, record.id, followed.step, 1, delay=delay, pipeline=pipe)
+            _first_poll(runtime, queue, record.id, followed, now, pipe)
         pipe.execute()
     for followed in new:
         log.info("follow.scheduled", job_id=record.id, step=followed.step, workflow_run=followed.run_id)
+
+
+def follow(runtime: Runtime, run_id: str, followed: FollowedRun) -> None:
+    """Schedule the first poll of ``followed``, a workflow run already on the stored record of
+    ``run_id`` that no step of it dispatched (a change request's governance run)."""
+    queue = Queue(runtime.settings.queue, connection=runtime.redis)
+    with runtime.redis.pipeline(transaction=False) as pipe:
+        _first_poll(runtime, queue, run_id, followed, datetime.now(UTC), pipe)
+        pipe.execute()
+    log.info("follow.scheduled", job_id=run_id, step=followed.step, workflow_run=followed.run_id)
+
+
+def _first_poll(
+    runtime: Runtime, queue: Queue, run_id: str, followed: FollowedRun, now: datetime, pipe: Pipeline
+) -> None:
+    retention = runtime.settings.dedup_retention_seconds
+    pipe.set(state_key(run_id, followed.step), FollowState(since=now).dumps(), nx=True, ex=retention)
+    pipe.set(redis_keys.followed_run_key(followed.run_id), f"{run_id}\n{followed.step}", ex=retention)
+    delay = runtime.settings.follow_poll_seconds
+    enqueue_follow(queue, runtime.settings, run_id, followed.step, 1, delay=delay, pipeline=pipe)
 
 
 def poll(runtime: Runtime, run_id: str, step: str, number: int, *, chain: bool = True) -> str:
@@ -220,6 +238,7 @@ def _end(
     if not again and (recorder := metrics.recorder()) is not None:
         recorder.workflow_run_ended(followed.workflow, "abandoned" if abandoned else followed.conclusion or "abandoned")
     log.info("follow.ended", job_id=record.id, step=followed.step, conclusion=followed.conclusion, note=followed.note)
+    change_requests.on_followed_end(runtime, record, followed, abandoned=abandoned)
     if followed.reported or record.model_id is None:
         return followed.conclusion or "abandoned"
     tracker = runtime.integrations(dry_run=False).tracker

@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 
 from rq import Queue, get_current_job
 
-from responder import following
+from responder import change_requests, following, tickets
+from responder.document import Document, para
+from responder.integrations.base import Ticket, TicketKey, comment_on_open
 from responder.log import get_logger
 from responder.playbooks.runner import run_playbook
 from responder.runs import ENDED
@@ -74,3 +76,30 @@ def follow_workflow_run_job(run_id: str, step: str, poll: int = 1, chain: bool =
     (see ``responder.following``); schedules the next poll until the workflow run completes, unless
     ``chain`` is false (a poll GitHub's webhook asked for, outside the scheduled ones)."""
     return following.poll(current_runtime(), run_id, step, poll, chain=chain)
+
+
+def ticket_reply_job(ref: str, url: str, text: str) -> str:
+    """Comment ``text`` on the ticket ``ref`` (at ``url``): the reply to an approval answered there
+    (``/approve``, ``/reject``), saying how it counted or why it did not."""
+    tracker = current_runtime().integrations(dry_run=False).tracker
+    return tracker.comment(Ticket(ref=ref, url=url, title=""), Document.of(para(text))).detail
+
+
+def ticket_note_job(run_id: str, text: str) -> str:
+    """Say ``text`` about run ``run_id`` on its model's open incident ticket (an approval answered on
+    the runs page); nothing when none is open."""
+    runtime = current_runtime()
+    record = runtime.runs.get(run_id)
+    if record.model_id is None:
+        return "no model"
+    tracker = runtime.integrations(dry_run=record.dry_run).tracker
+    key = TicketKey(alertname=record.alertname, model_id=record.model_id)
+    return "noted" if comment_on_open(tracker, key, tickets.note(record, f"Run {record.id}: {text}")) else "no ticket"
+
+
+def change_request_job(run_id: str, step: str, poll: int = 0) -> str:
+    """One look at the change request that the retraining run of step ``step`` of run ``run_id``
+    proposes (see ``responder.change_requests``): read the training summary, dispatch and wait for
+    governance, open the pull request, or read its reviews. ``poll`` > 0: a scheduled review poll,
+    which schedules the next one while the pull request is open."""
+    return change_requests.advance(current_runtime(), run_id, step, poll)

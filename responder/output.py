@@ -126,6 +126,17 @@ def run_text(record: RunRecord, *, colour: bool = False) -> str:
         for artifact in run.artifacts:
             read = artifact.status or (f"not read: {artifact.reason}" if artifact.reason else "no status")
             lines.append(f"             artifact {artifact.name}: {read}")
+    if record.change_requests:
+        lines.append("  change requests:")
+    for change in record.change_requests:
+        approved = ", ".join(f"{who} ({group})" for group, who in change.approved_by.items())
+        lines.append(
+            f"    {change.status:<20} {record.model_id or '-'} {change.version or '?'} (step {change.step}) "
+            + (change.pull_url or "no pull request")
+            + (f", approved by {approved}" if approved else "")
+        )
+        if change.note:
+            lines.append(f"             {change.note}")
     return "\n".join(lines)
 
 

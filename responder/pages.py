@@ -3,10 +3,13 @@
     GET /runs         newest first: time, alert, model, playbook, status
                       (?status=<run status> shows one status; ?limit=N shows N runs, default 50, at most 500)
     GET /runs/{id}    one run: the alert, each step with status, timing, detail, links and errors
+                      (a run awaiting approval shows a form answering it: responder/page_answers.py)
+    POST /runs/{id}/answer   approve or reject that run
 
 Everything shown is alert text or what an external system answered, so it is untrusted: the
 templates (``responder/templates/``) autoescape, only http(s) URLs become links, and the
-Content-Security-Policy allows no script and no style but the page's own stylesheet. Run
+Content-Security-Policy allows no script and no style but the page's own stylesheet, and forms
+only to this origin. Run
 records are read through RunStore on a thread, as the webhook does; Redis down is a 503 page.
 """
 
@@ -26,8 +29,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 from pydantic import SecretStr
 
+from responder import page_answers
 from responder.auth import authorized
 from responder.errors import RunNotFound
+from responder.page_answers import ANSWERER
 from responder.runs import RUN_STATUSES, RunStore, StepRecord, utcnow
 from responder.store.redisconn import REDIS_DOWN
 from responder.timefmt import ago, as_utc, took, utc_text
@@ -59,7 +64,7 @@ _CSS = (resources.files("responder") / "templates" / "pages.css").read_text(enco
 _CSS_HASH = base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()
 HEADERS = {
     "Content-Security-Policy": (
-        f"default-src 'none'; style-src 'sha256-{_CSS_HASH}'; base-uri 'none'; form-action 'none'; "
+        f"default-src 'none'; style-src 'sha256-{_CSS_HASH}'; base-uri 'none'; form-action 'self'; "
         "frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -77,6 +82,7 @@ def add_pages(app: web.Application, *, tokens: Sequence[SecretStr] | None) -> No
     """
     app.router.add_get("/runs", _signed_in(_runs, tokens))
     app.router.add_get("/runs/{id}", _signed_in(_run, tokens))
+    app.router.add_post("/runs/{id}/answer", _signed_in(_answer, tokens))
 
 
 def _signed_in(handler: Handler, tokens: Sequence[SecretStr] | None) -> Handler:
@@ -125,7 +131,18 @@ async def _run(request: web.Request) -> web.Response:
         return _message(404, "Run not found", f"There is no run {run_id!r}; it may have expired.")
     except REDIS_DOWN:
         return _unavailable()
-    return _page("run.html", run=run)
+    can_answer = run.status == "awaiting_approval" and ANSWERER in request.app
+    return _page("run.html", run=run, answer_key=page_answers.form_key(request, run.id) if can_answer else None)
+
+
+async def _answer(request: web.Request) -> web.Response:
+    if ANSWERER not in request.app:
+        return _message(404, "Not found", "Answering approvals is not served here.")
+    http_status, heading, message = await page_answers.answer(request)
+    response = _message(http_status, heading, message)
+    if http_status == 503:
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
 
 
 def _limit(raw: str | None) -> int | None:

@@ -19,18 +19,21 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr, ValidationError
 from redis import Redis
+from rq import Queue
 
-from responder import github_events
+from responder import answers, github_events
 from responder.alerts import Notification
 from responder.auth import authorized
 from responder.groupcommit import GroupCommit
 from responder.intake import Intake
 from responder.log import get_logger
 from responder.metrics import ReceiverMetrics
+from responder.page_answers import ANSWERER, Answerer
 from responder.pages import RUN_STORE, add_pages
 from responder.playbooks.catalog import Catalog
 from responder.runs import RunStore
 from responder.settings import Settings
+from responder.store.queueing import enqueue_ticket_note
 from responder.store.redisconn import REDIS_DOWN, async_redis_client, redis_client
 
 log = get_logger(__name__)
@@ -56,6 +59,7 @@ def create_app(settings: Settings, catalog: Catalog, *, token: SecretStr | None)
         known = {p.alertname for p in catalog.playbooks.values() if p.alertname}
         app[METRICS] = ReceiverMetrics(client, settings.queue, known_alertnames=known)
         app[RUN_STORE] = RunStore(client, retention_seconds=settings.dedup_retention_seconds)
+        app[ANSWERER] = _answerer(client, settings, app[INTAKE])
         yield
         client.close()
         await loop_client.aclose()
@@ -70,6 +74,21 @@ def create_app(settings: Settings, catalog: Catalog, *, token: SecretStr | None)
     app.router.add_get("/metrics", _metrics)
     add_pages(app, tokens=_page_tokens(settings, token))
     return app
+
+
+def _answerer(redis: Redis, settings: Settings, intake: Intake) -> Answerer:
+    """How the runs page answers an approval: recorded like ``responder approve``, then said on the
+    model's open ticket by a job (the receiver makes no tracker call)."""
+    queue = Queue(settings.queue, connection=redis)
+
+    def answer_on_page(run_id: str, who: str, decision: answers.Decision, reason: str | None) -> answers.Answered:
+        how = "runs page"
+        done = answers.answer(redis, settings, intake, run_id, who=who, decision=decision, how=how, reason=reason)
+        tag = f"{run_id}\n{done.answer.who}\n{done.answer.at.isoformat()}"
+        enqueue_ticket_note(queue, settings, run_id, done.said(), tag)
+        return done
+
+    return answer_on_page
 
 
 def _page_tokens(settings: Settings, token: SecretStr | None) -> list[SecretStr] | None:
@@ -194,7 +213,9 @@ async def _github_webhook(request: web.Request) -> web.Response:
         return _error(401, refused)
     event, delivery = request.headers.get("X-GitHub-Event", ""), request.headers.get("X-GitHub-Delivery", "")
     try:
-        answer = await asyncio.to_thread(github_events.handle, request.app[REDIS], settings, event, delivery, body)
+        answer = await asyncio.to_thread(
+            github_events.handle, request.app[REDIS], settings, request.app[INTAKE], event, delivery, body
+        )
     except REDIS_DOWN:
         return _unavailable("Redis is unavailable; retry later")
     return web.json_response(answer.body, status=answer.status)

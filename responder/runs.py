@@ -113,6 +113,29 @@ class FollowedRun(BaseModel):
         return self.status == "completed" or self.note is not None
 
 
+ChangeRequestStatus = Literal["preparing", "governance", "opening", "open", "approved", "merged", "closed", "refused"]
+
+
+class ChangeRequest(BaseModel):
+    """The pull request a successful retraining run proposes (``responder.change_requests``), as far as it got."""
+
+    step: str = Field(description="The retraining dispatch step whose run proposed it.")
+    status: ChangeRequestStatus = "preparing"
+    version: str | None = None  # the proposed version, from the run's training summary
+    sha256: str | None = None
+    governance_step: str | None = Field(None, description="Its governance run, among the record's workflow_runs.")
+    pull_number: int | None = None
+    pull_url: str | None = None
+    approved_by: dict[str, str] = Field(default_factory=dict, description="group -> the person whose approval counted.")
+    note: str | None = Field(None, description="Why it stopped (refused), or the last thing it said.")
+    told: list[str] = Field(default_factory=list, description="What the incident ticket was told (each event once).")
+    opened_at: datetime | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ("merged", "closed", "refused")
+
+
 class RunRecord(BaseModel):
     id: str
     playbook: str
@@ -141,6 +164,9 @@ class RunRecord(BaseModel):
     awaiting_until: datetime | None = Field(
         None, description="Status awaiting_approval: when the approval step's time runs out."
     )
+    change_requests: list[ChangeRequest] = Field(
+        default_factory=list, description="Pull requests proposed after its retraining runs succeeded."
+    )
     untold: list[str] = Field(
         default_factory=list,
         description="Steps that finished on a retry after the incident ticket was opened, whose results "
@@ -163,6 +189,9 @@ class RunRecord(BaseModel):
 
     def workflow_run(self, step: str) -> FollowedRun | None:
         return next((w for w in self.workflow_runs if w.step == step), None)
+
+    def change_request(self, step: str) -> ChangeRequest | None:
+        return next((c for c in self.change_requests if c.step == step), None)
 
     @property
     def findings(self) -> list[str]:

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from redis.connection import parse_url
 
 from responder.errors import ConfigError
+from responder.schedules import Schedule
 from responder.text import one_line
 
 ENV_PREFIX = "RESPONDER_"
@@ -144,6 +145,12 @@ class GitHubSettings(SettingsGroup):
     follow_timeout_seconds: float = Field(
         21600.0, gt=0, description="How long a dispatched workflow run is followed before responder gives up on it."
     )
+    change_request_poll_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="Between two reads of an open change request's reviews, the fallback when GitHub's "
+        "pull_request and pull_request_review webhook deliveries do not arrive (they settle it at once).",
+    )
 
     @field_validator("github_api_url")
     @classmethod
@@ -233,6 +240,22 @@ class RunSettings(SettingsGroup):
     )
 
 
+class ScheduleSettings(SettingsGroup):
+    """Schedules"""
+
+    schedules: list[Schedule] = Field(
+        [],
+        description="Playbook runs on a cron schedule (UTC), run by `responder scheduler` (JSON list in the "
+        "environment; see docs/schedules.md). Empty: schedules.yaml in the playbooks directory, if there is one.",
+    )
+    schedule_catch_up_seconds: int = Field(
+        6 * 3600,
+        gt=0,
+        description="A slot the scheduler missed (it was down) by less than this runs late; an older one is "
+        "recorded as missed and not run.",
+    )
+
+
 class LogSettings(SettingsGroup):
     """Logging"""
 
@@ -243,7 +266,14 @@ class LogSettings(SettingsGroup):
 
 
 class Settings(
-    LogSettings, RunSettings, ToggleSettings, TrackerSettings, GitHubSettings, ReceiverSettings, QueueSettings
+    LogSettings,
+    ScheduleSettings,
+    RunSettings,
+    ToggleSettings,
+    TrackerSettings,
+    GitHubSettings,
+    ReceiverSettings,
+    QueueSettings,
 ):
     """Every setting, the groups above in one class: ``Settings.model_fields`` lists them all."""
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from responder.document import Block, Bullets, Checklist, Code, Document, Heading, Inline, Link, Table, Text, para
-from responder.runs import FollowedRun, RunRecord, StepRecord, time_to_resolve
+from responder.runs import ChangeRequest, FollowedRun, RunRecord, StepRecord, time_to_resolve
 from responder.timefmt import clock, duration, span, utc_text
 
 TITLE_LIMIT = 250
@@ -311,4 +311,15 @@ def workflow_run_abandoned(run: RunRecord, followed: FollowedRun) -> Document:
         "; run ",
         _run_ref(run),
         ").",
+    )
+
+
+def change_request(run: RunRecord, change: ChangeRequest, text: str) -> Document:
+    """News of the change request a retraining run of ``run`` proposed (opened, refused, approved,
+    changes requested, merged, closed), on the incident ticket."""
+    what = f"change request #{change.pull_number}" if change.pull_number else "Change request"
+    name: Inline = Link(what, change.pull_url) if change.pull_url else Text(what)
+    proposal = f"{run.model_id} {change.version}" if change.version else f"{run.model_id}"
+    return Document.paragraph(
+        name, f" ({proposal}, from step ", Code(change.step), " of run ", _run_ref(run), f"): {text}"
     )

@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT.parent / "shared" / "examples"
 SAMPLES = ROOT / "responder" / "samples"
 MANIFEST = SAMPLES / "model-manifest.json"
+# The shipped playbooks' approval groups (model_integrity_failed's approved rollback), with people.
+TEST_APPROVERS = {"ml-lead": ["lee"], "responsible-ai": ["rai"]}
 TEST_REDIS_URL = os.environ.get("RESPONDER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 WEBHOOK_TOKEN = "hook-secret-token-123"
 
@@ -124,6 +126,7 @@ def make_settings(redis_url: str, **values: Any) -> Settings:
         "job_retry_intervals": [],
         "github_writes_per_second": 0,
         "log_format": "json",
+        "approvers": TEST_APPROVERS,
     }
     return Settings(**{**base, **values})
 
@@ -275,6 +278,7 @@ def cli_env(redis, redis_url: str, fake_github: FakeGitHub, fake_toggles: FakeTo
         "RESPONDER_JOB_RETRY_INTERVALS": "[]",
         "RESPONDER_GITHUB_WRITES_PER_SECOND": "0",
         "RESPONDER_LOG_FORMAT": "json",
+        "RESPONDER_APPROVERS": json.dumps(TEST_APPROVERS),
         "RESPONDER_REQUESTED_BY": "alice",
     })
     return env

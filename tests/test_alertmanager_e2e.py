@@ -20,6 +20,7 @@ from tests.conftest import ROOT, WEBHOOK_TOKEN, free_port, wait_until
 from tests.fakes.github import FakeGitHub
 from tests.support.alertmanager import (
     ALERTMANAGER,
+    MATCHING,
     Alertmanager,
     Responder,
     am_alerts,
@@ -104,7 +105,7 @@ def dispatched(fake: FakeGitHub) -> list[tuple[str, dict[str, Any]]]:
 
 def test_integrity_alert_freezes_dispatches_governance_and_opens_ticket(alertmanager, fake_github):
     """An integrity alert routed by Alertmanager freezes deploys, dispatches governance once and opens one ticket."""
-    alertmanager.post(am_alerts("integrity-firing.json"))
+    alertmanager.post(am_alerts("integrity-firing.json", annotations=MATCHING))
 
     [run] = wait_until(lambda: alertmanager.responder.finished_runs(1), "the integrity run to end",
                        logs=alertmanager.logs)
@@ -151,7 +152,7 @@ def test_drift_in_two_segments_retrains_once_and_opens_one_ticket_listing_both(a
 
 def test_alertmanager_resends_of_a_firing_alert_run_nothing_again(alertmanager, fake_github):
     """Alertmanager's repeat notifications of a firing alert are duplicates that dispatch, open and set nothing."""
-    alertmanager.post(am_alerts("integrity-firing.json"))
+    alertmanager.post(am_alerts("integrity-firing.json", annotations=MATCHING))
     wait_until(lambda: alertmanager.responder.finished_runs(1), "the integrity run to end", logs=alertmanager.logs)
     fingerprint = alertmanager.fingerprint("model_integrity_failed")
 
@@ -169,7 +170,7 @@ def test_alertmanager_resends_of_a_firing_alert_run_nothing_again(alertmanager, 
 
 def test_resolve_comments_on_the_ticket_and_keeps_the_freeze(alertmanager, fake_github):
     """A resolved integrity alert comments on its ticket; nothing is dispatched and the freeze stays."""
-    [firing] = am_alerts("integrity-firing.json")
+    [firing] = am_alerts("integrity-firing.json", annotations=MATCHING)
     alertmanager.post([firing])
     wait_until(lambda: alertmanager.responder.finished_runs(1), "the integrity run to end", logs=alertmanager.logs)
     fingerprint = alertmanager.fingerprint("model_integrity_failed")

@@ -30,6 +30,7 @@ from tests.fakes.jira import FakeJira
 from tests.fakes.toggles import FakeToggles
 from tests.support.alertmanager import (
     ALERTMANAGER,
+    MATCHING,
     Alertmanager,
     Responder,
     am_alerts,
@@ -191,7 +192,7 @@ def _key_labels(tracker: str, alertname: str) -> set[str]:
 
 def test_integrity_lifecycle_fire_repeat_resolve_refire_rollback_lift(stack: Stack) -> None:
     """Fire, repeats, resolve, re-fire, rollback and lift leave one ticket with exactly four comments in order."""
-    [firing] = am_alerts("integrity-firing.json")
+    [firing] = am_alerts("integrity-firing.json", annotations=MATCHING)
     governance = {"MODEL_ID": MODEL, "MODEL_VERSION": CURRENT, "REASON": "model_integrity_failed"}
 
     # 1. fire: freeze, one governance dispatch, one open ticket.

@@ -223,9 +223,20 @@ def test_each_answer_is_said_on_the_incident_ticket(redis, redis_url, fake_githu
     answer(env, "approve", run_id, "alice", "--reason", "evidence attached")
     answer(env, "reject", run_id, "carol", "--reason", "bias report missing")
     [ticket] = fake_github.issues
-    comments = [c.replace("\\", "") for c in ticket.comments]
+    comments = [c.replace("\\", "") for c in ticket.comments[1:]]  # after the step's question
     assert [c.split(" (cli)")[0].split(": ", 1)[1] for c in comments] == ["Approved by alice", "Rejected by carol"]
     assert "bias report missing" in comments[1]
+
+
+def test_the_waiting_step_asks_on_the_incident_ticket(redis, redis_url, fake_github, tmp_path):
+    settings = ticketed_settings(redis_url, fake_github, tmp_path)
+    run_id = waiting_run(settings, redis)
+    [ticket] = fake_github.issues
+    [question] = [c.replace("\\", "").strip() for c in ticket.comments]
+    assert question.startswith(f"Run {run_id} waits at step approve for approval by one person of each of "
+                               "ml-lead and responsible-ai until ")
+    assert question.endswith(f"Comment /approve, or /reject and a reason, here, or run: responder approve {run_id} "
+                             f"(run `{run_id}`)")
 
 
 def test_an_expired_approval_is_said_on_the_ticket(redis, redis_url, fake_github, tmp_path):
@@ -233,7 +244,7 @@ def test_an_expired_approval_is_said_on_the_ticket(redis, redis_url, fake_github
     run_id = waiting_run(settings, redis)
     Worker(settings).drain_scheduled(timeout=15)
     [ticket] = fake_github.issues
-    [comment] = ticket.comments
+    [_question, comment] = ticket.comments
     assert f"Approval of run {run_id} expired: no approval from ml-lead and responsible-ai" in comment.replace("\\", "")
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from tests.conftest import run_cli
+from tests.support.github import with_previous_version
 
 
 def test_run_wait_prints_record_and_exits_0(cli_env, worker_process, fake_github):
@@ -34,6 +35,7 @@ def test_run_wait_exits_1_when_the_run_fails(cli_env, worker_process, fake_githu
 
 def test_run_dry_run_plans_without_writing(cli_env, worker_process, fake_github):
     """`run --dry-run` records planned steps and writes nothing to GitHub."""
+    with_previous_version(fake_github)  # the mismatch plans the rollback to the manifest's previous version
     result = run_cli(cli_env, "run", "model_integrity_failed", "--label", "model_id=fraud-scorer",
                        "--annotation", "deployed_digest=sha256:abc", "--dry-run", "--wait")
     assert result.returncode == 0, result.stderr

@@ -23,7 +23,7 @@ from responder.settings import Settings
 from tests.conftest import Worker, github_repo, load_example, make_settings, wait_until
 from tests.fakes.github import FakeGitHub
 from tests.support.github import GOVERNANCE, LIST_LAG_SECONDS, LOOKUP_SECONDS
-from tests.support.runs import RetryingWorker, queue_runs
+from tests.support.runs import MANIFEST_DIGEST, RetryingWorker, integrity, manifest_digest, queue_runs
 
 BACKOFF = [4, 4]  # a retry comes after the list lag (at least 3 s, with the jitter), as production's 10 s does
 
@@ -42,8 +42,12 @@ def deliver(settings: Settings, redis: Redis, payload: dict[str, Any], worker: W
 
 
 def alert_for(sample: str, model_id: str, version: str, fingerprint: str) -> dict[str, Any]:
+    """The sample's alert for ``model_id`` at ``version``; an integrity alert's deployed digest is
+    the model's in the manifest (no rollback proposed)."""
     payload = load_example(sample)
     [alert] = payload["alerts"]
+    if sample == "integrity-firing.json":
+        alert["annotations"]["deployed_digest"] = manifest_digest(model_id)
     alert["labels"].update(model_id=model_id, model_version=version)
     alert["fingerprint"] = fingerprint
     return payload
@@ -71,7 +75,7 @@ def test_a_lost_dispatch_does_not_adopt_a_run_dispatched_by_hand_for_another_mod
         "main", {"MODEL_ID": "credit-limit", "MODEL_VERSION": "3.2.0", "REASON": "manual"}, throw=True
     )
     fake_github.fail_next("POST", r"/dispatches$", status=502)
-    [run] = deliver(settings, redis, load_example("integrity-firing.json"))
+    [run] = deliver(settings, redis, integrity(MANIFEST_DIGEST))
     step = run.step("dispatch-governance")
     assert ["credit-limit", "fraud-scorer"] == governance_models(fake_github)
     assert ("ok", fake_github.dispatches[1].html_url) == (step.status, step.url)
@@ -84,7 +88,7 @@ def test_on_ghes_a_lost_dispatch_does_not_adopt_another_models_answered_dispatch
     fake_github.run_details = "ignored"
     deliver(settings, redis, load_example("bias-firing.json"))  # governance and hotfix for credit-limit
     fake_github.fail_next("POST", r"/dispatches$", status=502)
-    [run] = deliver(settings, redis, load_example("integrity-firing.json"))
+    [run] = deliver(settings, redis, integrity(MANIFEST_DIGEST))
     assert ["credit-limit", "fraud-scorer"] == governance_models(fake_github)
     assert "ok" == run.step("dispatch-governance").status
 
@@ -119,7 +123,7 @@ def test_two_lost_dispatches_for_one_model_adopt_its_one_run_at_most_once_and_sa
     run adopts it and says the other lost dispatch may have been its origin; the other dispatches again."""
     fake_github.fail_next("POST", r"/dispatches$", status=502, after_write=True)
     fake_github.fail_next("POST", r"/dispatches$", status=502)
-    payload = load_example("integrity-firing.json")
+    payload = integrity(MANIFEST_DIGEST)
     payload["alerts"].append(alert_for("integrity-firing.json", "fraud-scorer", "2026.11.1", "2222222222222222")
                              ["alerts"][0])
     runs = deliver(settings, redis, payload)
@@ -137,7 +141,7 @@ def test_a_workflow_without_run_name_cannot_be_attributed_and_is_dispatched_agai
         fake.set_manifest(load_example("model-manifest.json"))
         settings = github_settings(redis_url, fake)
         fake.fail_next("POST", r"/dispatches$", status=502, after_write=True)
-        [run] = deliver(settings, redis, load_example("integrity-firing.json"))
+        [run] = deliver(settings, redis, integrity(MANIFEST_DIGEST))
         assert ["model-governance"] * 2 == [d.display_title for d in fake.dispatches]
         step = run.step("dispatch-governance")
         assert step.url == fake.dispatches[1].html_url
@@ -150,7 +154,7 @@ def test_waiting_for_the_run_list_is_rescheduled_not_held_in_the_worker(redis, r
     settings = github_settings(redis_url, fake_github, job_retry_intervals=[0, 0])
     fake_github.fail_next("POST", r"/dispatches$", status=502, after_write=True)
     started = time.monotonic()
-    [run] = deliver(settings, redis, load_example("integrity-firing.json"), worker=Worker(settings))
+    [run] = deliver(settings, redis, integrity(MANIFEST_DIGEST), worker=Worker(settings))
     assert time.monotonic() - started < 2
     assert "retrying" == run.status
     assert "looking again in" in (run.step("dispatch-governance").error or "")
@@ -162,7 +166,7 @@ def test_on_the_final_attempt_the_step_waits_for_the_run_list(redis, redis_url, 
     """With no retry left, the step reads the list in the worker until the lost dispatch's run shows."""
     settings = github_settings(redis_url, fake_github, job_retry_intervals=[0])
     fake_github.fail_next("POST", r"/dispatches$", status=502, after_write=True)
-    [run] = deliver(settings, redis, load_example("integrity-firing.json"))
+    [run] = deliver(settings, redis, integrity(MANIFEST_DIGEST))
     assert 1 == len(fake_github.dispatches)
     assert ("succeeded", 2) == (run.status, run.attempts)
     assert run.step("dispatch-governance").url == fake_github.dispatches[0].html_url
@@ -171,7 +175,7 @@ def test_on_the_final_attempt_the_step_waits_for_the_run_list(redis, redis_url, 
 def test_a_ghes_refusing_return_run_details_is_dispatched_without_it(settings, redis, fake_github):
     """A GitHub Enterprise Server that answers 422 to return_run_details gets the dispatch again without it."""
     fake_github.run_details = "rejected"
-    [run] = deliver(settings, redis, load_example("integrity-firing.json"))
+    [run] = deliver(settings, redis, integrity(MANIFEST_DIGEST))
     posts = [r for r in fake_github.requests if r.method == "POST" and r.path.endswith("/dispatches")]
     assert [422, 204] == [r.status for r in posts]
     assert [True, False] == ["return_run_details" in r.body for r in posts]
@@ -181,7 +185,7 @@ def test_a_ghes_refusing_return_run_details_is_dispatched_without_it(settings, r
 def test_a_dispatch_answered_before_its_worker_died_is_not_sent_again(settings, redis, fake_github):
     """The worker died after GitHub answered the dispatch but before the step's result was saved:
     the step runs again and returns that answer instead of dispatching a second time."""
-    [run] = deliver(settings, redis, load_example("integrity-firing.json"))
+    [run] = deliver(settings, redis, integrity(MANIFEST_DIGEST))
     store = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)
     answered = run.step("dispatch-governance")
     run.steps = [s for s in run.steps if s.name != "dispatch-governance"]  # as if never checkpointed

@@ -27,20 +27,9 @@ from responder.runs import RunRecord, RunStore, StepRecord
 from responder.settings import Settings
 from tests.conftest import WEBHOOK_TOKEN, Worker, integration_settings, load_example, run_cli, tickets_of
 from tests.support.pages import Page
+from tests.support.runs import MANIFEST_DIGEST, integrity
 
-MANIFEST_DIGEST = "sha256:5d41402abc4b2a76b9719d911017c592ae4d6e1f5c3b2a190817263544536271"
 BEARER = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
-
-
-def integrity(deployed_digest: str | None = "mismatch") -> dict[str, Any]:
-    """The integrity alert: its sample's (mismatching) digest, ``MANIFEST_DIGEST``, or none (None)."""
-    payload = load_example("integrity-firing.json")
-    annotations = payload["alerts"][0]["annotations"]
-    if deployed_digest is None:
-        del annotations["deployed_digest"]
-    elif deployed_digest != "mismatch":
-        annotations["deployed_digest"] = deployed_digest
-    return payload
 
 
 def run(settings: Settings, redis: Redis, payload: dict[str, Any]) -> RunRecord:
@@ -78,8 +67,8 @@ def test_a_missing_digest_is_a_finding(settings, redis):
 
 
 def test_a_run_with_a_finding_still_succeeds(settings, redis):
-    """A finding is not a failure: the run succeeds with no error."""
-    record = run(settings, redis, integrity())
+    """A finding is not a failure: the run (a missing digest, which proposes no rollback) succeeds with no error."""
+    record = run(settings, redis, integrity(None))
     assert ("succeeded", None) == (record.status, record.error)
 
 
@@ -97,7 +86,7 @@ def test_a_record_stored_before_findings_existed_reads_as_no_finding(settings, r
     for step in document["steps"]:
         del step["finding"]
     redis.set(store.key(record.id), json.dumps(document))
-    assert [None] * 4 == [s.finding for s in store.get(record.id).steps]
+    assert [None] * len(document["steps"]) == [s.finding for s in store.get(record.id).steps]
 
 
 # --- The CLI ---
@@ -122,10 +111,10 @@ def test_jobs_show_says_finding_not_ok_for_the_step(settings, redis, cli_env):
 
 def test_jobs_show_header_names_the_findings(settings, redis, cli_env):
     """The run's header line counts its findings and a findings line names them."""
-    record = run(settings, redis, integrity())
+    record = run(settings, redis, integrity(None))
     lines = run_cli(cli_env, "jobs", "show", record.id).stdout.splitlines()
     assert f"run {record.id}: SUCCEEDED, 1 FINDING" == lines[0]
-    assert "  findings   verify-digest: mismatch" in lines
+    assert "  findings   verify-digest: missing" in lines
 
 
 def test_jobs_list_json_lists_each_runs_findings(settings, redis, cli_env):
@@ -138,7 +127,7 @@ def test_jobs_list_json_lists_each_runs_findings(settings, redis, cli_env):
 
 def test_jobs_list_table_marks_a_run_with_a_finding(settings, redis, cli_env):
     """In the `jobs list` table a run with a finding reads "succeeded, 1 FINDING"."""
-    record = run(settings, redis, integrity())
+    record = run(settings, redis, integrity(None))
     [row] = [line for line in run_cli(cli_env, "jobs", "list").stdout.splitlines() if line.startswith(record.id)]
     assert "succeeded, 1 FINDING" in row
 
@@ -180,15 +169,15 @@ async def test_run_page_shows_the_step_as_a_finding_not_ok(receiver, settings, r
 
 async def test_run_page_lists_the_findings_above_the_steps(receiver, settings, redis):
     """The run's page says, before its steps, that checks found a problem and which."""
-    record = run(settings, redis, integrity())
+    record = run(settings, redis, integrity(None))
     above_steps = (await page(receiver, f"/runs/{record.id}")).text.split("Steps")[0]
     assert "⚠ 1 finding ✓ succeeded" in above_steps
-    assert "Checks found a problem verify-digest: mismatch" in above_steps
+    assert "Checks found a problem verify-digest: missing" in above_steps
 
 
 async def test_runs_list_marks_the_run_with_a_finding(receiver, settings, redis):
     """In the runs list the run with a finding carries a finding badge; a clean run does not."""
-    found = run(settings, redis, integrity())
+    found = run(settings, redis, integrity(None))
     clean = run(settings, redis, load_example("bias-firing.json"))
     rows = (await page(receiver, "/runs")).rows
     assert {f"/runs/{found.id}": "⚠ finding ✓ succeeded", f"/runs/{clean.id}": "✓ succeeded"} == {

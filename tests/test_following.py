@@ -19,7 +19,7 @@ from responder.settings import Settings
 from tests.conftest import Worker, following_settings, load_example, make_settings, run_cli
 from tests.fakes.github import FakeGitHub
 from tests.support.github import GOVERNANCE, RETRAINING, workflow_comments
-from tests.support.runs import queue_runs, record_of
+from tests.support.runs import MANIFEST_DIGEST, integrity, queue_runs, record_of
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_a_failed_governance_run_of_an_integrity_alert_says_the_freeze_stays(set
     """The governance run of an integrity alert concludes `failure`: the ticket says the model failed its
     integrity check and the freeze stays, and DEPLOY_FREEZE is still "true"."""
     fake_github.conclusions[GOVERNANCE] = "failure"
-    queue_runs(settings, redis, load_example("integrity-firing.json"))
+    queue_runs(settings, redis, integrity(MANIFEST_DIGEST))
     worker.drain_scheduled()
 
     [comment] = workflow_comments(fake_github)
@@ -70,7 +70,7 @@ def test_a_failed_governance_run_of_an_integrity_alert_says_the_freeze_stays(set
 def test_polling_an_unchanged_run_costs_one_conditional_read_per_poll(settings, redis, fake_github, worker):
     """While the run does not change, each poll sends If-None-Match and is answered 304; no poll reads twice."""
     fake_github.running_seconds = 3.5
-    [job_id] = queue_runs(settings, redis, load_example("integrity-firing.json"))
+    [job_id] = queue_runs(settings, redis, integrity(MANIFEST_DIGEST))
     worker.drain_scheduled()
 
     [dispatch] = fake_github.dispatches
@@ -91,7 +91,7 @@ def test_a_dry_run_dispatch_is_not_followed(redis, redis_url, fake_github):
         dry_run=True,
     )
     worker = Worker(settings)
-    [job_id] = queue_runs(settings, redis, load_example("integrity-firing.json"))
+    [job_id] = queue_runs(settings, redis, integrity(MANIFEST_DIGEST))
     worker.drain()
 
     record = record_of(settings, redis, job_id)
@@ -102,7 +102,7 @@ def test_a_dry_run_dispatch_is_not_followed(redis, redis_url, fake_github):
 
 def followed_record() -> RunRecord:
     """A run whose governance dispatch was followed to a failed conclusion with one artifact."""
-    [alert] = Notification.model_validate(load_example("integrity-firing.json")).alerts
+    [alert] = Notification.model_validate(integrity(MANIFEST_DIGEST)).alerts
     followed = FollowedRun(
         step="dispatch-governance",
         workflow=GOVERNANCE,

@@ -29,7 +29,7 @@ from tests.fakes.toggles import FakeToggles
 from tests.support.github import GOVERNANCE, workflow_comments
 from tests.support.metrics import metric
 from tests.support.processes import Service, service_env
-from tests.support.runs import enqueue_example, queue_runs, record_of
+from tests.support.runs import MANIFEST_DIGEST, enqueue_example, integrity, queue_runs, record_of
 
 RUN_READ = r"/actions/runs/\d+$"  # a poll's read of the workflow run (not its artifacts)
 INTEGRITY = "integrity-firing.json"  # one governance dispatch, step GOVERNANCE_STEP
@@ -83,7 +83,7 @@ def test_a_poll_whose_worker_is_killed_is_polled_again_on_another_worker_and_rep
     env = service_env(cli_env, worker_ttl_seconds="4", maintenance_interval_seconds="1", follow_poll_seconds="1")
     fake_github.fail_next("GET", RUN_READ, status=None, delay=20)  # the first poll's read hangs
     first = services(env, "worker-1", "worker")
-    job_id = enqueue_example(redis, settings, INTEGRITY)
+    job_id = enqueue_example(redis, settings, integrity(MANIFEST_DIGEST))
     wait_until(
         lambda: any(re.search(RUN_READ, r.path) for r in fake_github.requests), "the first poll", logs=(first.log,)
     )
@@ -128,7 +128,7 @@ def test_a_requeued_poll_leaves_a_lock_another_poll_holds(
 ) -> None:
     """Re-queueing an abandoned poll releases the follow lock only when that poll holds it: a lock held
     by another poll of the same workflow run (a live one) stays."""
-    [job_id] = queue_runs(settings, redis, load_example(INTEGRITY))
+    [job_id] = queue_runs(settings, redis, integrity(MANIFEST_DIGEST))
     worker.drain()
     abandon_first_poll(settings, redis, job_id, times=1)
     lock = lock_key(job_id, GOVERNANCE_STEP)
@@ -148,7 +148,7 @@ def test_a_poll_abandoned_too_often_stops_following_with_the_reason(
 ) -> None:
     """A poll whose worker died more than MAX_ABANDONED_REQUEUES times is not re-queued: RQ fails it, the
     run record notes why following stopped, and the workflow run is counted as abandoned."""
-    [job_id] = queue_runs(settings, redis, load_example(INTEGRITY))
+    [job_id] = queue_runs(settings, redis, integrity(MANIFEST_DIGEST))
     worker.drain()
     job = abandon_first_poll(settings, redis, job_id, times=MAX_ABANDONED_REQUEUES + 1)
     maintainer = ResponderWorker([settings.queue], runtime=Runtime.build(settings), outages=Outages())
@@ -174,7 +174,7 @@ def test_a_run_still_going_at_the_follow_timeout_is_given_up_once_and_said_so(
     the last status seen, and the run is counted once as abandoned."""
     fake_github.running_seconds = 600
     worker = workers(settings.model_copy(update={"follow_timeout_seconds": 2.5}))
-    [job_id] = queue_runs(settings, redis, load_example(INTEGRITY))
+    [job_id] = queue_runs(settings, redis, integrity(MANIFEST_DIGEST))
     worker.drain_scheduled()  # returns once no poll is scheduled any more
 
     [comment] = workflow_comments(fake_github)
@@ -193,7 +193,7 @@ def test_a_run_github_no_longer_has_ends_following_with_the_reason(
     """A poll answered 404 (the workflow run was deleted): following ends at once, the record notes that
     the run could not be read and why, the ticket gets one comment saying so, it is counted as abandoned
     and no further poll is scheduled."""
-    [job_id] = queue_runs(settings, redis, load_example(INTEGRITY))
+    [job_id] = queue_runs(settings, redis, integrity(MANIFEST_DIGEST))
     worker.drain()
     fake_github.fail_next("GET", RUN_READ, status=404)
     worker.drain_scheduled()
@@ -216,7 +216,7 @@ def test_a_rate_limited_poll_is_polled_again_after_retry_after_and_completes(
     """A poll refused by GitHub's secondary rate limit with Retry-After: 3 schedules the next poll 3 s
     later (not after the 1 s poll interval); that poll finds the run completed and the ticket gets one
     comment with its conclusion."""
-    [job_id] = queue_runs(settings, redis, load_example(INTEGRITY))
+    [job_id] = queue_runs(settings, redis, integrity(MANIFEST_DIGEST))
     worker.drain()
     fake_github.fail_next("GET", RUN_READ, status=403, body=SECONDARY_LIMIT, headers={"Retry-After": "3"})
     worker.drain_scheduled(lambda j: j == follow_job_id(job_id, 1))
@@ -240,7 +240,7 @@ def test_a_retry_after_of_a_day_is_waited_for_an_hour_at_most(
 ) -> None:
     """A poll refused by GitHub's secondary rate limit with Retry-After of a day schedules the next poll
     MAX_RETRY_AFTER_SECONDS (an hour) later, not a day."""
-    [job_id] = queue_runs(settings, redis, load_example(INTEGRITY))
+    [job_id] = queue_runs(settings, redis, integrity(MANIFEST_DIGEST))
     worker.drain()
     fake_github.fail_next("GET", RUN_READ, status=403, body=SECONDARY_LIMIT, headers={"Retry-After": "86400"})
     worker.drain_scheduled(lambda j: j == follow_job_id(job_id, 1))
@@ -256,7 +256,7 @@ def test_a_comment_refused_when_the_run_completes_lands_once_at_the_next_poll(
     """The ticket answers 502 to the completion comment: the poll that saw the run complete schedules
     another, which comments without reading the run again; the ticket gets the comment once and the
     run is counted once."""
-    [job_id] = queue_runs(settings, redis, load_example(INTEGRITY))
+    [job_id] = queue_runs(settings, redis, integrity(MANIFEST_DIGEST))
     worker.drain()
     fake_github.fail_next("POST", r"/issues/\d+/comments$", status=502)
     worker.drain_scheduled()

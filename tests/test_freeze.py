@@ -16,8 +16,9 @@ from responder.alerts import Notification
 from responder.intake import Intake
 from responder.playbooks.catalog import load_catalog
 from responder.settings import Settings
-from tests.conftest import Worker, github_repo, load_example, run_cli
+from tests.conftest import Worker, github_repo, run_cli
 from tests.fakes.github import FakeGitHub
+from tests.support.runs import MANIFEST_DIGEST, integrity
 
 LIFTED = "Deploy freeze lifted by alice: digests verified"
 RUN_LINE = re.compile(r"^run (?P<id>manual-[0-9a-f]+): (?P<status>[A-Z]+)(?P<dry> \(dry-run\))?$", re.MULTILINE)
@@ -34,7 +35,7 @@ def deliver(settings: Settings, redis: Redis, worker: Worker, payload: dict[str,
 
 def integrity_alert(settings: Settings, redis: Redis, worker: Worker) -> str:
     """Run the integrity playbook for the sample alert (it freezes deploys); return the run id."""
-    [job_id] = deliver(settings, redis, worker, load_example("integrity-firing.json"))
+    [job_id] = deliver(settings, redis, worker, integrity(MANIFEST_DIGEST))
     return job_id
 
 
@@ -92,7 +93,7 @@ def test_status_after_a_refreeze_names_the_run_that_froze_again(cli_env, setting
     """Frozen, lifted outside responder, then frozen again by a new alert: status names the new run, not the old."""
     integrity_alert(settings, redis, worker)
     github_repo(fake_github).get_variable("DEPLOY_FREEZE").edit("false")
-    payload = load_example("integrity-firing.json")
+    payload = integrity(MANIFEST_DIGEST)
     payload["alerts"][0]["startsAt"] = "2026-11-26T15:00:00Z"
     [second] = deliver(settings, redis, worker, payload)
     assert fake_github.variables == {"DEPLOY_FREEZE": "true"}
@@ -278,7 +279,7 @@ def test_an_empty_reason_is_refused_in_one_line(cli_env, reason, fake_github):
 def test_resolved_integrity_alert_does_not_lift_the_freeze(cli_env, settings, redis, worker, fake_github):
     """A resolved integrity alert comments on its ticket but leaves DEPLOY_FREEZE at "true"."""
     integrity_alert(settings, redis, worker)
-    payload = load_example("integrity-firing.json")
+    payload = integrity(MANIFEST_DIGEST)
     payload["status"] = "resolved"
     alert = payload["alerts"][0]
     alert["status"] = "resolved"

@@ -14,6 +14,8 @@ from responder.playbooks.catalog import load_catalog
 from responder.receiver import create_app
 from responder.runs import RunStore
 from tests.conftest import SAMPLES, WEBHOOK_TOKEN, Worker, load_example, run_cli
+from tests.support.github import with_previous_version
+from tests.support.runs import MANIFEST_DIGEST, integrity
 
 
 def accept(settings: Any, redis: Any, payload: dict[str, Any]) -> None:
@@ -138,6 +140,7 @@ def test_replay_queues_even_an_already_handled_payload(cli_env, settings, redis,
 
 def test_replay_dry_run_plans_only(cli_env, settings, redis, fake_github):
     """`replay FILE --dry-run` queues a dry run: the worker plans and writes nothing."""
+    with_previous_version(fake_github)  # the sample's mismatch plans a rollback to the previous version
     run_cli(cli_env, "replay", str(SAMPLES / "integrity-firing.json"), "--dry-run")
     Worker(settings).drain()
     [record] = RunStore(redis, retention_seconds=settings.dedup_retention_seconds).recent()
@@ -165,7 +168,7 @@ def test_replay_of_a_missing_file_exits_1(cli_env, tmp_path: Path):
 def test_jobs_retry_requeues_a_failed_run_without_repeating_done_steps(cli_env, settings, redis, fake_github):
     """`jobs retry` runs a failed run's failed steps again and not its completed ones."""
     fake_github.fail_next("POST", r"/dispatches", status=422, body={"message": "Workflow is disabled"})
-    accept(settings, redis, load_example("integrity-firing.json"))
+    accept(settings, redis, integrity(MANIFEST_DIGEST))
     worker = Worker(settings)
     worker.drain()
     store = RunStore(redis, retention_seconds=settings.dedup_retention_seconds)

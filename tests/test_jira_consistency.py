@@ -21,10 +21,10 @@ from responder.errors import TransientError
 from responder.integrations.base import TicketKey
 from responder.integrations.jira import JiraTracker
 from responder.integrations.jira_ledger import RECONCILE_MAX, TicketLedger
-from tests.conftest import Worker, integration_settings, load_example
+from tests.conftest import Worker, integration_settings
 from tests.fakes.jira import FakeJira
 from tests.support.jira import CLOUD_SEARCH, DC_SEARCH, DRIFT, make_draft, make_ledger, make_tracker, raised
-from tests.support.runs import refired, run_in_env
+from tests.support.runs import MANIFEST_DIGEST, integrity, refired, run_in_env
 
 LAG = 2.0
 ISSUE_PATH = "/rest/api/2/issue"
@@ -107,19 +107,19 @@ def create_issue_by_hand(fake: FakeJira, key: TicketKey) -> str:
 
 def test_two_alerts_of_one_model_seconds_apart_open_one_issue(env):
     """A second firing of the model before the search shows the first ticket comments on it."""
-    run_in_env(env, load_example("integrity-firing.json"))
-    run_in_env(env, refired(load_example("integrity-firing.json")))
+    run_in_env(env, integrity(MANIFEST_DIGEST))
+    run_in_env(env, refired(integrity(MANIFEST_DIGEST)))
 
     assert [(i.key, len(i.comments)) for i in env["jira"].issues] == [("MLOPS-1", 1)]
 
 
 def test_a_ticket_closed_by_a_person_gets_a_new_ticket_on_the_next_firing(env):
     """Closed a moment ago (the search still shows it open), the ticket gets no comment: a new one is opened."""
-    run_in_env(env, load_example("integrity-firing.json"))
+    run_in_env(env, integrity(MANIFEST_DIGEST))
     time.sleep(env["search_lag"])  # the search has caught up with the create, so it will lag only the close
     env["jira"].set_status("MLOPS-1", "Done")
 
-    run_in_env(env, refired(load_example("integrity-firing.json")))
+    run_in_env(env, refired(integrity(MANIFEST_DIGEST)))
 
     assert [(i.key, i.status_category, len(i.comments)) for i in env["jira"].issues] == [
         ("MLOPS-1", "done", 0),

@@ -6,12 +6,13 @@ service that the real clients talk to.
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import pytest
 
 from tests.conftest import ROOT, Worker, integration_settings, load_example, tickets_of
-from tests.support.runs import refired, run_in_env
+from tests.support.runs import MANIFEST_DIGEST, integrity, refired, run_in_env
 
 TRACKERS = ["github", "jira"]
 
@@ -46,8 +47,8 @@ def resolved(payload: dict[str, Any], ends_at: str = "2026-11-26T14:30:00Z") -> 
 
 def test_resolve_comments_with_times_and_duration(env):
     """A resolved alert comments "resolved at; fired at; lasted" with the run on the open ticket."""
-    run_in_env(env, load_example("integrity-firing.json"))
-    [run] = run_in_env(env, resolved(load_example("integrity-firing.json")))
+    run_in_env(env, integrity(MANIFEST_DIGEST))
+    [run] = run_in_env(env, resolved(integrity(MANIFEST_DIGEST)))
     [ticket] = tickets(env)
     [comment] = ticket.comments
     assert plain(comment).startswith("Resolved at 2026-11-26 14:30:00 UTC; fired at 2026-11-26 13:26:36 UTC; "
@@ -58,23 +59,23 @@ def test_resolve_comments_with_times_and_duration(env):
 
 def test_resolve_never_lifts_the_freeze(env):
     """Resolving an integrity alert leaves DEPLOY_FREEZE true."""
-    run_in_env(env, load_example("integrity-firing.json"))
-    run_in_env(env, resolved(load_example("integrity-firing.json")))
+    run_in_env(env, integrity(MANIFEST_DIGEST))
+    run_in_env(env, resolved(integrity(MANIFEST_DIGEST)))
     assert env["github"].variables == {"DEPLOY_FREEZE": "true"}
 
 
 def test_resend_of_a_resolve_comments_once(env):
     """Alertmanager re-sending the resolved notification adds no second comment."""
-    run_in_env(env, load_example("integrity-firing.json"))
-    run_in_env(env, resolved(load_example("integrity-firing.json")))
-    assert run_in_env(env, resolved(load_example("integrity-firing.json"))) == []
+    run_in_env(env, integrity(MANIFEST_DIGEST))
+    run_in_env(env, resolved(integrity(MANIFEST_DIGEST)))
+    assert run_in_env(env, resolved(integrity(MANIFEST_DIGEST))) == []
     assert len(tickets(env)[0].comments) == 1
 
 
 def test_resolve_without_seen_firing_still_comments_on_open_ticket(env):
     """A resolve whose firing responder never saw comments on the open ticket of its alertname and model."""
-    run_in_env(env, load_example("integrity-firing.json"))
-    other = resolved(refired(load_example("integrity-firing.json"), "2026-11-26T10:00:00Z"))
+    run_in_env(env, integrity(MANIFEST_DIGEST))
+    other = resolved(refired(integrity(MANIFEST_DIGEST), "2026-11-26T10:00:00Z"))
     other["alerts"][0]["fingerprint"] = "aaaaaaaaaaaaaaaa"
     [run] = run_in_env(env, other)
     assert run.step("comment-resolved").status == "ok"
@@ -83,23 +84,23 @@ def test_resolve_without_seen_firing_still_comments_on_open_ticket(env):
 
 def test_resolve_without_ticket_is_recorded_and_skipped(env):
     """A resolve with no open ticket is recorded, its comment step skipped, and nothing is written."""
-    [run] = run_in_env(env, resolved(load_example("integrity-firing.json")))
+    [run] = run_in_env(env, resolved(integrity(MANIFEST_DIGEST)))
     assert (run.status, run.step("comment-resolved").status) == ("succeeded", "skipped")
     assert tickets(env) == []
 
 
 def test_refire_while_open_comments_instead_of_opening(env):
     """A new firing instance while the ticket is open comments "fired again" on it."""
-    run_in_env(env, load_example("integrity-firing.json"))
-    run_in_env(env, refired(load_example("integrity-firing.json")))
+    run_in_env(env, integrity(MANIFEST_DIGEST))
+    run_in_env(env, refired(integrity(MANIFEST_DIGEST)))
     [ticket] = tickets(env)
     assert [plain(c)[:36] for c in ticket.comments] == ["Fired again at 2026-11-26 16:00:00 U"]
 
 
 def test_refire_runs_the_other_steps_again(env):
     """A re-fire dispatches governance again (no cooldown on governance)."""
-    run_in_env(env, load_example("integrity-firing.json"))
-    run_in_env(env, refired(load_example("integrity-firing.json")))
+    run_in_env(env, integrity(MANIFEST_DIGEST))
+    run_in_env(env, refired(integrity(MANIFEST_DIGEST)))
     assert [d.workflow for d in env["github"].dispatches] == ["model-governance.yml", "model-governance.yml"]
 
 
@@ -107,6 +108,7 @@ def close_on_resolve_playbooks(directory) -> Any:
     text = (ROOT / "playbooks" / "model_integrity_failed.yaml").read_text()
     directory.mkdir(exist_ok=True)
     (directory / "model_integrity_failed.yaml").write_text(text + "close_on_resolve: true\n")
+    shutil.copy(ROOT / "playbooks" / "rollback.yaml", directory)  # the rollback it proposes on a mismatch
     return directory
 
 
@@ -114,11 +116,11 @@ def test_close_on_resolve_closes_and_next_firing_opens_new_ticket(env, tmp_path)
     """With close_on_resolve, the resolve closes the ticket and the next firing opens a new one."""
     settings = env["settings"].model_copy(update={"playbooks_dir": close_on_resolve_playbooks(tmp_path / "pb")})
     env = {**env, "settings": settings, "worker": Worker(settings)}
-    run_in_env(env, load_example("integrity-firing.json"))
-    [run] = run_in_env(env, resolved(load_example("integrity-firing.json")))
+    run_in_env(env, integrity(MANIFEST_DIGEST))
+    [run] = run_in_env(env, resolved(integrity(MANIFEST_DIGEST)))
     assert [s.name for s in run.steps] == ["comment-resolved", "close-incident"]
     assert [t.is_open for t in tickets(env)] == [False]
-    run_in_env(env, refired(load_example("integrity-firing.json")))
+    run_in_env(env, refired(integrity(MANIFEST_DIGEST)))
     assert [t.is_open for t in tickets(env)] == [False, True]
 
 

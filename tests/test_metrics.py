@@ -15,6 +15,7 @@ from responder.playbooks.catalog import load_catalog
 from responder.receiver import create_app
 from responder.store.redis_keys import metrics_key
 from tests.conftest import ROOT, WEBHOOK_TOKEN, Worker, load_example, make_settings
+from tests.support.runs import MANIFEST_DIGEST, integrity
 
 AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
 
@@ -88,7 +89,7 @@ async def test_queue_depth_is_reported(client):
 
 async def test_worker_counts_reach_the_receivers_endpoint(client, live, fake_github):
     """Runs, step durations, external calls and GitHub's rate limit, counted by a worker, show on /metrics."""
-    await client.post("/webhooks/alertmanager", json=load_example("integrity-firing.json"), headers=AUTH)
+    await client.post("/webhooks/alertmanager", json=integrity(MANIFEST_DIGEST), headers=AUTH)
     Worker(live).drain()
     samples = await scrape(client)
     assert value(samples, "responder_runs_total", playbook="model_integrity_failed", outcome="succeeded") == 1
@@ -103,7 +104,7 @@ async def test_failed_external_calls_are_counted_by_outcome(client, live, fake_g
     """A 422 from GitHub counts as a failed call, a 502 as a transient one."""
     fake_github.fail_next("POST", r"/dispatches", status=422, body={"message": "Unexpected inputs"})
     fake_github.fail_next("POST", r"/issues$", status=502)
-    await client.post("/webhooks/alertmanager", json=load_example("integrity-firing.json"), headers=AUTH)
+    await client.post("/webhooks/alertmanager", json=integrity(MANIFEST_DIGEST), headers=AUTH)
     Worker(live).drain()
     samples = await scrape(client)
     assert value(samples, "responder_external_calls_total", system="github", outcome="failed") == 1

@@ -7,8 +7,8 @@ import threading
 import time
 
 from responder.store.pacing import KEY, WritePacer
-from tests.conftest import Worker, load_example, make_settings
-from tests.support.runs import run_notification
+from tests.conftest import Worker, make_settings
+from tests.support.runs import MANIFEST_DIGEST, integrity, run_notification
 
 
 def test_writes_from_two_workers_are_spaced_by_the_interval(redis):
@@ -49,7 +49,7 @@ def test_playbook_writes_go_through_the_pacer(redis, redis_url, fake_github):
     the interval (at least half of it, whatever the load: a slot is taken before each send)."""
     settings = make_settings(redis_url, github_api_url=fake_github.url, github_token=fake_github.token,
                              github_repo=fake_github.full_name, github_writes_per_second=5)
-    [record] = run_notification(settings, redis, Worker(settings), load_example("integrity-firing.json"))
+    [record] = run_notification(settings, redis, Worker(settings), integrity(MANIFEST_DIGEST))
     assert record.status == "succeeded"
     writes = [r.at for r in fake_github.requests if r.method != "GET"]
     assert len(writes) >= 3  # the freeze, the dispatch, the ticket

@@ -9,7 +9,8 @@ import json
 from responder.runs import RunStore
 from tests.conftest import MANIFEST, Worker, github_repo, load_example, make_settings
 from tests.fakes.github import FakeGitHub
-from tests.support.runs import run_notification
+from tests.support.github import with_previous_version
+from tests.support.runs import MANIFEST_DIGEST, integrity, run_notification
 
 
 def dispatched(fake: FakeGitHub) -> list[tuple[str, dict[str, str]]]:
@@ -186,7 +187,7 @@ def test_drift_segment_arriving_later_is_added_to_open_ticket(settings, redis, w
 
 def test_refire_comments_on_the_open_ticket(settings, redis, worker, fake_github):
     """A new firing instance while the ticket is open adds "fired again" to it instead of opening another."""
-    payload = load_example("integrity-firing.json")
+    payload = integrity(MANIFEST_DIGEST)  # digests that match: no rollback proposed, no question on the ticket
     run_notification(settings, redis, worker, payload)
     payload["alerts"][0]["startsAt"] = "2026-11-26T15:00:00Z"
     [record] = run_notification(settings, redis, worker, payload)
@@ -246,7 +247,7 @@ def test_github_refusal_fails_step_with_api_message_and_others_run(settings, red
     """A 422 from GitHub fails that step with GitHub's message; the ticket is still opened."""
     fake_github.fail_next("POST", r"/actions/workflows/.*/dispatches", status=422,
                           body={"message": "Workflow does not have 'workflow_dispatch' trigger"})
-    [record] = run_notification(settings, redis, worker, load_example("integrity-firing.json"))
+    [record] = run_notification(settings, redis, worker, integrity(MANIFEST_DIGEST))
     step = record.step("dispatch-governance")
     assert step.status == "failed"
     assert "422" in step.error and "workflow_dispatch" in step.error
@@ -262,7 +263,7 @@ def test_transient_failure_is_retried_without_repeating_done_steps(redis, redis_
                              github_repo=fake_github.full_name, job_retry_intervals=[0], dispatch_lookup_seconds=1)
     worker = Worker(settings)
     fake_github.fail_next("POST", r"/actions/workflows/.*/dispatches", status=502)
-    [record] = run_notification(settings, redis, worker, load_example("integrity-firing.json"))
+    [record] = run_notification(settings, redis, worker, integrity(MANIFEST_DIGEST))
     variable_writes = [r for r in fake_github.requests if "/actions/variables" in r.path and r.method != "GET"]
     assert record.status == "succeeded"
     assert record.attempts == 2
@@ -274,10 +275,16 @@ def test_dry_run_writes_nothing_and_records_planned(redis, redis_url, fake_githu
     """In dry-run every write is recorded as planned and nothing is written to GitHub."""
     settings = make_settings(redis_url, github_api_url=fake_github.url, github_token=fake_github.token,
                              github_repo=fake_github.full_name, dry_run=True)
+    with_previous_version(fake_github)  # the mismatch plans a rollback to the previous version
     [record] = run_notification(settings, redis, Worker(settings), load_example("integrity-firing.json"))
     writes = [r for r in fake_github.requests if r.method != "GET"]
     assert writes == []
-    assert [s.status for s in record.steps] == ["planned", "ok", "planned", "planned"]
+    assert [(s.name, s.status) for s in record.steps] == [
+        ("freeze-deploys", "planned"), ("verify-digest", "ok"), ("dispatch-governance", "planned"),
+        ("open-incident", "planned"), ("approve-rollback", "planned"), ("rollback.find-previous-version", "ok"),
+        ("rollback.dispatch-governance", "planned"), ("rollback.retag-endpoint", "planned"),
+        ("rollback.note-incident", "planned"),
+    ]
 
 
 def test_dry_run_without_credentials_reads_offline_manifest(redis, redis_url):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -11,7 +13,7 @@ import pytest
 
 from responder.errors import PlaybookError
 from responder.playbooks.catalog import load_catalog, validate_path
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TEST_APPROVERS
 from tests.support.playbooks import INSTALLED_CLI, VALID, installed_cli, write
 
 
@@ -21,7 +23,8 @@ def problems_for(tmp_path: Path, text: str) -> list[str]:
 
 
 def test_shipped_playbooks_are_valid():
-    """The shipped playbooks load: one per alert, and the manual rollback and freeze playbooks."""
+    """The shipped playbooks load: one per alert, the manual rollback and freeze playbooks, and the
+    quarterly baseline's (run by a schedule)."""
     catalog = load_catalog(ROOT / "playbooks")
     assert {name: p.alertname for name, p in catalog.playbooks.items()} == {
         "model_integrity_failed": "model_integrity_failed",
@@ -32,6 +35,7 @@ def test_shipped_playbooks_are_valid():
         "freeze-lift": None,
         "needs-triage": None,
         "storm": None,
+        "quarterly-baseline": None,
     }
 
 
@@ -107,8 +111,9 @@ def test_when_condition_must_be_labels(tmp_path):
     assert "unknown key 'when.severity'" in problem
 
 
-def responder_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "responder.cli", *args], capture_output=True, text=True, timeout=60)
+def responder_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "responder.cli", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
 
 
 def test_validate_command_exits_1_with_readable_errors(tmp_path):
@@ -121,10 +126,12 @@ def test_validate_command_exits_1_with_readable_errors(tmp_path):
 
 
 def test_validate_command_accepts_shipped_playbooks():
-    """`responder playbooks validate` exits 0 for the shipped playbooks."""
-    result = responder_cli("playbooks", "validate", str(ROOT / "playbooks"))
-    assert result.returncode == 0
-    assert "8 playbook(s) valid" in result.stdout
+    """`responder playbooks validate` exits 0 for the shipped playbooks, with their approver groups configured."""
+    shipped = sorted(p.stem for p in (ROOT / "playbooks").glob("*.yaml") if p.stem != "schedules")
+    result = responder_cli("playbooks", "validate", str(ROOT / "playbooks"),
+                           env={"RESPONDER_APPROVERS": json.dumps(TEST_APPROVERS)})
+    assert result.returncode == 0, result.stderr
+    assert f"{len(shipped)} playbook(s) valid" in result.stdout
 
 
 def test_list_command_shows_playbooks_and_steps():

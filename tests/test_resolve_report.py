@@ -16,7 +16,7 @@ from tests.conftest import Worker, following_settings, load_example
 from tests.fakes.github import FakeGitHub
 from tests.support.github import GOVERNANCE, RETRAINING
 from tests.support.metrics import metric
-from tests.support.runs import queue_runs
+from tests.support.runs import MANIFEST_DIGEST, integrity, queue_runs
 
 FIRING = "drift-two-segments-firing.json"
 RESOLVED = "drift-all-resolved.json"  # the resolve of FIRING's first alert
@@ -52,7 +52,7 @@ def test_a_followed_run_that_ends_is_counted_once_by_workflow_and_conclusion(set
     once under that workflow and conclusion, although following it took several polls."""
     fake_github.conclusions[GOVERNANCE] = "failure"
     fake_github.running_seconds = 2.5
-    queue_runs(settings, redis, load_example("integrity-firing.json"))
+    queue_runs(settings, redis, integrity(MANIFEST_DIGEST))
     worker.drain_scheduled()
 
     assert 1 == metric(settings, redis, "responder_workflow_runs_total", workflow=GOVERNANCE, conclusion="failure")

@@ -11,7 +11,7 @@ from rq import Queue
 from responder.runs import RunStore
 from responder.store.queueing import MAX_RETRY_AFTER_SECONDS, retry_delay
 from tests.conftest import Worker, load_example, make_settings
-from tests.support.runs import RetryingWorker, is_follow, queue_runs
+from tests.support.runs import MANIFEST_DIGEST, RetryingWorker, integrity, is_follow, queue_runs
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_a_read_asked_to_wait_an_hour_does_not_hold_the_worker(retrying, redis, 
     """The manifest read gets 429 with Retry-After: 3600: the call does not sleep on it (urllib3
     would, inside the request); the digest check is deferred an hour and the attempt ends."""
     fake_github.fail_next("GET", r"/contents/", status=429, headers={"Retry-After": "3600"})
-    [job_id] = queue_runs(retrying, redis, load_example("integrity-firing.json"))
+    [job_id] = queue_runs(retrying, redis, integrity(MANIFEST_DIGEST))
     Worker(retrying).drain()
     record = RunStore(redis, retention_seconds=retrying.dedup_retention_seconds).get(job_id)
     step = record.step("verify-digest")

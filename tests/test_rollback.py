@@ -5,7 +5,6 @@ feature-toggle service and Jira."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import uuid
@@ -22,26 +21,16 @@ from responder.intake import Intake
 from responder.playbooks.catalog import load_catalog
 from responder.runs import RunRecord, RunStore, StepRecord
 from responder.settings import Settings
-from tests.conftest import MANIFEST, ROOT, Worker, github_repo, integration_settings, make_settings, run_cli, tickets_of
+from tests.conftest import ROOT, Worker, github_repo, integration_settings, make_settings, run_cli, tickets_of
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jira import FakeJira
 from tests.fakes.toggles import FakeToggles
+from tests.support.github import manifest
 
 STEPS = ["find-previous-version", "dispatch-governance", "retag-endpoint", "note-incident"]
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def manifest(versions: dict[str, str]) -> dict[str, Any]:
-    """The sample manifest with the given models at the given versions."""
-    data = json.loads(MANIFEST.read_text())
-    for model in data["models"]:
-        if model["modelId"] in versions:
-            version = versions[model["modelId"]]
-            model["version"] = model["modelVersion"] = version
-            model["artifact"]["uri"] = f"s3://ml-artifacts/{model['modelId']}/{version}/model.bin"
-    return data
 
 
 def arrange_history(fake: FakeGitHub) -> dict[str, str]:

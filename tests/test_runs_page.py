@@ -29,6 +29,7 @@ from tests.conftest import ROOT, WEBHOOK_TOKEN, Worker, load_example, make_setti
 from tests.fakes.github import FakeGitHub
 from tests.support.pages import Page
 from tests.support.processes import serving
+from tests.support.runs import MANIFEST_DIGEST, integrity
 
 READ_TOKEN = "read-only-token-456"
 BEARER = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
@@ -150,7 +151,7 @@ async def test_status_filter_shows_only_that_status(client, redis, run_worker, f
         status=422,
         body={"message": "Workflow does not have 'workflow_dispatch' trigger"},
     )
-    [failed] = await fire(client, load_example("integrity-firing.json"))
+    [failed] = await fire(client, integrity(MANIFEST_DIGEST))
     run_worker.drain()
     [succeeded] = await fire(client, load_example("bias-firing.json"))
     run_worker.drain()
@@ -167,7 +168,7 @@ async def test_status_filter_shows_only_that_status(client, redis, run_worker, f
 
 async def test_limit_shows_that_many_newest_runs(client):
     """?limit=1 shows the newest run only; a limit that is not 1..500 is a 400 page."""
-    await fire(client, load_example("integrity-firing.json"))
+    await fire(client, integrity(MANIFEST_DIGEST))
     [newest] = await fire(client, load_example("bias-firing.json"))
 
     _, page = await get(client, "/runs?limit=1")
@@ -189,7 +190,7 @@ async def test_no_runs_yet_says_so(client):
 
 async def test_detail_shows_steps_with_status_timings_details_and_links(client, redis, run_worker, fake_github):
     """A real integrity run: every step with its status, duration and detail; links to the workflow run and ticket."""
-    [run_id] = await fire(client, load_example("integrity-firing.json"))
+    [run_id] = await fire(client, integrity(MANIFEST_DIGEST))
     run_worker.drain()
     record = store(redis).get(run_id)
     [issue] = fake_github.issues
@@ -197,10 +198,13 @@ async def test_detail_shows_steps_with_status_timings_details_and_links(client, 
     status, page = await get(client, f"/runs/{run_id}")
 
     assert 200 == status
-    assert ["freeze-deploys", "verify-digest", "dispatch-governance", "open-incident"] == [s.name for s in record.steps]
-    for step, text in zip(record.steps, page.steps, strict=True):
-        badge = f"⚠ finding: {step.finding}" if step.finding else "✓ ok"  # the sample's digests differ
-        assert re.match(rf"{badge} {step.name} {step.kind} \d+ ms {re.escape(step.detail)}", text), text
+    ran = ["freeze-deploys", "verify-digest", "dispatch-governance", "open-incident"]
+    assert ran == [s.name for s in record.steps[:4]]
+    for step, text in zip(record.steps[:4], page.steps[:4], strict=True):
+        assert re.match(rf"✓ ok {step.name} {step.kind} \d+ ms {re.escape(step.detail)}", text), text
+    # the digests match: the rollback proposed on a mismatch is skipped, and says why
+    assert [text.split(" ")[:3] for text in page.steps[4:]] == [["\N{EN DASH}", "skipped", s.name]
+                                                                 for s in record.steps[4:]]
     links = dict((text, href) for href, text in page.links)
     assert record.step("dispatch-governance").url == links["workflow run"]
     assert "/actions/runs/" in links["workflow run"]
@@ -210,7 +214,7 @@ async def test_detail_shows_steps_with_status_timings_details_and_links(client, 
         "fraud-scorer",
         "2026.11.1",
         record.alert.fingerprint,
-        "Deployed artifact digest differs from manifest",
+        "Deployed artifact digest differs from manifest",  # the alert's summary
         run_id,
         "attempts 1",
     ):
@@ -225,15 +229,16 @@ async def test_detail_shows_a_failed_steps_error(client, redis, run_worker, fake
         status=422,
         body={"message": "Workflow does not have 'workflow_dispatch' trigger"},
     )
-    [run_id] = await fire(client, load_example("integrity-firing.json"))
+    [run_id] = await fire(client, integrity(MANIFEST_DIGEST))
     run_worker.drain()
 
     _, page = await get(client, f"/runs/{run_id}")
 
-    [dispatch] = [s for s in page.steps if "dispatch-governance" in s]
+    [dispatch] = [s for s in page.steps if s.split(" ")[2] == "dispatch-governance"]
     assert dispatch.startswith("✕ failed dispatch-governance")
     assert "Workflow does not have 'workflow_dispatch' trigger" in dispatch
-    assert page.steps[-1].startswith("✓ ok open-incident")
+    [opened] = [s for s in page.steps if s.split(" ")[2] == "open-incident"]
+    assert opened.startswith("✓ ok open-incident")
     assert "✕ failed" in page.text.split("Steps")[0]  # the run's own badge, above the steps
 
 
@@ -249,7 +254,7 @@ async def test_unknown_run_is_a_404_page(client):
 
 async def test_hostile_label_and_annotation_are_escaped(client, redis, run_worker):
     """Markup in labels and annotations of a run that ran is shown as text, never as elements."""
-    payload = hostile(load_example("integrity-firing.json"), team=HOSTILE)
+    payload = hostile(integrity(MANIFEST_DIGEST), team=HOSTILE)
     payload["alerts"][0]["annotations"]["summary"] = '<img src=x onerror="alert(2)"><b>bold</b>'
     [run_id] = await fire(client, payload)
     run_worker.drain()
@@ -286,7 +291,7 @@ async def test_hostile_alertname_and_model_in_the_list_are_escaped(client, redis
 
 async def test_javascript_urls_never_become_links(client, redis, run_worker):
     """Only http(s) URLs are links: javascript: in generatorURL, an annotation or a step URL is plain text."""
-    payload = load_example("integrity-firing.json")
+    payload = integrity(MANIFEST_DIGEST)
     payload["alerts"][0]["generatorURL"] = "javascript:alert(document.cookie)"
     payload["alerts"][0]["annotations"]["runbook_url"] = "JavaScript:alert(3)"
     [run_id] = await fire(client, payload)

@@ -37,6 +37,7 @@ from tests.conftest import ROOT, WEBHOOK_TOKEN, Worker, free_port, integration_s
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jira import FakeJira
 from tests.fakes.toggles import FakeToggles
+from tests.support.runs import MANIFEST_DIGEST, integrity
 
 URL = "/webhooks/alertmanager"
 
@@ -200,7 +201,7 @@ def run_playbook(settings: Settings, redis: Redis, playbook: str) -> RunRecord:
         )
         job_id = intake.enqueue_manual("rollback", alert, dry_run=False, requested_by="alice").id
     else:
-        decisions = intake.accept(Notification.model_validate(load_example("integrity-firing.json")))
+        decisions = intake.accept(Notification.model_validate(integrity(MANIFEST_DIGEST)))
         assert [d.decision for d in decisions] == ["queued"]
         job_id = str(decisions[0].job_id)
     Worker(settings).drain()

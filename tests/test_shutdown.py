@@ -14,11 +14,11 @@ from redis import Redis
 from rq.job import Job, JobStatus
 
 from responder.settings import Settings
-from tests.conftest import WEBHOOK_TOKEN, load_example, wait_until
+from tests.conftest import WEBHOOK_TOKEN, wait_until
 from tests.fakes.github import FakeGitHub
 from tests.support.github import MANIFEST_READ, in_flight
 from tests.support.processes import RedisServer, Service, service_env, start_receiver
-from tests.support.runs import enqueue_example, finished, run_of
+from tests.support.runs import MANIFEST_DIGEST, enqueue_example, finished, integrity, run_of
 
 PAUSE_MS = 3000
 
@@ -44,7 +44,7 @@ def test_receiver_finishes_a_request_in_flight_on_sigterm_then_exits_0(
         post = pool.submit(
             requests.post,
             f"{base}/webhooks/alertmanager",
-            json=load_example("integrity-firing.json"),
+            json=integrity(MANIFEST_DIGEST),
             headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
             timeout=20,
         )
@@ -73,7 +73,7 @@ def test_worker_finishes_the_run_in_flight_on_sigterm_then_exits_0(
     further work and exits 0."""
     worker = services(service_env(cli_env), "worker", "worker")
     fake_github.fail_next("GET", MANIFEST_READ, status=None, delay=3)  # the digest check is slow
-    job_id = enqueue_example(redis, settings, "integrity-firing.json")
+    job_id = enqueue_example(redis, settings, integrity(MANIFEST_DIGEST))
     wait_until(in_flight(fake_github, MANIFEST_READ), "the manifest read", logs=(worker.log,))
     waiting = enqueue_example(redis, settings, "bias-firing.json")
 
@@ -82,7 +82,7 @@ def test_worker_finishes_the_run_in_flight_on_sigterm_then_exits_0(
     assert 0 == worker.proc.wait(timeout=30)
     record = finished(redis, job_id)
     assert record is not None and "succeeded" == record.status, record
-    assert ["ok"] * 4 == [s.status for s in record.steps]
+    assert ["ok"] * 4 + ["skipped"] * 5 == [s.status for s in record.steps]  # digests match: no rollback
     assert "queued" == run_of(redis, waiting).status  # left for another worker
     assert JobStatus.QUEUED == Job.fetch(waiting, connection=redis).get_status()
 
@@ -99,7 +99,7 @@ def test_a_second_sigterm_stops_the_worker_at_once_and_hands_its_run_to_another(
     repeating the steps done before."""
     worker = services(service_env(cli_env), "worker", "worker")
     fake_github.fail_next("GET", MANIFEST_READ, status=None, delay=30)  # the digest check hangs
-    job_id = enqueue_example(redis, settings, "integrity-firing.json")
+    job_id = enqueue_example(redis, settings, integrity(MANIFEST_DIGEST))
     wait_until(in_flight(fake_github, MANIFEST_READ), "the manifest read", logs=(worker.log,))
 
     worker.proc.send_signal(signal.SIGTERM)
@@ -114,6 +114,6 @@ def test_a_second_sigterm_stops_the_worker_at_once_and_hands_its_run_to_another(
     other = services(service_env(cli_env), "worker-2", "worker")
     record = wait_until(lambda: finished(redis, job_id), "the run on the other worker", timeout=30, logs=(other.log,))
     assert "succeeded" == record.status, record.error
-    assert ["ok"] * 4 == [s.status for s in record.steps]
+    assert ["ok"] * 4 + ["skipped"] * 5 == [s.status for s in record.steps]  # digests match: no rollback
     assert ["POST"] == [r.method for r in fake_github.requests if r.method in ("POST", "PATCH")
                         and "/actions/variables" in r.path]  # the freeze is not written again

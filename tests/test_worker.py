@@ -9,7 +9,7 @@ from responder.runtime import Runtime
 from responder.settings import Settings
 from responder.worker import Outages, ResponderWorker
 from tests.fakes.github import FakeGitHub
-from tests.support.runs import enqueue_example, finished
+from tests.support.runs import MANIFEST_DIGEST, enqueue_example, finished, integrity
 
 
 def test_a_workers_runs_share_its_connection_to_github(
@@ -21,7 +21,7 @@ def test_a_workers_runs_share_its_connection_to_github(
     runtime = Runtime.build(settings)
     install_runtime(runtime)
     try:
-        jobs = [enqueue_example(redis, settings, name) for name in ("integrity-firing.json", "bias-firing.json")]
+        jobs = [enqueue_example(redis, settings, name) for name in (integrity(MANIFEST_DIGEST), "bias-firing.json")]
         ResponderWorker([settings.queue], runtime=runtime, outages=Outages()).work(burst=True)
     finally:
         install_runtime(None)

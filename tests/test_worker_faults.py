@@ -21,7 +21,7 @@ from tests.conftest import WEBHOOK_TOKEN, load_example, wait_until
 from tests.fakes.github import FakeGitHub
 from tests.support.github import MANIFEST_READ, in_flight
 from tests.support.processes import RedisServer, Service, descendants, service_env, start_receiver
-from tests.support.runs import enqueue_example, finished, run_of
+from tests.support.runs import MANIFEST_DIGEST, enqueue_example, finished, integrity, run_of
 
 AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
 
@@ -49,7 +49,7 @@ def test_run_of_a_killed_worker_completes_on_another_without_repeating_steps(
     env = service_env(cli_env, worker_ttl_seconds="4", maintenance_interval_seconds="1")
     fake_github.fail_next("GET", MANIFEST_READ, status=None, delay=30)  # the digest check hangs
     first = services(env, "worker-1", "worker")
-    job_id = enqueue_example(redis, settings, "integrity-firing.json")
+    job_id = enqueue_example(redis, settings, integrity(MANIFEST_DIGEST))
     wait_until(in_flight(fake_github, MANIFEST_READ), "the manifest read", logs=(first.log,))
     assert ["freeze-deploys"] == [s.name for s in run_of(redis, job_id).steps]
 
@@ -61,7 +61,7 @@ def test_run_of_a_killed_worker_completes_on_another_without_repeating_steps(
         lambda: finished(redis, job_id), "the run to finish on worker 2", timeout=30, logs=(second.log,)
     )
     assert "succeeded" == record.status, record.error
-    assert ["ok"] * 4 == [s.status for s in record.steps]
+    assert ["ok"] * 4 + ["skipped"] * 5 == [s.status for s in record.steps]  # digests match: no rollback
     assert 2 == record.attempts
     assert ["POST"] == variable_writes(fake_github)  # DEPLOY_FREEZE written once, by the first worker
     assert "true" == fake_github.variables["DEPLOY_FREEZE"]
@@ -86,7 +86,7 @@ def test_a_run_longer_than_the_worker_ttl_is_renewed_and_not_taken_for_abandoned
     fake_github.fail_next("GET", MANIFEST_READ, status=None, delay=8)  # a slow but normal answer
     first = services(env, "worker-1", "worker")
     before = wait_until(lambda: set(descendants(first.proc.pid)), "the worker's scheduler process")
-    job_id = enqueue_example(redis, settings, "integrity-firing.json")
+    job_id = enqueue_example(redis, settings, integrity(MANIFEST_DIGEST))
     wait_until(in_flight(fake_github, MANIFEST_READ), "the manifest read", logs=(first.log,))
     second = services(env, "worker-2", "worker")
     registry = Queue(settings.queue, connection=redis).started_job_registry.key
@@ -120,7 +120,7 @@ def test_a_run_over_the_job_timeout_is_failed_and_the_worker_takes_the_next(
     fake_github.fail_next("GET", MANIFEST_READ, status=None, delay=8)
     worker = services(service_env(cli_env), "worker", "worker")
     short = settings.model_copy(update={"job_timeout_seconds": 2})
-    stuck = enqueue_example(redis, short, "integrity-firing.json")
+    stuck = enqueue_example(redis, short, integrity(MANIFEST_DIGEST))
     wait_until(in_flight(fake_github, MANIFEST_READ), "the manifest read", logs=(worker.log,))
     after = enqueue_example(redis, settings, "bias-firing.json")
 
@@ -144,7 +144,7 @@ def test_a_renewal_stops_before_the_run_is_recorded_and_kills_a_run_past_its_tim
     """The renewal thread renews an in-process run's registry entry until released and not after;
     a run still going after its timeout plus the grace period gets the worker killed (the injected
     kill here), so the run is recovered as abandoned instead of running on unbounded."""
-    job_id = enqueue_example(redis, settings, "integrity-firing.json")
+    job_id = enqueue_example(redis, settings, integrity(MANIFEST_DIGEST))
     queue = Queue(settings.queue, connection=redis)
     worker = ResponderWorker([settings.queue], runtime=Runtime.build(settings), outages=Outages())
     worker.job_monitoring_interval = 0.05  # type: ignore[assignment]
@@ -178,7 +178,7 @@ def test_a_renewal_stops_before_the_run_is_recorded_and_kills_a_run_past_its_tim
 def test_a_run_abandoned_too_often_is_failed_with_the_reason(redis: Redis, settings: Settings) -> None:
     """A job whose worker died more than MAX_ABANDONED_REQUEUES times is not re-queued: its run
     is failed, saying why and how to retry it."""
-    job_id = enqueue_example(redis, settings, "integrity-firing.json")
+    job_id = enqueue_example(redis, settings, integrity(MANIFEST_DIGEST))
     queue = Queue(settings.queue, connection=redis)
     job = queue.fetch_job(job_id)
     assert job is not None
@@ -204,7 +204,8 @@ def test_a_run_abandoned_too_often_is_failed_with_the_reason(redis: Redis, setti
 
 
 def _post(base: str, name: str) -> requests.Response:
-    return requests.post(f"{base}/webhooks/alertmanager", json=load_example(name), headers=AUTH, timeout=15)
+    payload = integrity(MANIFEST_DIGEST) if name == "integrity-firing.json" else load_example(name)
+    return requests.post(f"{base}/webhooks/alertmanager", json=payload, headers=AUTH, timeout=15)
 
 
 def test_receiver_answers_503_while_redis_is_down_and_202_only_once_the_job_is_stored(
@@ -253,7 +254,7 @@ def test_a_frozen_redis_gets_503_inside_alertmanagers_timeout_and_the_run_is_que
     own_redis.proc.send_signal(signal.SIGSTOP)
     try:
         frozen = requests.post(
-            f"{base}/webhooks/alertmanager", json=load_example("integrity-firing.json"), headers=AUTH, timeout=9.5
+            f"{base}/webhooks/alertmanager", json=integrity(MANIFEST_DIGEST), headers=AUTH, timeout=9.5
         )
     finally:
         own_redis.proc.send_signal(signal.SIGCONT)

@@ -16,6 +16,7 @@ from responder.playbooks.model import Playbook
 from responder.playbooks.steps import STEP_KINDS, Approval, Include
 
 PLAYBOOK_SUFFIXES = (".yaml", ".yml")
+SCHEDULES_FILE = "schedules.yaml"  # beside the playbooks, not one of them: read by responder.schedules
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def _load(directory: Path, *, setting: str | None) -> tuple[dict[str, Playbook],
     if not directory.is_dir():
         hint = f" (set {setting})" if setting else ""
         return {}, [f"{directory}: playbooks directory does not exist{hint}"]
-    files = sorted(p for suffix in PLAYBOOK_SUFFIXES for p in directory.glob(f"*{suffix}"))
+    files = sorted(p for s in PLAYBOOK_SUFFIXES for p in directory.glob(f"*{s}") if p.name != SCHEDULES_FILE)
     if not files:
         return {}, [f"{directory}: no playbook files (*.yaml)"]
     playbooks: dict[str, Playbook] = {}

@@ -64,6 +64,7 @@ class StepContext:
     toggle_client: Toggles | None = None
     current_step: str = ""
     runs: RunStore | None = None  # where the firing run of a resolve is read; None: not read
+    dry_run: bool = False  # the integrations only plan their writes (a dry run, or no credentials)
     _manifest: Manifest | None = field(default=None, repr=False)
     _firing: tuple[RunRecord | None] | None = field(default=None, repr=False)
 

@@ -44,6 +44,9 @@ class Playbook(BaseModel):
             for step in group:
                 if step.name in seen:
                     raise ValueError(f"step name {step.name!r} is used twice")
+                for named in [*step.when.findings, *step.when.failed] if step.when is not None else ():
+                    if named.partition(".")[0] not in seen:  # "<include>.<step>" names an included step
+                        raise ValueError(f"step {step.name!r}: `when` names {named!r}, which is no earlier step")
                 seen.add(step.name)
         if "alertname" not in self.requires_labels:
             raise ValueError("requires_labels must include 'alertname'")

@@ -58,6 +58,7 @@ def _run(runtime: Runtime, record: RunRecord, *, final_attempt: bool) -> RunReco
         redis=runtime.redis,
         toggle_client=integrations.toggles,
         runs=runtime.runs,
+        dry_run=integrations is runtime.dry,
     )
     backoff = Backoff(runtime.settings.job_retry_intervals, record.attempts)
     retried = {s.name for s in record.steps if s.status == "retrying"}
@@ -86,7 +87,10 @@ def _run(runtime: Runtime, record: RunRecord, *, final_attempt: bool) -> RunReco
                         else f"retrying at {timefmt.clock(waits_for.retry_at)}"
                     )
                     entry.detail = f"waits for {waits_for.name} ({when})"
-                elif step.when is not None and not step.when.matches(record.alert):
+                elif step.when is not None and (earlier := step.when.waits_for(_outcomes(record))) is not None:
+                    entry.status, entry.blocked = "skipped", True  # not done: the next attempt looks again
+                    entry.detail = f"waits for {earlier} (retrying)"
+                elif step.when is not None and not step.when.matches(record.alert, _outcomes(record)):
                     entry.status, entry.detail = "skipped", f"condition not met: {step.when.describe()}"
                 else:
                     try:
@@ -230,6 +234,11 @@ def _save(runtime: Runtime, record: RunRecord) -> None:
         runtime.runs.save(record, pipe)
         with recorder.write_into(pipe):
             pipe.execute()
+
+
+def _outcomes(record: RunRecord) -> dict[str, tuple[str, str | None]]:
+    """Each step run so far: its status and what it found (None: nothing), for ``when``."""
+    return {s.name: (s.status, s.finding) for s in record.steps}
 
 
 def _apply(entry: StepRecord, result: StepResult) -> None:

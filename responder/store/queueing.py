@@ -25,6 +25,9 @@ from responder.store.writeset import Arg, WriteSet
 
 JOB_FUNCTION = "responder.jobs.run_playbook_job"
 FOLLOW_FUNCTION = "responder.jobs.follow_workflow_run_job"
+REPLY_FUNCTION = "responder.jobs.ticket_reply_job"
+NOTE_FUNCTION = "responder.jobs.ticket_note_job"
+CHANGE_REQUEST_FUNCTION = "responder.jobs.change_request_job"
 MAX_RETRY_AFTER_SECONDS = 3600  # a server asking for more than an hour is not waited for blindly
 
 
@@ -87,6 +90,50 @@ def enqueue_follow_now(queue: Queue, settings: Settings, run_id: str, step: str,
         timeout=settings.job_timeout_seconds,
         result_ttl=settings.dedup_retention_seconds,
         failure_ttl=settings.dedup_retention_seconds,
+    )
+
+
+def enqueue_change_request(
+    queue: Queue, settings: Settings, run_id: str, step: str, job_id: str, *, poll: int = 0, delay: float = 0.0
+) -> None:
+    """Queue a look at the change request of step ``step`` of run ``run_id`` (``responder.change_requests``):
+    now, or after ``delay`` seconds. ``poll`` > 0 is the scheduled review poll of that number, which
+    schedules the next one; 0 is a look outside that chain (a workflow run ended, a webhook delivery)."""
+    options: dict[str, Any] = {
+        "args": (run_id, step, poll),
+        "job_id": job_id,
+        "timeout": settings.job_timeout_seconds,
+        "result_ttl": settings.dedup_retention_seconds,
+        "failure_ttl": settings.dedup_retention_seconds,
+    }
+    if delay > 0:
+        queue.enqueue_in(timedelta(seconds=delay), CHANGE_REQUEST_FUNCTION, **options)
+    else:
+        queue.enqueue_call(CHANGE_REQUEST_FUNCTION, **options)
+
+
+def enqueue_ticket_reply(queue: Queue, settings: Settings, ref: str, url: str, text: str, tag: str) -> None:
+    """Queue a comment on the ticket ``ref`` (at ``url``) saying ``text``: the reply to an answer
+    given on the ticket itself. ``tag`` names what asked for it (a webhook delivery): once per tag."""
+    _enqueue_comment(queue, settings, REPLY_FUNCTION, (ref, url, text), f"ticket-reply-{digest(tag)}")
+
+
+def enqueue_ticket_note(queue: Queue, settings: Settings, run_id: str, text: str, tag: str) -> None:
+    """Queue a note ``text`` about run ``run_id`` on its model's open incident ticket (an answer
+    given on the runs page). Once per ``tag``."""
+    _enqueue_comment(queue, settings, NOTE_FUNCTION, (run_id, text), f"ticket-note-{digest(tag)}")
+
+
+def _enqueue_comment(queue: Queue, settings: Settings, function: str, args: tuple[str, ...], job_id: str) -> None:
+    intervals = [max(1, round(i)) for i in settings.job_retry_intervals]
+    queue.enqueue_call(
+        function,
+        args=args,
+        job_id=job_id,
+        timeout=settings.job_timeout_seconds,
+        result_ttl=settings.dedup_retention_seconds,
+        failure_ttl=settings.dedup_retention_seconds,
+        retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
     )
 
 

@@ -147,7 +147,50 @@ def followed_run_key(workflow_run_id: int | str) -> str:
     return f"responder:followed-run:{workflow_run_id}"
 
 
+def approval_ticket_key(ticket_url: str) -> str:
+    """Runs waiting at an approval step that asked on this ticket (a set of run ids): a ``/approve``
+    or ``/reject`` comment on the ticket answers them."""
+    return f"responder:approval-ticket:{digest(ticket_url)}"
+
+
 # --- GitHub webhooks
 def github_delivery_key(delivery: str) -> str:
     """A GitHub webhook delivery already handled (GitHub re-sends; a repeat is ignored)."""
     return f"responder:github-delivery:{digest(delivery)}"
+
+
+# --- schedules (responder scheduler)
+def schedule_state_key(name: str) -> str:
+    """Hash of one schedule: since (first seen), last_fired (slot), fired_at, last_slot (newest slot handled)."""
+    return f"responder:schedule:{name}"
+
+
+def schedule_slot_key(name: str, slot: str) -> str:
+    """The claim on one slot of a schedule (SET NX): the firing scheduler's token, then "fired"."""
+    return f"responder:schedule:{name}:slot:{slot}"
+
+
+def schedule_missed_key(name: str) -> str:
+    """Sorted set of a schedule's missed slots (older than the catch-up window): slot -> its time."""
+    return f"responder:schedule:{name}:missed"
+
+
+# --- change requests (responder.change_requests)
+def change_request_lock_key(run_id: str, step: str) -> str:
+    """Held by the job advancing the change request of (run, step): one at a time reads and writes it."""
+    return f"responder:change-request-lock:{run_id}:{step}"
+
+
+def change_request_queued_key(run_id: str, step: str, tag: str) -> str:
+    """Set once the change request's job was queued for ``tag`` (a workflow run's end, a delivery): once per tag."""
+    return f"responder:change-request-queued:{run_id}:{step}:{digest(tag)}"
+
+
+def change_request_tries_key(run_id: str, step: str) -> str:
+    """How many times the change request's job met a transient failure (it gives up after a few)."""
+    return f"responder:change-request-tries:{run_id}:{step}"
+
+
+def change_request_pull_key(number: int) -> str:
+    """Which run and step proposed pull request ``number`` ("<run id>\\n<step>"): a review delivery finds it."""
+    return f"responder:change-request-pull:{number}"

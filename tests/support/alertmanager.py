@@ -22,6 +22,7 @@ from redis import Redis
 from responder.runs import RunRecord, RunStore
 from tests.conftest import ROOT, WEBHOOK_TOKEN, load_example, tail, wait_until
 from tests.fakes.github import FakeGitHub
+from tests.support.runs import MANIFEST_DIGEST
 
 ALERTMANAGER = "prometheus-alertmanager"
 AMTOOL = "amtool"
@@ -184,11 +185,14 @@ def write_alertmanager_config(webhook_url: str, tmp_path: Path) -> Path:
     return path
 
 
-def am_alerts(sample: str, *, starts_at: str | None = None, ends_at: str | None = None) -> list[dict[str, Any]]:
-    """The alerts of a sample notification as Alertmanager's API takes them (startsAt now; no endsAt: firing)."""
+def am_alerts(sample: str, *, starts_at: str | None = None, ends_at: str | None = None,
+              annotations: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The alerts of a sample notification as Alertmanager's API takes them (startsAt now; no endsAt:
+    firing), with ``annotations`` added or replaced."""
     alerts = []
     for alert in load_example(sample)["alerts"]:
-        posted = {"labels": alert["labels"], "annotations": alert["annotations"], "startsAt": starts_at or now_iso()}
+        posted = {"labels": alert["labels"], "annotations": {**alert["annotations"], **(annotations or {})},
+                  "startsAt": starts_at or now_iso()}
         if alert["generatorURL"]:
             posted["generatorURL"] = alert["generatorURL"]
         if ends_at:
@@ -200,3 +204,7 @@ def am_alerts(sample: str, *, starts_at: str | None = None, ends_at: str | None 
 def variable_writes(fake: FakeGitHub) -> list[str]:
     """The fake's writes to Actions variables, as "METHOD path"."""
     return [f"{r.method} {r.path}" for r in fake.requests if "/actions/variables" in r.path and r.method != "GET"]
+
+
+# An integrity alert whose deployed digest is the manifest's: no rollback is proposed (no approval wait).
+MATCHING = {"deployed_digest": MANIFEST_DIGEST}

@@ -3,6 +3,7 @@ worker (retries included, or not), and reading their records back."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,29 @@ from responder.intake import Intake
 from responder.playbooks.catalog import load_catalog
 from responder.runs import RunRecord, RunStore
 from responder.settings import Settings
-from tests.conftest import Worker, load_example
+from tests.conftest import MANIFEST, Worker, load_example
+
+# The sample manifest's digest of fraud-scorer: an integrity alert deployed with it finds no mismatch.
+MANIFEST_DIGEST = "sha256:5d41402abc4b2a76b9719d911017c592ae4d6e1f5c3b2a190817263544536271"
+
+
+def manifest_digest(model_id: str) -> str:
+    """The sample manifest's artifact digest of ``model_id``, as an alert's deployed_digest."""
+    models = json.loads(MANIFEST.read_text())["models"]
+    return "sha256:" + next(m["artifact"]["sha256"] for m in models if m["modelId"] == model_id)
+
+
+def integrity(deployed_digest: str | None = "mismatch") -> dict[str, Any]:
+    """The integrity alert: its sample's (mismatching) digest, ``MANIFEST_DIGEST`` (a match: the
+    playbook proposes no rollback), or none (None)."""
+    payload = load_example("integrity-firing.json")
+    annotations = payload["alerts"][0]["annotations"]
+    if deployed_digest is None:
+        del annotations["deployed_digest"]
+    elif deployed_digest != "mismatch":
+        annotations["deployed_digest"] = deployed_digest
+    return payload
+
 
 # --------------------------------------------------------------------------- queueing
 
@@ -27,9 +50,10 @@ def queue_runs(settings: Settings, redis: Redis, payload: dict[str, Any]) -> lis
     return [d.job_id for d in decisions if d.decision == "queued" and d.job_id]
 
 
-def enqueue_example(redis: Redis, settings: Settings, name: str) -> str:
-    """Queue the firing alert of sample ``name`` the way the webhook does; returns its job id."""
-    notification = Notification.model_validate(load_example(name))
+def enqueue_example(redis: Redis, settings: Settings, sample: str | dict[str, Any]) -> str:
+    """Queue the firing alert of sample ``sample`` (a name, or a payload) the way the webhook does;
+    returns its job id."""
+    notification = Notification.model_validate(load_example(sample) if isinstance(sample, str) else sample)
     [decision] = Intake(redis, settings, load_catalog(settings.playbooks_dir)).accept(notification)
     assert decision.decision == "queued" and decision.job_id
     return decision.job_id

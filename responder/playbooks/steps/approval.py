@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import Field
 
-from responder import approvals, tickets
+from responder import approvals, tickets, timefmt
 from responder.errors import ApprovalEnded, AwaitingApproval, PermanentError, ResponderError
 from responder.integrations.base import TicketKey, comment_on_open
 from responder.log import get_logger
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps.base import Duration, Params, StepBase, StepResult
 from responder.runs import utcnow
+from responder.store import redis_keys
 
 log = get_logger(__name__)
 
@@ -50,10 +51,12 @@ class Approval(StepBase):
     def run(self, ctx: StepContext) -> StepResult:
         groups, approvers = self.params.groups, ctx.settings.approvers
         unknown = [group for group in groups if not approvers.get(group)]
+        missing_people = f"no approvers configured for {', '.join(unknown)} (RESPONDER_APPROVERS)"
+        if ctx.dry_run:  # a dry run shows the whole plan: nobody is asked, nothing waits
+            detail = f"would wait for approval by one of each: {', '.join(groups)}"
+            return StepResult(detail=detail + (f"; but {missing_people}" if unknown else ""), planned=True)
         if unknown:
-            raise PermanentError(
-                f"no approvers configured for {', '.join(unknown)} (RESPONDER_APPROVERS)", system="responder"
-            )
+            raise PermanentError(missing_people, system="responder")
         answers = ctx.run.approvals
         rejection = next((a for a in answers if a.decision == "reject"), None)
         if rejection is not None:
@@ -70,4 +73,33 @@ class Approval(StepBase):
             message = f"expired: no approval from {' and '.join(still)} in time"
             note_on_ticket(ctx, f"Approval of run {ctx.run.id} {message}; its remaining steps are skipped.")
             raise ApprovalEnded(message, outcome="expired")
+        earlier = ctx.run.step(self.name)
+        if earlier is None or earlier.status != "waiting":  # it starts waiting: say so on the ticket
+            self._ask(ctx, still, deadline)
         raise AwaitingApproval(list(groups), still, deadline)
+
+    def _ask(self, ctx: StepContext, groups: list[str], deadline: datetime) -> None:
+        """Ask on the open incident ticket, and remember the ticket, so that a ``/approve`` or
+        ``/reject <reason>`` comment there answers this run. Best effort: ``responder approve``
+        works either way."""
+        if ctx.run.model_id is None:
+            return
+        text = (
+            f"Run {ctx.run.id} waits at step {self.name} for approval by one person of each of "
+            f"{' and '.join(groups)} until {timefmt.utc_text(deadline)}. Comment /approve, or /reject and "
+            f"a reason, here, or run: responder approve {ctx.run.id}"
+        )
+        try:
+            ticket = ctx.tracker.find_open(TicketKey(alertname=ctx.run.alertname, model_id=ctx.run.model_id))
+            if ticket is None or ticket.planned:
+                return
+            ctx.tracker.comment(ticket, tickets.note(ctx.run, text))
+        except ResponderError as exc:
+            log.warning("approval.ticket_ask_failed", error=str(exc))
+            return
+        key = redis_keys.approval_ticket_key(ticket.url)
+        keep = int((deadline - utcnow()).total_seconds()) + ctx.settings.dedup_retention_seconds
+        with ctx.redis.pipeline() as pipe:
+            pipe.sadd(key, ctx.run.id)
+            pipe.expire(key, max(keep, 1))
+            pipe.execute()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from responder.alerts import Alert
 from responder.errors import PlaybookError
@@ -42,20 +43,50 @@ Duration = Annotated[int, BeforeValidator(_seconds), Field(ge=0)]
 
 
 class When(BaseModel):
-    """Run the step only if every named label has the given value (or one of the values)."""
+    """Run the step only if every named label has the given value (or one of the values), and every
+    named earlier step recorded the given finding (or one of them): ``{findings: {verify-digest:
+    mismatch}}`` runs the step only when the digests differ."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    labels: dict[str, str | list[str]]
+    labels: dict[str, str | list[str]] = Field(default_factory=dict)
+    findings: dict[str, str | list[str]] = Field(default_factory=dict)
+    failed: list[str] = Field(
+        default_factory=list,
+        description="Run the step only if one of these earlier steps failed (a ticket only when something "
+        "went wrong); while one of them waits for a retry, the step waits with it.",
+    )
 
-    def matches(self, alert: Alert) -> bool:
-        for name, wanted in self.labels.items():
-            allowed = [wanted] if isinstance(wanted, str) else wanted
-            if alert.labels.get(name) not in allowed:
-                return False
-        return True
+    @model_validator(mode="after")
+    def _not_empty(self) -> When:
+        if not self.labels and not self.findings and not self.failed:
+            raise ValueError("`when` needs labels, findings or failed")
+        return self
+
+    def matches(self, alert: Alert, steps: Mapping[str, tuple[str, str | None]] | None = None) -> bool:
+        """``steps``: each earlier step's (status, finding), by step name."""
+        steps = steps or {}
+        findings = {name: finding for name, (_, finding) in steps.items()}
+        failed = not self.failed or any(steps.get(name, ("", None))[0] == "failed" for name in self.failed)
+        return _all_in(self.labels, alert.labels) and _all_in(self.findings, findings) and failed
+
+    def waits_for(self, steps: Mapping[str, tuple[str, str | None]]) -> str | None:
+        """The earlier step (named in ``failed``) still waiting for a retry: this step waits with it."""
+        return next((name for name in self.failed if steps.get(name, ("", None))[0] == "retrying"), None)
 
     def describe(self) -> str:
-        return " and ".join(f"{k} in {v}" if isinstance(v, list) else f"{k}={v}" for k, v in self.labels.items())
+        return " and ".join(
+            [_describe(k, v) for k, v in self.labels.items()]
+            + [_describe(f"{k} found", v) for k, v in self.findings.items()]
+            + ([f"{' or '.join(self.failed)} failed"] if self.failed else [])
+        )
+
+
+def _all_in(wanted: Mapping[str, str | list[str]], have: Mapping[str, str | None]) -> bool:
+    return all(have.get(name) in ([value] if isinstance(value, str) else value) for name, value in wanted.items())
+
+
+def _describe(name: str, value: str | list[str]) -> str:
+    return f"{name} in {value}" if isinstance(value, list) else f"{name}={value}"
 
 
 class Params(BaseModel):

@@ -17,6 +17,7 @@ from redis.client import Pipeline
 from responder.errors import TransientError
 from responder.integrations.base import Outcome, WorkflowRunRef
 from responder.playbooks.context import StepContext
+from responder.playbooks.steps.base import StepResult
 from responder.store.redis_keys import claimed_run_key, cooldown_key, dispatch_attempt_key, unattributed_key
 
 SLACK = timedelta(seconds=5)  # clock difference between this host and GitHub
@@ -285,6 +286,12 @@ def step_outputs(inputs: dict[str, str], url: str | None, workflow: str) -> dict
     if run_id is None or url is None:
         return inputs
     return {**inputs, "workflow": workflow, "run_id": run_id, "html_url": url}
+
+
+def with_change_request(result: StepResult) -> StepResult:
+    """``result`` of a dispatch whose run, once it succeeds, is to become a change request: an output
+    the follow jobs read (``responder.change_requests``)."""
+    return result.model_copy(update={"outputs": {**result.outputs, "change_request": "true"}})
 
 
 def _run_id(url: str | None) -> str | None:

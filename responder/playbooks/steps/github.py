@@ -12,7 +12,7 @@ from responder.freeze import FreezeLedger
 from responder.manifest import is_sha256, normalise_digest
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps.base import Duration, Params, StepBase, StepResult
-from responder.playbooks.steps.dispatching import Cooldown, Dispatch, answer_lost, step_outputs
+from responder.playbooks.steps.dispatching import Cooldown, Dispatch, answer_lost, step_outputs, with_change_request
 
 IDENTIFIER_RULE = "(1 to 128 letters, digits, '.', '_', '-', starting with a letter or digit)"
 
@@ -92,6 +92,11 @@ class DispatchParams(Params):
         description="At most one dispatch of this workflow per model in this window (default: the "
         "playbook's retraining_cooldown for the retraining workflow, none otherwise).",
     )
+    change_request: bool = Field(
+        False,
+        description="When the retraining run it starts concludes success, propose its version in a change "
+        "request (responder.change_requests).",
+    )
 
     @field_validator("reason")
     @classmethod
@@ -117,6 +122,10 @@ class DispatchWorkflow(StepBase):
     params: DispatchParams = Field(alias="with")
 
     def run(self, ctx: StepContext) -> StepResult:
+        result = self._dispatch(ctx)
+        return with_change_request(result) if self.params.change_request else result
+
+    def _dispatch(self, ctx: StepContext) -> StepResult:
         workflow = ctx.render(self.params.workflow)
         version = self._model_version(ctx)
         inputs = {"MODEL_ID": ctx.model_id, "MODEL_VERSION": version, "REASON": self._reason(ctx)}

@@ -12,6 +12,8 @@ from responder.manifest import Manifest
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps.base import Params, StepBase, StepResult
 
+PREVIOUS = "previous"  # the target a dry run plans when it cannot read the manifest's history
+
 
 class FindPreviousParams(Params):
     to_version: str = Field("{{ labels.to_version | default('') }}", description="Explicit target; empty: search.")
@@ -40,12 +42,18 @@ class FindPreviousVersion(StepBase):
         outputs = {"from_version": current, "to_version": target, "endpoint": entry.servingEndpoint or ""}
         if revision:
             outputs["revision"] = revision
-        where = f" (manifest revision {revision[:7]})" if revision else " (given)"
+        where = (
+            f" (manifest revision {revision[:7]})"
+            if revision
+            else " (the offline manifest has no history)" if target == PREVIOUS and ctx.dry_run else " (given)"
+        )
         return StepResult(detail=f"{ctx.model_id}: {current} -> {target}{where}", outputs=outputs)
 
     def _previous(self, ctx: StepContext, current: str) -> tuple[str, str]:
         path = ctx.settings.manifest_path
         revisions = ctx.github.file_revisions(path, self.params.max_revisions)
+        if not revisions and ctx.dry_run:  # the offline manifest of a dry run has no history
+            return PREVIOUS, ""
         for revision in revisions:
             older = Manifest.parse(ctx.github.read_file(path, revision.sha), source=f"{path}@{revision.sha[:7]}")
             entry = older.find(ctx.model_id)

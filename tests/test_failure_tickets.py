@@ -1,0 +1,61 @@
+"""A ticket only when something went wrong: `when: {failed: [step]}` (issue 18, the quarterly
+baseline retraining is "ticket-free unless it fails"). Real Redis, an RQ worker in this process, the
+GitHub fake over HTTP, the shipped quarterly-baseline playbook."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from redis import Redis
+
+from responder.alerts import Alert
+from responder.intake import Intake
+from responder.playbooks.catalog import load_catalog
+from responder.runs import RunRecord, RunStore
+from responder.settings import Settings
+from tests.conftest import Worker, make_settings
+from tests.fakes.github import FakeGitHub
+
+DISPATCHES = r"/actions/workflows/.*/dispatches"
+
+
+def quarterly_run(settings: Settings, redis: Redis) -> RunRecord:
+    """One quarterly-baseline run of fraud-scorer, as the scheduler queues it, worked to its end."""
+    alert = Alert(status="firing", labels={"alertname": "quarterly-baseline", "model_id": "fraud-scorer"},
+                  annotations={}, startsAt=datetime.now(UTC), fingerprint=uuid.uuid4().hex[:16])
+    record = Intake(redis, settings, load_catalog(settings.playbooks_dir)).enqueue_manual(
+        "quarterly-baseline", alert, dry_run=False, requested_by="schedule:quarterly-baseline")
+    Worker(settings).drain_scheduled(lambda job_id: "-retry" in job_id)  # its retries, not the follow polls
+    return RunStore(redis, retention_seconds=settings.dedup_retention_seconds).get(record.id)
+
+
+def live(redis_url: str, fake: FakeGitHub, **values: object) -> Settings:
+    return make_settings(redis_url, github_api_url=fake.url, github_token=fake.token, github_repo=fake.full_name,
+                         **values)
+
+
+def test_a_run_that_succeeds_opens_no_ticket(redis, redis_url, fake_github):
+    record = quarterly_run(live(redis_url, fake_github), redis)
+    assert (record.status, record.step("open-incident").detail) == (
+        "succeeded", "condition not met: dispatch-retraining failed")
+    assert fake_github.issues == []
+
+
+def test_a_failed_dispatch_opens_the_ticket(redis, redis_url, fake_github):
+    fake_github.fail_next("POST", DISPATCHES, status=422, body={"message": "Unexpected inputs provided"})
+    record = quarterly_run(live(redis_url, fake_github), redis)
+    [issue] = fake_github.issues
+    assert (record.status, record.step("open-incident").status) == ("failed", "ok")
+    assert issue.title == "[quarterly-baseline] fraud-scorer: Quarterly baseline retraining could not be dispatched"
+
+
+def test_the_ticket_waits_for_a_dispatch_being_retried(redis, redis_url, fake_github):
+    """A 502 defers the dispatch and the conditional ticket waits with it (it is not settled as "not
+    needed"): when the retry fails for good, the ticket opens."""
+    fake_github.fail_next("POST", DISPATCHES, status=502)
+    fake_github.fail_next("POST", DISPATCHES, status=422, body={"message": "Unexpected inputs provided"})
+    settings = live(redis_url, fake_github, job_retry_intervals=[0], dispatch_lookup_seconds=1)
+    record = quarterly_run(settings, redis)
+    assert (record.status, record.attempts, record.step("open-incident").status) == ("failed", 2, "ok")
+    assert len(fake_github.issues) == 1
