@@ -48,7 +48,6 @@ from rq import Queue
 from responder import approvals, evidence, following, tickets
 from responder.document import render_markdown
 from responder.errors import PermanentError, RunNotFound, TransientError
-from responder.integrations import github as gh
 from responder.integrations.base import TicketKey, Tracker, comment_on_open
 from responder.integrations.github_changes import PullRequests, PullState
 from responder.log import get_logger
@@ -59,7 +58,6 @@ from responder.runs import Approval, ChangeRequest, FollowedRun, RunRecord
 from responder.runtime import Runtime
 from responder.settings import Settings
 from responder.store import locks, redis_keys
-from responder.store.pacing import WritePacer
 from responder.store.queueing import enqueue_change_request, not_before
 
 log = get_logger(__name__)
@@ -124,27 +122,10 @@ def _queue_once(runtime: Runtime, run_id: str, step: str, tag: str) -> None:
     log.info("change_request.queued", job_id=run_id, step=step, tag=tag)
 
 
-_client: tuple[Runtime, PullRequests] | None = None
-
-
 def client(runtime: Runtime) -> PullRequests:
-    """The change requests' GitHub client of this runtime, built once."""
-    global _client
-    if _client is None or _client[0] is not runtime:
-        settings = runtime.settings
-        assert settings.github_token is not None and settings.github_repo is not None
-        repo = gh.connect(
-            settings.github_api_url,
-            settings.github_token.get_secret_value(),
-            settings.github_repo,
-            timeout=settings.http_timeout_seconds,
-        )
-        pace = WritePacer(runtime.redis, settings.github_writes_per_second).wait
-        owner = settings.github_repo.partition("/")[0]
-        timeout = settings.http_timeout_seconds
-        pulls = PullRequests(repo, owner=owner, base=settings.github_ref, pace=pace, timeout=timeout)
-        _client = (runtime, pulls)
-    return _client[1]
+    """The runtime's GitHub client of change requests (``advance`` runs only with live GitHub)."""
+    assert runtime.pulls is not None
+    return runtime.pulls
 
 
 def advance(runtime: Runtime, run_id: str, step: str, poll: int = 0) -> str:
@@ -344,7 +325,8 @@ class _Look:
                                delay=delay)
 
     def _summary(self, retraining: FollowedRun) -> evidence.TrainingSummary:
-        document = client(self.runtime).evidence.json_file(
+        assert self.runtime.workflow_runs is not None
+        document = self.runtime.workflow_runs.json_file(
             int(retraining.run_id), evidence.TRAINING_SUMMARY, evidence.TRAINING_SUMMARY_FILE
         )
         return evidence.TrainingSummary.parse(document, model_id=self.model_id, run_id=retraining.run_id)

@@ -11,6 +11,7 @@ from responder import metrics
 from responder.integrations import github as gh
 from responder.integrations.base import GitHubGateway, Toggles, Tracker, WorkflowRunReader
 from responder.integrations.dryrun import DryRunGitHub, DryRunTracker
+from responder.integrations.github_changes import PullRequests
 from responder.integrations.jira import JiraTracker
 from responder.integrations.jira_ledger import TicketLedger
 from responder.integrations.toggles import DryRunToggles, ToggleClient
@@ -40,6 +41,7 @@ class Runtime:
     live: Integrations | None  # None when no GitHub credentials are configured
     dry: Integrations
     workflow_runs: WorkflowRunReader | None = None  # follows dispatched runs; None without GitHub credentials
+    pulls: PullRequests | None = None  # change requests' branches, pull requests, reviews; None likewise
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -50,6 +52,7 @@ class Runtime:
         live = None
         github: GitHubGateway | None = None
         reader: WorkflowRunReader | None = None
+        pulls: PullRequests | None = None
         tracker: Tracker | None = (
             _jira(settings, redis) if settings.tracker == "jira" and settings.jira_configured else None
         )
@@ -64,6 +67,8 @@ class Runtime:
             pace = WritePacer(redis, settings.github_writes_per_second).wait
             github = gh.PyGithubGateway(repo, ref=settings.github_ref, pace=pace)
             reader = PyGithubRunReader(repo, timeout=settings.http_timeout_seconds)
+            owner = settings.github_repo.partition("/")[0]
+            pulls = PullRequests(repo, owner=owner, base=settings.github_ref, pace=pace)
             if settings.tracker == "github":
                 tracker = gh.GitHubIssueTracker(repo, pace=pace)
         if github is not None and tracker is not None:
@@ -81,6 +86,7 @@ class Runtime:
             live=live,
             dry=dry,
             workflow_runs=reader if live is not None else None,
+            pulls=pulls if live is not None else None,
         )
 
     def integrations(self, *, dry_run: bool) -> Integrations:

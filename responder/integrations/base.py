@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from responder.document import Document
 
@@ -99,6 +99,11 @@ class WorkflowRunReader(Protocol):
 
     def artifacts(self, run_id: int) -> list[ArtifactSummary]:
         """Each artifact of the run, downloaded and summarised within the reader's size limits."""
+        ...
+
+    def json_file(self, run_id: int, artifact: str, file_name: str) -> dict[str, Any]:
+        """One JSON file of one artifact of the run, read whole (PermanentError saying why when it
+        is missing or unreadable)."""
         ...
 
 

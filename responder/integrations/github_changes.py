@@ -11,14 +11,10 @@ retried inside a call (``READ_RETRY`` retries GETs only); errors go through ``tr
 from __future__ import annotations
 
 import base64
-import io
-import json
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
-from typing import Any
 
 import github
 from github import GithubException
@@ -27,14 +23,6 @@ from github.Repository import Repository
 
 from responder.errors import PermanentError
 from responder.integrations.github import SYSTEM, Pace, translated_errors
-from responder.integrations.workflow_runs import (
-    ArtifactLimits,
-    PyGithubRunReader,
-    _ArtifactListPayload,
-    _checked,
-    _Unreadable,
-    _validated,
-)
 
 MAX_REVIEWS = 300  # reviews read per pull request (a change request gets a handful)
 
@@ -57,65 +45,14 @@ class PullState:
     reviews: tuple[PullReview, ...] = ()
 
 
-class EvidenceReader(PyGithubRunReader):
-    """A run's artifacts, one JSON file read whole (the summaries of ``artifacts`` keep only a few fields)."""
-
-    def json_file(self, run_id: int, artifact: str, file_name: str) -> dict[str, Any]:
-        """The JSON object ``file_name`` in the artifact named ``artifact`` (or ``artifact.json``) of
-        run ``run_id``. PermanentError saying why when it is missing or cannot be read."""
-        action = f"list artifacts of workflow run {run_id}"
-        with translated_errors(action, self._repo):
-            status, headers, body = self._requester.requestJson(
-                "GET", f"{self._run_url(run_id)}/artifacts", parameters={"per_page": self._limits.max_artifacts}
-            )
-            data = _checked(status, headers, body)
-        listing = _validated(_ArtifactListPayload, data, action, "an artifact list")
-        found = next((a for a in listing.artifacts if a.name in (artifact, f"{artifact}.json")), None)
-        if found is None:
-            raise PermanentError(f"run {run_id} uploaded no {artifact} artifact", system=SYSTEM)
-        try:
-            if found.expired:
-                raise _Unreadable("expired: GitHub no longer keeps it")
-            if found.size_in_bytes > self._limits.max_artifact_bytes:
-                raise _Unreadable(f"{found.size_in_bytes} bytes, over the limit: not downloaded")
-            archive = self._download(found)
-            raw = _member(archive, file_name, self._limits.max_json_bytes)
-        except _Unreadable as unreadable:
-            raise PermanentError(f"the {artifact} artifact of run {run_id}: {unreadable}", system=SYSTEM) from None
-        try:
-            document = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise PermanentError(f"{file_name} of run {run_id} is not valid JSON", system=SYSTEM) from None
-        if not isinstance(document, dict):
-            raise PermanentError(f"{file_name} of run {run_id} is not a JSON object", system=SYSTEM)
-        return document
-
-
-def _member(archive: bytes, file_name: str, limit: int) -> bytes:
-    try:
-        with zipfile.ZipFile(io.BytesIO(archive)) as opened:
-            names = [i.filename for i in opened.infolist() if not i.is_dir()]
-            name = next((n for n in names if n.rsplit("/", 1)[-1] == file_name), None)
-            if name is None:
-                raise _Unreadable(f"it holds no {file_name}")
-            with opened.open(name) as member:
-                raw = member.read(limit + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:
-        raise _Unreadable(f"not a readable zip archive ({type(exc).__name__})") from None
-    if len(raw) > limit:
-        raise _Unreadable(f"{file_name} is over the {limit} bytes limit")
-    return raw
-
-
 class PullRequests:
     """The branch, commit, pull request and reviews of change requests, over a PyGithub Repository."""
 
-    def __init__(self, repo: Repository, *, owner: str, base: str, pace: Pace, timeout: float) -> None:
+    def __init__(self, repo: Repository, *, owner: str, base: str, pace: Pace) -> None:
         self._repo = repo
         self._owner = owner
         self.base = base
         self._pace = pace
-        self.evidence = EvidenceReader(repo, timeout=timeout, limits=ArtifactLimits())
 
     def read_file(self, path: str, ref: str) -> tuple[str, str] | None:
         """``(text, blob sha)`` of ``path`` on ``ref``; None when it has no such file."""

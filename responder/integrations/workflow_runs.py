@@ -132,14 +132,40 @@ class PyGithubRunReader:
         )
 
     def artifacts(self, run_id: int) -> list[ArtifactSummary]:
+        listing = self._listing(run_id)
+        return [self._summarise(artifact) for artifact in listing.artifacts[: self._limits.max_artifacts]]
+
+    def json_file(self, run_id: int, artifact: str, file_name: str) -> dict[str, Any]:
+        """The JSON object ``file_name`` in the artifact named ``artifact`` (or ``artifact.json``) of
+        run ``run_id``, read whole (``artifacts`` keeps a few fields of each). PermanentError saying
+        why when it is missing or cannot be read."""
+        found = next((a for a in self._listing(run_id).artifacts if a.name in (artifact, f"{artifact}.json")), None)
+        if found is None:
+            raise PermanentError(f"run {run_id} uploaded no {artifact} artifact", system=SYSTEM)
+        try:
+            if found.expired:
+                raise _Unreadable("expired: GitHub no longer keeps it")
+            if found.size_in_bytes > self._limits.max_artifact_bytes:
+                raise _Unreadable(f"{found.size_in_bytes} bytes, over the limit: not downloaded")
+            raw = _member(self._download(found), file_name, self._limits.max_json_bytes)
+        except _Unreadable as unreadable:
+            raise PermanentError(f"the {artifact} artifact of run {run_id}: {unreadable}", system=SYSTEM) from None
+        try:
+            document = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise PermanentError(f"{file_name} of run {run_id} is not valid JSON", system=SYSTEM) from None
+        if not isinstance(document, dict):
+            raise PermanentError(f"{file_name} of run {run_id} is not a JSON object", system=SYSTEM)
+        return document
+
+    def _listing(self, run_id: int) -> _ArtifactListPayload:
         action = f"list artifacts of workflow run {run_id}"
         with translated_errors(action, self._repo):
             status, headers, body = self._requester.requestJson(
                 "GET", f"{self._run_url(run_id)}/artifacts", parameters={"per_page": self._limits.max_artifacts}
             )
             data = _checked(status, headers, body)
-        listing = _validated(_ArtifactListPayload, data, action, "an artifact list")
-        return [self._summarise(artifact) for artifact in listing.artifacts[: self._limits.max_artifacts]]
+        return _validated(_ArtifactListPayload, data, action, "an artifact list")
 
     # ----------------------------------------------------------------- one artifact
 
@@ -301,3 +327,20 @@ def _clip(text: str, limit: int) -> str:
 
 def _size(count: int) -> str:
     return f"{count / MiB:.1f} MiB" if count >= MiB else f"{count} bytes"
+
+
+def _member(archive: bytes, file_name: str, limit: int) -> bytes:
+    """The bytes of the file named ``file_name`` (in any folder) of a zip ``archive``, at most ``limit``."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+            names = [i.filename for i in opened.infolist() if not i.is_dir()]
+            name = next((n for n in names if n.rsplit("/", 1)[-1] == file_name), None)
+            if name is None:
+                raise _Unreadable(f"it holds no {file_name}")
+            with opened.open(name) as member:
+                raw = member.read(limit + 1)
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:
+        raise _Unreadable(f"not a readable zip archive ({type(exc).__name__})") from None
+    if len(raw) > limit:
+        raise _Unreadable(f"{file_name} is over the {limit} bytes limit")
+    return raw
