@@ -45,16 +45,18 @@ from redis import Redis
 from redis.client import Pipeline
 from rq import Queue
 
-from responder import approvals, evidence, following, tickets
+from responder import change_request_rules as rules
+from responder import evidence, following, tickets
+from responder.change_request_rules import GROUPS
 from responder.document import render_markdown
 from responder.errors import PermanentError, RunNotFound, TransientError
 from responder.integrations.base import TicketKey, Tracker, comment_on_open
-from responder.integrations.github_changes import PullRequests, PullState
+from responder.integrations.github_changes import PullRequests
 from responder.log import get_logger
 from responder.manifest_edit import set_model_version
 from responder.playbooks.context import StepContext
 from responder.playbooks.steps.dispatching import Cooldown, Dispatch, step_outputs
-from responder.runs import Approval, ChangeRequest, FollowedRun, RunRecord
+from responder.runs import ChangeRequest, FollowedRun, RunRecord
 from responder.runtime import Runtime
 from responder.settings import Settings
 from responder.store import locks, redis_keys
@@ -62,7 +64,6 @@ from responder.store.queueing import enqueue_change_request, not_before
 
 log = get_logger(__name__)
 OPT_IN = "change_request"  # the dispatch step's output saying it asked for a change request
-GROUPS = ("ml-lead", "responsible-ai")  # the runbook's approval gate: one of each, two people
 REASON = "change-request"  # REASON of the governance dispatch for the proposed version
 GOVERNANCE_SUFFIX = "-change-request-governance"  # the followed governance run's step name, after the step's
 MAX_TRIES = 8  # transient failures before the change request is given up
@@ -254,11 +255,12 @@ class _Look:
         owner = f"{self.record.id}\n{self.change.step}"
         self.runtime.redis.set(redis_keys.change_request_pull_key(pull.number), owner, ex=retention)
         self._save()
-        users, teams = reviewers(self.settings.approvers)
+        users, teams = rules.reviewers(self.settings.approvers)
         pulls.request_reviews(pull.number, users, teams)
         self.change.status, self.change.opened_at = "open", datetime.now(UTC)
         self._save()
-        asked = ", ".join([*users, *(f"@{t}" for t in _team_refs(self.settings.approvers))]) or "nobody (no approvers)"
+        teams_asked = [f"@{t}" for t in rules.team_refs(self.settings.approvers)]
+        asked = ", ".join([*users, *teams_asked]) or "nobody (no approvers)"
         self._tell("opened", f"opened; reviews requested from {asked}.")
         self.next_poll(0)
         return None
@@ -271,7 +273,7 @@ class _Look:
             if review.state == "CHANGES_REQUESTED":
                 self._tell(f"changes:{review.id}", f"changes requested by {review.login}.")
         if self.change.status == "open":
-            covered = approved_by(pull, self._approvers())
+            covered = rules.approved_by(pull, self._approvers())
             if len(covered) == len(GROUPS):
                 self.change.approved_by, self.change.status = covered, "approved"
                 self._save()
@@ -407,31 +409,3 @@ class _Look:
             self.record = record
 
         self.runtime.redis.transaction(merge, self.runtime.runs.key(self.record.id))
-
-
-def reviewers(approvers: dict[str, list[str]]) -> tuple[list[str], list[str]]:
-    """The logins and team slugs (without the org) of the approval gate's groups, each once."""
-    entries = [e for g in GROUPS for e in approvers.get(g, [])]
-    users = [e for e in entries if not e.startswith("@")]
-    teams = [ref.partition("/")[2] for ref in _team_refs(approvers)]
-    return list(dict.fromkeys(users)), list(dict.fromkeys(teams))
-
-
-def _team_refs(approvers: dict[str, list[str]]) -> list[str]:
-    return list(dict.fromkeys(e[1:] for g in GROUPS for e in approvers.get(g, []) if e.startswith("@") and "/" in e))
-
-
-def approved_by(pull: PullState, approvers: dict[str, list[str]]) -> dict[str, str]:
-    """Group -> person, as far as approvals cover the groups: a person's latest review that approves
-    or requests changes is theirs (a later "changes requested" or a dismissal takes an approval back),
-    and two groups take two people (``approvals.assignment``)."""
-    latest: dict[str, tuple[str, datetime | None]] = {}
-    for review in sorted(pull.reviews, key=lambda r: r.id):
-        if review.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
-            latest[review.login] = (review.state, review.submitted_at)
-    given = [
-        Approval(who=login, decision="approve", at=at or datetime.now(UTC), how="pull request review")
-        for login, (state, at) in latest.items()
-        if state == "APPROVED"
-    ]
-    return approvals.assignment(GROUPS, approvers, given)
