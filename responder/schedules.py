@@ -21,12 +21,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from responder.errors import ConfigError
-from responder.text import one_line
+from responder.yamlfile import load_yaml
 
 if TYPE_CHECKING:
     from responder.playbooks.catalog import Catalog
@@ -137,12 +136,7 @@ def load_schedules(configured: Sequence[Schedule], playbooks_dir: Path) -> list[
 
 
 def read_schedules_file(path: Path) -> list[Schedule]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {one_line(exc)}") from None
+    data = load_yaml(path, ConfigError)
     if data is None:
         return []
     if not isinstance(data, dict) or set(data) != {"schedules"} or not isinstance(data["schedules"], list):

@@ -8,12 +8,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from responder.errors import PlaybookError
 from responder.playbooks.model import Playbook
 from responder.playbooks.steps import STEP_KINDS, Approval, Include
+from responder.yamlfile import load_yaml
 
 PLAYBOOK_SUFFIXES = (".yaml", ".yml")
 SCHEDULES_FILE = "schedules.yaml"  # beside the playbooks, not one of them: read by responder.schedules
@@ -165,12 +165,7 @@ def _expand_includes(playbook: Playbook, playbooks: dict[str, Playbook]) -> Play
 
 
 def load_file(path: Path) -> Playbook:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlaybookError(f"{path}: cannot read: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise PlaybookError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    data = load_yaml(path, PlaybookError)
     if not isinstance(data, dict):
         raise PlaybookError(f"{path}: a playbook must be a mapping with name, alertname and steps")
     try:
