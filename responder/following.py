@@ -38,13 +38,13 @@ from redis.client import Pipeline
 from rq import Queue
 
 from responder import change_requests, metrics, tickets
-from responder.errors import PermanentError, TransientError
+from responder.errors import PermanentError, ResponderError, TransientError
 from responder.integrations.base import NotModified, RunSnapshot, TicketKey, comment_on_open
 from responder.log import get_logger
-from responder.runs import FollowedArtifact, FollowedRun, RunRecord
+from responder.runs import ENDED, FollowedArtifact, FollowedRun, RunRecord
 from responder.runtime import Runtime
 from responder.store import locks, redis_keys
-from responder.store.queueing import enqueue_follow, not_before
+from responder.store.queueing import enqueue_follow, enqueue_run, not_before
 from responder.timefmt import duration
 
 log = get_logger(__name__)
@@ -239,6 +239,8 @@ def _end(
         recorder.workflow_run_ended(followed.workflow, "abandoned" if abandoned else followed.conclusion or "abandoned")
     log.info("follow.ended", job_id=record.id, step=followed.step, conclusion=followed.conclusion, note=followed.note)
     change_requests.on_followed_end(runtime, record, followed, abandoned=abandoned)
+    if followed.unsuccessful:
+        _reconsider(runtime, record.id, followed)
     if followed.reported or record.model_id is None:
         return followed.conclusion or "abandoned"
     tracker = runtime.integrations(dry_run=False).tracker
@@ -261,6 +263,35 @@ def _end(
     followed.reported = True
     _store(runtime, record.id, followed)
     return followed.conclusion or "abandoned"
+
+
+def _reconsider(runtime: Runtime, run_id: str, followed: FollowedRun) -> None:
+    """Run the steps that wait for ``followed``'s dispatch step to fail (``when: {failed: [...]}``,
+    e.g. the quarterly baseline's ticket) again, now that its workflow run did not succeed: the run
+    is queued again and only those steps (skipped before, their condition not met) run."""
+    try:
+        playbook = runtime.catalog.get(runtime.runs.get(run_id).playbook)
+    except ResponderError:
+        return
+    steps = playbook.steps + (playbook.on_resolved or [])
+    waiting = {s.name for s in steps if s.when and followed.step in s.when.failed}
+    if not waiting:
+        return
+    queue = Queue(runtime.settings.queue, connection=runtime.redis)
+
+    def reopen(pipe: Pipeline) -> None:
+        record = runtime.runs.get(run_id)
+        skipped = [s for s in record.steps if s.name in waiting and s.status == "skipped" and not s.blocked]
+        if record.status not in ENDED or not skipped:
+            return
+        record.steps = [s for s in record.steps if s not in skipped]
+        record.status = "queued"
+        pipe.multi()
+        runtime.runs.save(record, pipe)
+        enqueue_run(queue, runtime.settings, run_id, job_id=f"{run_id}-failed-{followed.step}", pipeline=pipe)
+
+    runtime.redis.transaction(reopen, runtime.runs.key(run_id))
+    log.info("follow.reconsidered", job_id=run_id, step=followed.step, steps=sorted(waiting))
 
 
 def _store(runtime: Runtime, run_id: str, followed: FollowedRun) -> None:

@@ -112,6 +112,12 @@ class FollowedRun(BaseModel):
         """Nothing more to follow: it completed, or following gave up."""
         return self.status == "completed" or self.note is not None
 
+    @property
+    def unsuccessful(self) -> bool:
+        """It completed without success (failure, cancelled, timed out...): for ``when: {failed:
+        [step]}`` its dispatch step counts as failed."""
+        return self.status == "completed" and self.conclusion not in (None, "success", "neutral", "skipped")
+
 
 ChangeRequestStatus = Literal["preparing", "governance", "opening", "open", "approved", "merged", "closed", "refused"]
 

@@ -73,6 +73,10 @@ def incident(run: RunRecord, *, runbook_url: str | None, checklist: tuple[str, l
     ]
     blocks += [Heading("Links"), Bullets(tuple((Link(name, url),) for name, url in links if url))]
     blocks += [Heading("Playbook steps so far"), step_table(run.steps)]
+    ended = [w for w in run.workflow_runs if w.finished]  # a ticket opened because one did not succeed
+    if ended:
+        rows = tuple((w.workflow, w.run_id, w.conclusion or w.note or w.status) for w in ended)
+        blocks += [Heading("Workflow runs"), Table(("workflow", "run", "conclusion"), rows)]
     return Document(tuple(blocks))
 
 

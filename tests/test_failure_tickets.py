@@ -5,6 +5,7 @@ GitHub fake over HTTP, the shipped quarterly-baseline playbook."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from redis import Redis
@@ -14,19 +15,21 @@ from responder.intake import Intake
 from responder.playbooks.catalog import load_catalog
 from responder.runs import RunRecord, RunStore
 from responder.settings import Settings
-from tests.conftest import Worker, make_settings
+from tests.conftest import Worker, following_settings, make_settings
 from tests.fakes.github import FakeGitHub
 
 DISPATCHES = r"/actions/workflows/.*/dispatches"
 
 
-def quarterly_run(settings: Settings, redis: Redis) -> RunRecord:
-    """One quarterly-baseline run of fraud-scorer, as the scheduler queues it, worked to its end."""
+def quarterly_run(settings: Settings, redis: Redis, wanted: Callable[[str], bool] = lambda job_id: "-retry" in job_id
+                  ) -> RunRecord:
+    """One quarterly-baseline run of fraud-scorer, as the scheduler queues it, worked to its end
+    (with the scheduled jobs ``wanted``: by default its retries, not the follow polls)."""
     alert = Alert(status="firing", labels={"alertname": "quarterly-baseline", "model_id": "fraud-scorer"},
                   annotations={}, startsAt=datetime.now(UTC), fingerprint=uuid.uuid4().hex[:16])
     record = Intake(redis, settings, load_catalog(settings.playbooks_dir)).enqueue_manual(
         "quarterly-baseline", alert, dry_run=False, requested_by="schedule:quarterly-baseline")
-    Worker(settings).drain_scheduled(lambda job_id: "-retry" in job_id)  # its retries, not the follow polls
+    Worker(settings).drain_scheduled(wanted)
     return RunStore(redis, retention_seconds=settings.dedup_retention_seconds).get(record.id)
 
 
@@ -47,7 +50,7 @@ def test_a_failed_dispatch_opens_the_ticket(redis, redis_url, fake_github):
     record = quarterly_run(live(redis_url, fake_github), redis)
     [issue] = fake_github.issues
     assert (record.status, record.step("open-incident").status) == ("failed", "ok")
-    assert issue.title == "[quarterly-baseline] fraud-scorer: Quarterly baseline retraining could not be dispatched"
+    assert issue.title == "[quarterly-baseline] fraud-scorer: Quarterly baseline retraining failed"
 
 
 def test_the_ticket_waits_for_a_dispatch_being_retried(redis, redis_url, fake_github):
@@ -59,3 +62,21 @@ def test_the_ticket_waits_for_a_dispatch_being_retried(redis, redis_url, fake_gi
     record = quarterly_run(settings, redis)
     assert (record.status, record.attempts, record.step("open-incident").status) == ("failed", 2, "ok")
     assert len(fake_github.issues) == 1
+
+
+def test_a_retraining_run_that_fails_in_github_opens_the_ticket(redis, redis_url, fake_github):
+    """The dispatch went fine but the retraining run it started concluded failure: that is the run
+    failing too, and the ticket opens, naming the workflow run's conclusion."""
+    fake_github.conclusions["model-retraining.yml"] = "failure"
+    record = quarterly_run(following_settings(redis_url, fake_github), redis, wanted=lambda job_id: True)
+    [issue] = fake_github.issues
+    assert (record.step("dispatch-retraining").status, record.step("open-incident").status) == ("ok", "ok")
+    assert issue.title == "[quarterly-baseline] fraud-scorer: Quarterly baseline retraining failed"
+    run_id = record.workflow_runs[0].run_id
+    assert f"| model-retraining.yml | {run_id} | failure |" in issue.body.replace("\\", "")
+
+
+def test_a_retraining_run_that_succeeds_opens_no_ticket(redis, redis_url, fake_github):
+    record = quarterly_run(following_settings(redis_url, fake_github), redis, wanted=lambda job_id: True)
+    assert (record.workflow_runs[0].conclusion, record.step("open-incident").status) == ("success", "skipped")
+    assert fake_github.issues == []

@@ -237,8 +237,10 @@ def _save(runtime: Runtime, record: RunRecord) -> None:
 
 
 def _outcomes(record: RunRecord) -> dict[str, tuple[str, str | None]]:
-    """Each step run so far: its status and what it found (None: nothing), for ``when``."""
-    return {s.name: (s.status, s.finding) for s in record.steps}
+    """Each step run so far: its status and what it found (None: nothing), for ``when``. A dispatch
+    step whose workflow run did not succeed counts as failed."""
+    failed_runs = {w.step for w in record.workflow_runs if w.unsuccessful}
+    return {s.name: ("failed" if s.name in failed_runs else s.status, s.finding) for s in record.steps}
 
 
 def _apply(entry: StepRecord, result: StepResult) -> None:
