@@ -12,11 +12,11 @@ import base64
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 from redis.connection import parse_url
 
 from responder.errors import ConfigError
@@ -48,6 +48,22 @@ class QueueSettings(SettingsGroup):
     """Redis and the queue"""
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding queue, dedup and runs.")
+    # NoDecode: the environment gives "host:port,host:port", not JSON; _sentinel_list splits it.
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Redis Sentinels (host:port,host:port,...) to find the master through, following failovers; "
+        "with RESPONDER_REDIS_SENTINEL_MASTER. Then RESPONDER_REDIS_URL gives only the database number, user and "
+        "password (its host and port are ignored).",
+    )
+    redis_sentinel_master: str | None = Field(
+        None,
+        validate_default=True,  # so that sentinels without a master name are caught here
+        description="The Sentinels' name of the monitored master (`sentinel monitor NAME ...`); required with "
+        "RESPONDER_REDIS_SENTINELS.",
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        None, description="Password of the Sentinels themselves (their `requirepass`), if they have one."
+    )
     queue: str = Field("responder", description="RQ queue name shared by receiver and workers.")
     dedup_retention_seconds: int = Field(
         7 * 24 * 3600, gt=0, description="How long a firing instance is remembered (dedup) and runs kept."
@@ -90,6 +106,35 @@ class QueueSettings(SettingsGroup):
             parse_url(value)  # type: ignore[no-untyped-call, unused-ignore]  # untyped in redis-py
         except ValueError as exc:
             raise ValueError(f"not a Redis URL: {exc}") from None
+        return value
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _sentinel_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinel_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{entry!r} is not host:port; give host:port,host:port,...")
+        return value
+
+    @field_validator("redis_sentinel_master")
+    @classmethod
+    def _sentinels_with_master(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "redis_sentinels" not in info.data:  # the sentinels were invalid: that error is the one to report
+            return value
+        if bool(info.data["redis_sentinels"]) != bool(value):
+            raise ValueError(
+                "RESPONDER_REDIS_SENTINELS and RESPONDER_REDIS_SENTINEL_MASTER go together: set both, or neither"
+            )
+        if value and not str(info.data.get("redis_url", "redis://")).startswith("redis://"):
+            raise ValueError("with Sentinels, RESPONDER_REDIS_URL must be a redis:// URL (TLS and sockets: not yet)")
         return value
 
 
@@ -332,6 +377,7 @@ class Settings(
             self.github_webhook_secret,
             self.jira_token,
             self.toggle_token,
+            self.redis_sentinel_password,
         )
         values = [t.get_secret_value() for t in tokens if t is not None and t.get_secret_value()]
         if self.jira_user and self.jira_token:  # what HTTP Basic sends for Jira Cloud

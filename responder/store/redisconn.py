@@ -1,5 +1,13 @@
 """The Redis client every process builds from the settings (kept apart from the runtime so the
-receiver does not import the GitHub, Jira and toggle clients it never uses)."""
+receiver does not import the GitHub, Jira and toggle clients it never uses).
+
+With ``RESPONDER_REDIS_SENTINELS`` the clients find the master through Sentinel: redis-py's
+Sentinel-managed connections ask the Sentinels for the master's address each time they connect,
+so after a failover the next connection goes to the new master. A connection still open to a
+demoted master gets ``READONLY`` for a write: redis-py's Sentinel connection turns that into a
+``ConnectionError`` (and disconnects), which both clients retry on a fresh connection, that is on
+the new master. A write Redis refused with ``READONLY`` was not applied, so re-sending it is safe.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +20,46 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.connection import Connection as AsyncConnection
 from redis.asyncio.retry import Retry as AsyncRetry
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.asyncio.sentinel import SentinelManagedConnection as AsyncSentinelManagedConnection
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.connection import HiredisRespSerializer
+from redis.connection import HiredisRespSerializer, parse_url
+from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelManagedConnection
 from redis.typing import EncodableT
+from redis.utils import SENTINEL
 
 from responder.settings import Settings
 
-# Redis could not be reached (down, restarting, unreachable): retry later, or answer 503.
+# Redis could not be reached (down, restarting, unreachable): retry later, or answer 503. With
+# Sentinel, "no master known" (MasterNotFoundError) is a ConnectionError too.
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# What a Sentinel is given to answer where the master is (a hung one must not hang a caller).
+SENTINEL_TIMEOUT_SECONDS = 2.0
+# What Redis answers a client blocked in BLPOP and the like when its server turns into a replica.
+UNBLOCKED_BY_DEMOTION = "UNBLOCKED force unblock from blocking operation, instance state changed"
 
 
 def redis_client(settings: Settings) -> Redis:
-    return Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30)
+    """The client of the receiver's threads, the workers, the scheduler and the CLI.
+
+    With Sentinel, and only then, a command is re-sent when Redis refused it because the
+    connection's server is no longer the master (the error redis-py's Sentinel connection raises
+    for ``READONLY``), never on other errors: a command whose reply was lost may have been applied.
+    """
+    options: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 3, "health_check_interval": 30}
+    if not settings.redis_sentinels:
+        return Redis.from_url(settings.redis_url, **options)
+    sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]  # untyped in redis-py
+        _sentinel_addresses(settings), sentinel_kwargs=_sentinel_options(settings)
+    )
+    retry = Retry(ExponentialWithJitterBackoff(base=0.1, cap=1.0), retries=3, supported_errors=(_DemotedMaster,))
+    return sentinel.master_for(  # type: ignore[no-any-return, no-untyped-call, unused-ignore]  # untyped
+        _master_name(settings),
+        connection_class=_MasterConnection,
+        retry=retry,
+        **{**options, **_url_options(settings.redis_url)},  # the URL's options win, as with from_url
+    )
 
 
 def async_redis_client(settings: Settings) -> AsyncRedis:
@@ -37,16 +73,115 @@ def async_redis_client(settings: Settings) -> AsyncRedis:
     No timeout per command: with one, redis.asyncio runs every send under ``asyncio.wait_for``,
     a task of its own and a turn of the event loop per command. The caller bounds each commit
     as a whole instead, round trips and retries together (``groupcommit.COMMIT_TIMEOUT_SECONDS``).
+
+    With Sentinel the connections are ``_HiredisPackingSentinelConnection``: Sentinel's
+    connection (where to connect, ``READONLY`` as a dropped connection) with the packing here.
+    The retries above then also cover a failover: a commit refused by a demoted master, or one
+    whose connection the old master's death cut, is sent again to the master Sentinel names.
     """
-    return AsyncRedis.from_url(
-        settings.redis_url,
-        socket_timeout=None,
-        socket_connect_timeout=3,
-        health_check_interval=30,
-        retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.1, cap=1.0), retries=3),
-        retry_on_error=list(REDIS_DOWN),
-        connection_class=_HiredisPackingConnection,
+    options: dict[str, Any] = {
+        "socket_timeout": None,
+        "socket_connect_timeout": 3,
+        "health_check_interval": 30,
+        "retry": AsyncRetry(ExponentialWithJitterBackoff(base=0.1, cap=1.0), retries=3),
+        "retry_on_error": list(REDIS_DOWN),
+    }
+    if not settings.redis_sentinels:
+        return AsyncRedis.from_url(settings.redis_url, connection_class=_HiredisPackingConnection, **options)
+    sentinel = AsyncSentinel(  # type: ignore[no-untyped-call, unused-ignore]  # untyped in redis-py
+        _sentinel_addresses(settings), sentinel_kwargs=_sentinel_options(settings)
     )
+    return sentinel.master_for(  # type: ignore[no-any-return, unused-ignore]  # untyped in redis-py
+        _master_name(settings),
+        connection_class=_HiredisPackingSentinelConnection,
+        **{**options, **_url_options(settings.redis_url)},
+    )
+
+
+def _sentinel_addresses(settings: Settings) -> list[tuple[str, int]]:
+    addresses = []
+    for entry in settings.redis_sentinels:  # validated host:port
+        host, _, port = entry.rpartition(":")
+        addresses.append((host.strip("[]"), int(port)))
+    return addresses
+
+
+def _sentinel_options(settings: Settings) -> dict[str, Any]:
+    password = settings.redis_sentinel_password
+    return {
+        "socket_timeout": SENTINEL_TIMEOUT_SECONDS,
+        "socket_connect_timeout": SENTINEL_TIMEOUT_SECONDS,
+        "password": password.get_secret_value() if password else None,
+    }
+
+
+def _master_name(settings: Settings) -> str:
+    assert settings.redis_sentinel_master, "settings require it with redis_sentinels"
+    return settings.redis_sentinel_master
+
+
+def _url_options(url: str) -> dict[str, Any]:
+    """What RESPONDER_REDIS_URL still gives with Sentinel: the database, user, password and query
+    options; its host and port are the Sentinels' to say."""
+    options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call, unused-ignore]  # untyped in redis-py
+    options.pop("host", None)
+    options.pop("port", None)
+    return options
+
+
+class _DemotedMaster(redis.exceptions.ConnectionError):
+    """Redis answered READONLY: the server this connection reached is no longer the master."""
+
+
+class _MasterConnection(SentinelManagedConnection):
+    """Sentinel's connection to the master, with three changes (redis-py 8.1).
+
+    A connection reconnected to send a command asks the Sentinels where the master is
+    (``send_packed_command``; redis-py's goes back to the address it had, the old master), and
+    one still open to a server other than the master the Sentinels last named (to any connection
+    sharing its pool's proxy, RQ's scheduler's pool too) is reconnected first: otherwise reads
+    and SCRIPT LOAD would go on being served by the demoted master. Its
+    "previous master is now a slave" error (for ``READONLY``) is raised as ``_DemotedMaster``, as
+    is the ``UNBLOCKED`` a blocked command gets when its server is demoted, so that the client
+    retries exactly those errors (neither command was applied). And a read that fails or is interrupted
+    disconnects, as a plain connection's does: redis-py's Sentinel connection keeps the
+    connection by default, so a read cut short (RQ's warm shutdown raises ``StopRequested``
+    inside a worker's blocking pop) left the reply pending, and the next command on that pooled
+    connection read it, or waited forever.
+    """
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        master = self.connection_pool.master_address  # the last the Sentinels named to any connection here
+        if self._sock and master is not None and (self.host, self.port) != master:
+            self.disconnect()  # type: ignore[no-untyped-call, unused-ignore]  # a failover since it connected
+        if not self._sock:
+            self.connect()  # type: ignore[no-untyped-call, unused-ignore]  # untyped in redis-py
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call, unused-ignore]
+
+    def read_response(
+        self,
+        disable_decoding: bool = False,
+        *,
+        timeout: float | object = SENTINEL,
+        disconnect_on_error: bool | None = True,
+        push_request: bool | None = False,
+    ) -> Any:
+        try:
+            return super().read_response(
+                disable_decoding=disable_decoding,
+                timeout=timeout,
+                disconnect_on_error=disconnect_on_error,
+                push_request=push_request,
+            )
+        except redis.exceptions.ConnectionError as exc:
+            if isinstance(exc.__context__, redis.exceptions.ReadOnlyError):  # raised while handling it
+                raise _DemotedMaster(str(exc)) from exc
+            raise
+        except redis.exceptions.ResponseError as exc:
+            if not str(exc).startswith(UNBLOCKED_BY_DEMOTION):
+                raise
+            self.disconnect()  # type: ignore[no-untyped-call, unused-ignore]  # a blocking pop (a worker waiting for a job) whose server became a replica
+            raise _DemotedMaster(str(exc)) from exc
 
 
 class _HiredisPackingConnection(AsyncConnection):
@@ -66,6 +201,20 @@ class _HiredisPackingConnection(AsyncConnection):
                 pass
         packed: list[bytes] = self._packer.pack(*args)  # type: ignore[arg-type]
         return packed
+
+
+class _HiredisPackingSentinelConnection(_HiredisPackingConnection, AsyncSentinelManagedConnection):
+    """The packing above on Sentinel's connection: the two override different methods
+    (``pack_command``; ``connect`` and ``read_response``), so both apply. As for the synchronous
+    ``_MasterConnection``, a connection (re)connects to send a command to the master the Sentinels name."""
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        master = self.connection_pool.master_address
+        if self.is_connected and master is not None and (self.host, self.port) != master:
+            await self.disconnect()
+        if not self.is_connected:
+            await self.connect()  # type: ignore[no-untyped-call, unused-ignore]  # untyped in redis-py
+        await super().send_packed_command(command, check_health)
 
 
 class KeptConnectionScript:
