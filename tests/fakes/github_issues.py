@@ -234,6 +234,20 @@ class IssuesLayer(GitLayer):
         self._emit("issues", "opened", {"issue": self._issue_json(issue)}, self.login)
         return Response(201, self._issue_json(issue))
 
+    @staticmethod
+    def _edited(body: dict[str, Any], issue: _StoredIssue, resource: str) -> tuple[str, str | None, str]:
+        """The title, body and state an edit of ``issue`` (or of a pull request's) asks for, validated."""
+        title = body.get("title", issue.title)
+        if not isinstance(title, str) or not title.strip():
+            raise _validation_failed(resource, "title", "invalid")
+        text = body.get("body", issue.body)
+        if text is not None and not isinstance(text, str):
+            raise _validation_failed(resource, "body", "invalid")
+        state = body.get("state", issue.state)
+        if state not in ("open", "closed"):
+            raise _validation_failed(resource, "state", "invalid")
+        return title, text, state
+
     def _get_issue(self, req: Request, number: str) -> Response:
         return Response(200, self._issue_json(self._find_issue(number)))
 
@@ -241,15 +255,7 @@ class IssuesLayer(GitLayer):
         issue = self._find_issue(number)
         body = self._body_dict(req)
         # validate everything first: GitHub applies an edit entirely or not at all
-        title = body.get("title", issue.title)
-        if not isinstance(title, str) or not title.strip():
-            raise _validation_failed("Issue", "title", "invalid")
-        text = body.get("body", issue.body)
-        if text is not None and not isinstance(text, str):
-            raise _validation_failed("Issue", "body", "invalid")
-        state = body.get("state", issue.state)
-        if state not in ("open", "closed"):
-            raise _validation_failed("Issue", "state", "invalid")
+        title, text, state = self._edited(body, issue, "Issue")
         labels = self._ensure_labels(body["labels"]) if "labels" in body else issue.labels
 
         issue.title, issue.body, issue.labels = title, text, labels

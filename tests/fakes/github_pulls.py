@@ -514,15 +514,7 @@ class PullsLayer(IssuesLayer):
     def _update_pull(self, req: Request, number: str) -> Response:
         pull, issue = self._find_pull(number)
         body = self._body_dict(req)
-        title = body.get("title", issue.title)
-        if not isinstance(title, str) or not title.strip():
-            raise _validation_failed("PullRequest", "title", "invalid")
-        text = body.get("body", issue.body)
-        if text is not None and not isinstance(text, str):
-            raise _validation_failed("PullRequest", "body", "invalid")
-        state = body.get("state", issue.state)
-        if state not in ("open", "closed"):
-            raise _validation_failed("PullRequest", "state", "invalid")
+        title, text, state = self._edited(body, issue, "PullRequest")
         base = body.get("base", pull.base)
         if not isinstance(base, str) or base not in self._branches:
             raise _validation_failed("PullRequest", "base", "invalid")
