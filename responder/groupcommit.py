@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeout
 from responder.alerts import Notification
 from responder.decisions import Decision
 from responder.intake import Intake
-from responder.store.redisconn import REDIS_DOWN
+from responder.store.redisconn import REDIS_DOWN, NotReplicated
 
 MAX_ALERTS = 1000  # alerts per commit; bounds the time a batch holds the ones behind it
 IN_FLIGHT = 2  # commits at once: one is decided and written while the other waits for Redis
@@ -92,7 +92,7 @@ class GroupCommit:
                 results = await self._intake.accept_many_async(
                     self._redis, [w.notification for w in batch], payloads=[w.payload for w in batch]
                 )
-        except REDIS_DOWN as exc:
+        except (*REDIS_DOWN, NotReplicated) as exc:
             for waiting in batch:
                 _fail(waiting.decided, exc)
         except TimeoutError:

@@ -43,7 +43,7 @@ from responder.settings import Settings
 from responder.store.history import History, Received, new_record_id
 from responder.store.queueing import FirstAttempts, enqueue_run
 from responder.store.redis_keys import digest, storm_counter_key, storm_models_key, triage_key
-from responder.store.redisconn import KeptConnectionScript
+from responder.store.redisconn import KeptConnectionScript, ReplicatedScript
 from responder.store.writeset import WriteSet, apply_script, apply_script_async
 
 
@@ -130,7 +130,7 @@ class Intake:
         # A payload is read by its history record and by its runs: kept as long as either.
         self._payload_ttl = max(settings.history_retention_seconds, settings.dedup_retention_seconds)
         self._apply = apply_script(redis)
-        self._async_script: KeptConnectionScript | None = None
+        self._async_script: KeptConnectionScript | ReplicatedScript | None = None
         self._counters = CounterGuess()
         self._guard = StormGuard(settings.storm_max_runs, settings.storm_window_seconds)
 
@@ -198,10 +198,10 @@ class Intake:
             values, guessed = cast(list[bytes | None], await redis.mget(batch.reads)) if batch.reads else [], False
             self._counters.remember(batch, values)
 
-    def _apply_async(self, redis: AsyncRedis) -> KeptConnectionScript:
+    def _apply_async(self, redis: AsyncRedis) -> KeptConnectionScript | ReplicatedScript:
         """The commit script bound to ``redis``, made once (making it hashes the script's text)."""
         if self._async_script is None or self._async_script.registered_client is not redis:
-            self._async_script = apply_script_async(redis)
+            self._async_script = apply_script_async(redis, min_replicas=self._settings.redis_min_replicas)
         return self._async_script
 
     def _batch(

@@ -34,7 +34,7 @@ from responder.playbooks.catalog import Catalog
 from responder.runs import RunStore
 from responder.settings import Settings
 from responder.store.queueing import enqueue_ticket_note
-from responder.store.redisconn import REDIS_DOWN, async_redis_client, redis_client
+from responder.store.redisconn import REDIS_DOWN, NotReplicated, async_redis_client, redis_client
 
 log = get_logger(__name__)
 
@@ -157,6 +157,9 @@ async def _webhook(request: web.Request) -> web.Response:
     except REDIS_DOWN:
         log.warning("webhook.redis_unavailable")
         return _unavailable("Redis is unavailable; retry later")
+    except NotReplicated as exc:
+        log.warning("webhook.not_replicated", reason=str(exc))
+        return _unavailable(f"not acknowledged: {exc} (RESPONDER_REDIS_MIN_REPLICAS); retry later")
     request.app[METRICS].observe(decisions)
     if log.is_enabled_for(logging.INFO):  # else the arguments would be gathered for nothing
         for d in decisions:

@@ -64,6 +64,13 @@ class QueueSettings(SettingsGroup):
     redis_sentinel_password: SecretStr | None = Field(
         None, description="Password of the Sentinels themselves (their `requirepass`), if they have one."
     )
+    redis_min_replicas: int = Field(
+        0,
+        ge=0,
+        description="With n >= 1 a notification is answered 202 only once WAIT confirms its commit reached n "
+        "replicas (and only while n are connected); otherwise 503 with Retry-After, and Alertmanager sends it "
+        "again. 0: a 202 means written to the master.",
+    )
     queue: str = Field("responder", description="RQ queue name shared by receiver and workers.")
     dedup_retention_seconds: int = Field(
         7 * 24 * 3600, gt=0, description="How long a firing instance is remembered (dedup) and runs kept."

@@ -266,3 +266,67 @@ class KeptConnectionScript:
         with contextlib.suppress(Exception):
             await conn.disconnect(nowait=True)
         await self.registered_client.connection_pool.release(conn)
+
+
+class NotReplicated(Exception):
+    """Fewer replicas than RESPONDER_REDIS_MIN_REPLICAS hold a commit (or were connected to take it):
+    the webhook answers 503 and Alertmanager sends the notification again."""
+
+
+REPLICA_WAIT_MS = 2000  # WAIT's timeout: well inside Alertmanager's 10 s for the whole answer
+
+
+class ReplicatedScript:
+    """The commit script when ``RESPONDER_REDIS_MIN_REPLICAS`` is ``replicas`` >= 1, on one connection:
+    ``INFO replication`` first (fewer replicas connected: NotReplicated, and nothing is written),
+    then EVALSHA (SCRIPT LOAD on NOSCRIPT), then ``WAIT replicas REPLICA_WAIT_MS``, which counts the
+    replicas that acknowledged this connection's writes. Fewer: NotReplicated. The commit is then
+    on the master all the same; the sender's retry of the notification reads it as a duplicate and
+    is answered once it has reached the replicas."""
+
+    def __init__(self, redis: AsyncRedis, script: str, *, replicas: int) -> None:
+        self.registered_client = redis
+        self._script = redis.register_script(script)
+        self._replicas = replicas
+
+    async def __call__(self, keys: list[str], args: list[EncodableT]) -> Any:
+        pool = self.registered_client.connection_pool
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await conn.send_command("INFO", "replication")
+            connected = _connected_replicas(await conn.read_response())
+            if connected < self._replicas:
+                raise NotReplicated(f"{connected} replica(s) online, {self._replicas} required")
+            reply = await self._evalsha(conn, keys, args)
+            await conn.send_command("WAIT", self._replicas, REPLICA_WAIT_MS)
+            acknowledged = int(await conn.read_response())
+            if acknowledged < self._replicas:
+                raise NotReplicated(
+                    f"the commit reached {acknowledged} replica(s) in {REPLICA_WAIT_MS} ms, {self._replicas} required"
+                )
+            return reply
+        except (NotReplicated, redis.exceptions.ResponseError):
+            raise
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.disconnect(nowait=True)
+            raise
+        finally:
+            await pool.release(conn)
+
+    async def _evalsha(self, conn: AsyncConnection, keys: list[str], args: list[EncodableT]) -> Any:
+        try:
+            await conn.send_command("EVALSHA", self._script.sha, len(keys), *keys, *args)
+            return await conn.read_response()
+        except redis.exceptions.NoScriptError:
+            await conn.send_command("SCRIPT", "LOAD", self._script.script)
+            await conn.read_response()
+            await conn.send_command("EVALSHA", self._script.sha, len(keys), *keys, *args)
+            return await conn.read_response()
+
+
+def _connected_replicas(info: Any) -> int:
+    """The replicas online in ``INFO replication`` (``slaveN:...,state=online,...``): one still
+    taking its first copy (``wait_bgsave``, ``send_bulk``) acknowledges nothing yet."""
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    return sum(1 for line in text.splitlines() if line.startswith("slave") and ",state=online," in line)

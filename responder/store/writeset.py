@@ -28,7 +28,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.commands.core import Script
 
-from responder.store.redisconn import KeptConnectionScript
+from responder.store.redisconn import KeptConnectionScript, ReplicatedScript
 
 Arg = str | bytes | int | float
 T = TypeVar("T")
@@ -166,8 +166,11 @@ def apply_script(redis: Redis) -> Script:
     return redis.register_script(APPLY)
 
 
-def apply_script_async(redis: AsyncRedis) -> KeptConnectionScript:
-    """The commit script on ``redis``'s kept connections (``WriteSet.apply_async`` calls it)."""
+def apply_script_async(redis: AsyncRedis, *, min_replicas: int = 0) -> KeptConnectionScript | ReplicatedScript:
+    """The commit script on ``redis``'s kept connections (``WriteSet.apply_async`` calls it); with
+    ``min_replicas``, one that waits for that many replicas to hold each commit."""
+    if min_replicas > 0:
+        return ReplicatedScript(redis, APPLY, replicas=min_replicas)
     return KeptConnectionScript(redis, APPLY)
 
 
