@@ -144,6 +144,25 @@ class RedisServer:
         return int(self.client.info("memory")["used_memory"])
 
 
+def start_replica(workdir: Path, master: RedisServer) -> subprocess.Popen[bytes]:
+    """A redis-server replicating ``master`` (persistence like it), once it is online (its first copy taken)."""
+    binary = shutil.which("redis-server")
+    assert binary is not None
+    workdir.mkdir(exist_ok=True)
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir), "--save", "",
+            "--logfile", str(workdir / "redis.log"), "--replicaof", "127.0.0.1", str(master.port),
+            "--appendonly", "yes", "--appendfsync", master.fsync if master.fsync != "off" else "everysec"]
+    proc = start(argv, workdir / "redis.stdout")
+
+    def online() -> bool:
+        info = master.client.info("replication")
+        return any(isinstance(v, dict) and v.get("state") == "online" for k, v in info.items() if k.startswith("slave"))
+
+    wait_until(online, "the replica to be online", proc=proc, log=workdir / "redis.log", timeout=30)
+    return proc
+
+
 # --------------------------------------------------------------------------- responder
 
 
@@ -184,10 +203,10 @@ def _start_server(argv: list[str], log: Path, ready: str, env: dict[str, str] | 
 
 
 def start_receiver(env: dict[str, str], workdir: Path, *, http_only: bool = False, under: list[str] | None = None,
-                   timeout: float = 30) -> tuple[subprocess.Popen[bytes], str]:
+                   timeout: float = 30, name: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
     """`responder serve`, or with ``http_only`` the same with canned decisions (bench/http_only.py);
-    ``under``: a command it runs under (valgrind)."""
-    log = workdir / ("http-only.log" if http_only else "receiver.log")
+    ``under``: a command it runs under (valgrind); ``name``: of its log."""
+    log = workdir / (f"{name}.log" if name else "http-only.log" if http_only else "receiver.log")
     program = [sys.executable, str(ROOT / "bench" / "http_only.py")] if http_only else CLI
     return _start_server([*(under or []), *program, "serve", "--host", "127.0.0.1"], log, "/readyz", env,
                          timeout=timeout)

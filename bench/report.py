@@ -19,6 +19,13 @@ def rows(r: dict[str, Any]) -> list[Row]:
     intake = r.get("intake")
     if intake:
         out += _intake_rows(intake)
+    replicated = r.get("replicas")
+    if replicated:
+        rps, p99 = replicated["rps_median"], replicated["p99_ms_median"]
+        out.append(_row("1b. intake with RESPONDER_REDIS_MIN_REPLICAS=1 / =0 (one replica, WAIT per commit)",
+                        f"{replicated['ratio']:.2f} ({rps['1']:.0f} / {rps['0']:.0f} req/s; p99 {p99['1']:.1f} / "
+                        f"{p99['0']:.1f} ms; non-2xx {replicated['non_2xx']['1']} / {replicated['non_2xx']['0']})",
+                        "-", None))
     counted = r.get("instructions")
     if counted and "servers" in counted:
         servers = counted["servers"]

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -53,7 +54,7 @@ def ensure_tools(install: bool, parts: list[str] | None = None) -> None:
     does). Without valgrind (and --no-install) only the instruction counts are skipped. ``parts``
     (``--only``): only what those need (wrk for the intake rounds and instruction counts, valgrind
     for the latter, matplotlib for the plots of a full run)."""
-    wanted = {"wrk": not parts or bool({"intake", "instructions"} & set(parts)),
+    wanted = {"wrk": not parts or bool({"intake", "replicas", "instructions"} & set(parts)),
               "valgrind": not parts or "instructions" in parts}
     missing = [tool for tool, needed in wanted.items() if needed and shutil.which(tool) is None]
     if "wrk" in missing and not install:
@@ -328,6 +329,49 @@ class Bench:
             "bare_cpu_ms_per_request": statistics.median(r["server_cpu_ms_per_request"] for r in of("bare")),
             "responder_cpu_cores": statistics.median(r["server_cpu_cores"] for r in of("responder")),
             "redis_commands_per_request": statistics.median(r["redis_commands_per_request"] for r in of("responder")),
+        }
+
+    # ----------------------------------------------------------------- 1b. intake, acknowledged when replicated
+
+    def replicas(self) -> None:
+        """RESPONDER_REDIS_MIN_REPLICAS=0 and =1 side by side, the same Redis with one replica attached
+        to both: what waiting for the replica (WAIT 1) costs in throughput and p99."""
+        rounds = 2 if self.quick else 4
+        seconds = 2 if self.quick else 5
+        log(f"1b. intake with a replica: MIN_REPLICAS 0 vs 1, {rounds} alternating rounds of {seconds}s")
+        replica = self.procs.start_replica(self.workdir / "replica", self.redis)
+        waiting, waiting_url = self.procs.start_receiver({**self.env, "RESPONDER_REDIS_MIN_REPLICAS": "1"},
+                                                    self.workdir, name="receiver-min-replicas")
+        servers = {"min_replicas_0": self.receiver_url, "min_replicas_1": waiting_url}
+        tag = random.randrange(60000, 120000)
+        per_round: list[dict[str, Any]] = []
+        try:
+            for url in servers.values():  # warm-up, not recorded
+                self.load.run_wrk(url, token=TOKEN, tag=tag, seconds=1)
+                tag += 1
+            for index in range(rounds):
+                for name, url in servers.items():
+                    result = self.load.run_wrk(url, token=TOKEN, tag=tag, seconds=seconds)
+                    tag += 1
+                    self.redis.flush()
+                    result.update(round=index + 1, server=name)
+                    per_round.append(result)
+                    log(f"   round {index + 1} {name} {result['rps']:8.0f} req/s  "
+                        f"p99 {result['latency_ms']['p99']:6.2f} ms  statuses {result['statuses']}")
+        finally:
+            self.procs.stop(waiting)
+            self.procs.stop(replica)
+
+        def median(server: str, value: Callable[[dict[str, Any]], float]) -> float:
+            return float(statistics.median(value(r) for r in per_round if r["server"] == server))
+
+        rps0, rps1 = (median(s, lambda r: r["rps"]) for s in servers)
+        self.results["replicas"] = {
+            "rounds": per_round,
+            "rps_median": {"0": rps0, "1": rps1},
+            "p99_ms_median": {s[-1]: median(s, lambda r: r["latency_ms"]["p99"]) for s in servers},
+            "ratio": round(rps1 / rps0, 3),
+            "non_2xx": {s[-1]: sum(r["non_2xx"] for r in per_round if r["server"] == s) for s in servers},
         }
 
     # ----------------------------------------------------------------- 1. intake, by instructions
@@ -842,6 +886,8 @@ class Bench:
         if self.wants("intake"):
             self.intake()
             self.note_receiver_memory("intake")
+        if self.wants("replicas"):
+            self.replicas()
         if self.wants("instructions"):
             self.instructions()
         if self.wants("groups"):
@@ -868,7 +914,7 @@ class Bench:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-PARTS = ("intake", "instructions", "groups", "first-action", "throughput", "github-calls")
+PARTS = ("intake", "replicas", "instructions", "groups", "first-action", "throughput", "github-calls")
 
 
 def main(argv: list[str] | None = None) -> int:
