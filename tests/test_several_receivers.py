@@ -5,7 +5,6 @@ receiver processes, no worker (what is queued is the question)."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -14,23 +13,11 @@ import requests
 from redis import Redis
 
 from responder.runs import RunStore
-from tests.conftest import WEBHOOK_TOKEN, load_example
+from tests.conftest import WEBHOOK_TOKEN
 from tests.support.processes import Service, service_env, start_receiver
+from tests.support.runs import drift_for
 
 AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
-
-
-def drift_for(models: list[str], offset: int = 0) -> dict[str, Any]:
-    """One notification with a firing drift alert per model (distinct fingerprints)."""
-    payload = load_example("drift-two-segments-firing.json")
-    template = payload["alerts"][0]
-    payload["alerts"] = []
-    for i, model in enumerate(models):
-        alert = copy.deepcopy(template)
-        alert["labels"]["model_id"] = model
-        alert["fingerprint"] = f"{offset + i:016x}"
-        payload["alerts"].append(alert)
-    return payload
 
 
 def two_receivers(services: Callable[..., Service], cli_env: dict[str, str], **settings: str) -> list[str]:

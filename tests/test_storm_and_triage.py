@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import time
 from typing import Any
@@ -14,6 +13,7 @@ from responder.intake import Intake
 from responder.playbooks.catalog import load_catalog
 from responder.runs import RunStore
 from tests.conftest import Worker, integration_settings, load_example, tickets_of
+from tests.support.runs import drift_for
 
 
 @pytest.fixture(params=["github", "jira"])
@@ -21,20 +21,6 @@ def env(request, redis, redis_url, fake_github, fake_toggles, fake_jira) -> dict
     settings = integration_settings(redis_url, request.param, fake_github, fake_toggles, fake_jira, storm_max_runs=3)
     return {"settings": settings, "redis": redis, "worker": Worker(settings), "tracker": request.param,
             "github": fake_github, "jira": fake_jira}
-
-
-def drift_for(models: list[str], starts_at: str = "2026-11-26T13:26:42Z") -> dict[str, Any]:
-    """One notification with a firing drift alert per model."""
-    payload = load_example("drift-two-segments-firing.json")
-    template = payload["alerts"][0]
-    payload["alerts"] = []
-    for i, model in enumerate(models):
-        alert = copy.deepcopy(template)
-        alert["labels"]["model_id"] = model
-        alert["fingerprint"] = f"{i:016x}"
-        alert["startsAt"] = starts_at
-        payload["alerts"].append(alert)
-    return payload
 
 
 def accept(env: dict[str, Any], payload: dict[str, Any]) -> list[Any]:

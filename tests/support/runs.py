@@ -3,6 +3,7 @@ worker (retries included, or not), and reading their records back."""
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from datetime import UTC, datetime
@@ -135,3 +136,17 @@ def finished(redis: Redis, job_id: str) -> RunRecord | None:
     """The run record of ``job_id`` once it has succeeded or failed, else None."""
     record = run_of(redis, job_id)
     return record if record.status in ("succeeded", "failed") else None
+
+
+def drift_for(models: list[str], *, starts_at: str = "2026-11-26T13:26:42Z", offset: int = 0) -> dict[str, Any]:
+    """One notification with a firing drift alert per model (fingerprints ``offset``, ``offset + 1``...)."""
+    payload = load_example("drift-two-segments-firing.json")
+    template = payload["alerts"][0]
+    payload["alerts"] = []
+    for i, model in enumerate(models):
+        alert = copy.deepcopy(template)
+        alert["labels"]["model_id"] = model
+        alert["fingerprint"] = f"{offset + i:016x}"
+        alert["startsAt"] = starts_at
+        payload["alerts"].append(alert)
+    return payload
