@@ -17,6 +17,7 @@ from responder.playbooks.steps import StepResult
 from responder.runs import RunRecord, StepRecord, time_to_resolve, utcnow
 from responder.runtime import Runtime
 from responder.store.queueing import not_before, retry_delay
+from responder.store.redisconn import REDIS_DOWN
 
 log = get_logger(__name__)
 
@@ -118,6 +119,8 @@ def _run(runtime: Runtime, record: RunRecord, *, final_attempt: bool) -> RunReco
                             record.status = "retrying"
                         _finish_step(runtime, record, playbook.name, entry)
                         log.error("run.timed_out", final=final_attempt)
+                        raise
+                    except REDIS_DOWN:  # not the step's failure: the run is taken up again once Redis is back
                         raise
                     except Exception as exc:  # a bug: keep the run going, record and log it
                         log.exception("step.crashed")
