@@ -1,4 +1,5 @@
-"""Who a change request asks to review and whose reviews approve it: rules with no I/O.
+"""A change request's names (branch, title, job ids), who it asks to review and whose reviews
+approve it: rules with no I/O.
 
 The runbook's gate: the Platform ML lead **and** the Responsible AI reviewer, one approver of each
 group of RESPONDER_APPROVERS, two different people (``approvals.assignment``).
@@ -6,6 +7,7 @@ group of RESPONDER_APPROVERS, two different people (``approvals.assignment``).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from responder import approvals
@@ -13,6 +15,19 @@ from responder.integrations.github_changes import PullState
 from responder.runs import Approval
 
 GROUPS = ("ml-lead", "responsible-ai")  # the runbook's approval gate: one of each, two people
+
+
+def branch_name(model_id: str, version: str) -> str:
+    return f"responder/{model_id}-{version}"
+
+
+def title(model_id: str, version: str) -> str:
+    return f"[change-request] {model_id} {version}"
+
+
+def job_id(run_id: str, step: str, suffix: str) -> str:
+    """An RQ job id (letters, digits, '-' and '_' only: an included step's name has a '.')."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{run_id}-change-request-{step}-{suffix}")
 
 
 def reviewers(approvers: dict[str, list[str]]) -> tuple[list[str], list[str]]:

@@ -34,7 +34,6 @@ so each event is said once.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -71,14 +70,6 @@ LOCK_SECONDS = 300  # longer than one look takes; a dead worker's lock lapses
 LOCK_WAIT_SECONDS = 30.0
 
 
-def branch_name(model_id: str, version: str) -> str:
-    return f"responder/{model_id}-{version}"
-
-
-def title(model_id: str, version: str) -> str:
-    return f"[change-request] {model_id} {version}"
-
-
 def on_followed_end(runtime: Runtime, record: RunRecord, followed: FollowedRun, *, abandoned: bool) -> None:
     """Called when following ``followed`` ended: queue the change request's job when this is its
     governance run, or a retraining run that succeeded whose dispatch step opted in."""
@@ -101,13 +92,8 @@ def queue_for_pull(redis: Redis, settings: Settings, number: int, tag: str) -> t
         return None
     run_id, _, step = owner.decode().partition("\n")
     queue = Queue(settings.queue, connection=redis)
-    enqueue_change_request(queue, settings, run_id, step, _job_id(run_id, step, redis_keys.digest(tag)))
+    enqueue_change_request(queue, settings, run_id, step, rules.job_id(run_id, step, redis_keys.digest(tag)))
     return run_id, step
-
-
-def _job_id(run_id: str, step: str, suffix: str) -> str:
-    """An RQ job id (letters, digits, '-' and '_' only: an included step's name has a '.')."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{run_id}-change-request-{step}-{suffix}")
 
 
 def _queue_once(runtime: Runtime, run_id: str, step: str, tag: str) -> None:
@@ -116,7 +102,8 @@ def _queue_once(runtime: Runtime, run_id: str, step: str, tag: str) -> None:
         return  # a repeated poll or delivery of the same end
     queue = Queue(runtime.settings.queue, connection=runtime.redis)
     try:
-        enqueue_change_request(queue, runtime.settings, run_id, step, _job_id(run_id, step, redis_keys.digest(tag)))
+        job_id = rules.job_id(run_id, step, redis_keys.digest(tag))
+        enqueue_change_request(queue, runtime.settings, run_id, step, job_id)
     except Exception:
         runtime.redis.delete(key)  # not queued: the next poll or delivery queues it
         raise
@@ -222,7 +209,7 @@ class _Look:
     def open(self) -> str | None:
         pulls = client(self.runtime)
         version, path = str(self.change.version), self.settings.manifest_path
-        branch = branch_name(self.model_id, version)
+        branch = rules.branch_name(self.model_id, version)
         pull = pulls.find_pull(branch)
         if pull is None:
             retraining = self.record.workflow_run(self.change.step)
@@ -238,7 +225,7 @@ class _Look:
             if not changes:
                 return self.refuse(f"{path} already holds {self.model_id} {version} with that digest")
             pulls.ensure_branch(branch)
-            pulls.commit_file(path, branch, edited, title(self.model_id, version))
+            pulls.commit_file(path, branch, edited, rules.title(self.model_id, version))
             ticket = self._tracker().find_open(self._key())
             body = evidence.pull_body(
                 self.record,
@@ -249,7 +236,7 @@ class _Look:
                 ticket_url=ticket.url if ticket else None,
                 manifest_path=path,
             )
-            pull = pulls.open_pull(branch, title(self.model_id, version), render_markdown(body))
+            pull = pulls.open_pull(branch, rules.title(self.model_id, version), render_markdown(body))
         self.change.pull_number, self.change.pull_url = pull.number, pull.html_url
         retention = self.settings.dedup_retention_seconds
         owner = f"{self.record.id}\n{self.change.step}"
@@ -309,7 +296,7 @@ class _Look:
         if tries > MAX_TRIES:
             return self.refuse(f"gave up after {MAX_TRIES} transient failures, the last: {exc}")
         delay = not_before(self.settings.follow_poll_seconds * 2 ** (tries - 1), exc.retry_after)
-        job_id = _job_id(self.record.id, self.change.step, f"retry-{tries}")
+        job_id = rules.job_id(self.record.id, self.change.step, f"retry-{tries}")
         enqueue_change_request(self.queue, self.settings, self.record.id, self.change.step, job_id, delay=delay)
         log.warning("change_request.retrying", job_id=self.record.id, step=self.change.step, error=str(exc))
         return f"retrying in {delay:.0f} s: {exc}"
@@ -321,7 +308,7 @@ class _Look:
             self.change.note = "reviews no longer polled (open longer than run records are kept)"
             self._save()
             return
-        job_id = _job_id(self.record.id, self.change.step, f"poll-{poll + 1}")
+        job_id = rules.job_id(self.record.id, self.change.step, f"poll-{poll + 1}")
         delay = self.settings.change_request_poll_seconds
         enqueue_change_request(self.queue, self.settings, self.record.id, self.change.step, job_id, poll=poll + 1,
                                delay=delay)

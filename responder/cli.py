@@ -25,7 +25,8 @@ from responder.cli_serve import cmd_serve
 from responder.errors import CommandFailed, ConfigError, ResponderError
 from responder.log import configure_logging
 from responder.runs import RUN_STATUSES, RunStore
-from responder.settings import Settings, load_settings
+from responder.settings import Settings
+from responder.settings_loading import load_settings
 from responder.store.history import History
 from responder.store.redisconn import REDIS_DOWN
 from responder.text import one_line

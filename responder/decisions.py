@@ -25,8 +25,8 @@ from typing import Literal
 from responder.alerts import Alert, Notification
 from responder.errors import AlertError
 from responder.playbooks.catalog import Catalog
-from responder.runs import MAX_RELATED, QueuedRun, Source, related_key
-from responder.store.redis_keys import digest, seen_key, triage_key
+from responder.runs import MAX_RELATED, QueuedRun, Source
+from responder.store.redis_keys import digest, related_key, seen_key, triage_key
 
 DecisionKind = Literal["queued", "duplicate", "ignored", "rejected", "suppressed"]
 TRIAGE_PLAYBOOK = "needs-triage"

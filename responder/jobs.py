@@ -18,7 +18,7 @@ from responder.log import get_logger
 from responder.playbooks.runner import run_playbook
 from responder.runs import ENDED
 from responder.runtime import Runtime
-from responder.settings import load_settings
+from responder.settings_loading import load_settings
 from responder.store.queueing import enqueue_run
 
 log = get_logger(__name__)

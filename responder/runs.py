@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal, cast
+from typing import Literal, cast, get_args
 
 import pydantic_core
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -30,18 +30,13 @@ StepStatus = Literal["ok", "skipped", "planned", "failed", "retrying", "waiting"
 RunStatus = Literal[
     "queued", "running", "retrying", "awaiting_approval", "succeeded", "failed", "expired", "suppressed"
 ]
-RUN_STATUSES: tuple[str, ...] = (
-    "queued", "running", "retrying", "awaiting_approval", "succeeded", "failed", "expired", "suppressed"
-)
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 ENDED: tuple[str, ...] = ("succeeded", "failed", "expired", "suppressed")  # a run job for these does nothing
 Source = Literal["webhook", "manual", "replay"]
 
 INDEX_KEY = redis_keys.RUNS_INDEX
 MAX_RELATED = 50  # sibling alerts kept for a run (for checklists); bounds its size in big groups
 _ALERTS = TypeAdapter(list[Alert])
-
-
-related_key = redis_keys.related_key
 
 
 def utcnow() -> datetime:

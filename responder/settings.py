@@ -9,19 +9,16 @@ written here. YAML keys are the field names below (``redis_url``, ``governance_w
 from __future__ import annotations
 
 import base64
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from redis.connection import parse_url
 
 from responder.errors import ConfigError
 from responder.schedules import Schedule
-from responder.text import one_line
 
 ENV_PREFIX = "RESPONDER_"
 # The default playbooks, shipped in the package (a link to the repository's playbooks/).
@@ -48,8 +45,7 @@ class QueueSettings(SettingsGroup):
     """Redis and the queue"""
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding queue, dedup and runs.")
-    # NoDecode: the environment gives "host:port,host:port", not JSON; _sentinel_list splits it.
-    redis_sentinels: Annotated[list[str], NoDecode] = Field(
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(  # NoDecode: _sentinel_list splits the env's text
         [],
         description="Redis Sentinels (host:port,host:port,...) to find the master through, following failovers; "
         "with RESPONDER_REDIS_SENTINEL_MASTER. Then RESPONDER_REDIS_URL gives only the database number, user and "
@@ -118,18 +114,12 @@ class QueueSettings(SettingsGroup):
     @field_validator("redis_sentinels", mode="before")
     @classmethod
     def _sentinel_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("redis_sentinels")
-    @classmethod
-    def _sentinel_addresses(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            host, _, port = entry.rpartition(":")
+        entries = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+        for entry in entries if isinstance(entries, list) else []:
+            host, _, port = str(entry).rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"{entry!r} is not host:port; give host:port,host:port,...")
-        return value
+        return entries
 
     @field_validator("redis_sentinel_master")
     @classmethod
@@ -137,9 +127,8 @@ class QueueSettings(SettingsGroup):
         if "redis_sentinels" not in info.data:  # the sentinels were invalid: that error is the one to report
             return value
         if bool(info.data["redis_sentinels"]) != bool(value):
-            raise ValueError(
-                "RESPONDER_REDIS_SENTINELS and RESPONDER_REDIS_SENTINEL_MASTER go together: set both, or neither"
-            )
+            both = "RESPONDER_REDIS_SENTINELS and RESPONDER_REDIS_SENTINEL_MASTER"
+            raise ValueError(f"{both} go together: set both, or neither")
         if value and not str(info.data.get("redis_url", "redis://")).startswith("redis://"):
             raise ValueError("with Sentinels, RESPONDER_REDIS_URL must be a redis:// URL (TLS and sockets: not yet)")
         return value
@@ -408,72 +397,3 @@ class Settings(
     @property
     def github_configured(self) -> bool:
         return bool(self.github_token and self.github_repo)
-
-
-def load_settings(config_file: Path | str | None = None) -> Settings:
-    """Build the settings from the environment and the optional YAML file.
-
-    Raises ConfigError with one line naming the bad setting.
-    """
-    path = config_file or os.environ.get(f"{ENV_PREFIX}CONFIG") or None
-    file_values = _read_config_file(Path(path)) if path else {}
-    notes = _renamed(file_values, path)
-    try:
-        settings = Settings(**file_values)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, path)) from None
-    except SettingsError as exc:  # an environment value that is not the JSON a list or dict needs
-        field = re.search(r'field "(\w+)"', str(exc))
-        name = f"RESPONDER_{field.group(1).upper()}" if field else "a RESPONDER_ variable"
-        raise ConfigError(f"invalid setting {name}: must be JSON, e.g. [10, 60, 300] for a list") from None
-    settings._deprecations = tuple(notes)
-    return settings
-
-
-def _renamed(file_values: dict[str, Any], path: Path | str | None) -> list[str]:
-    """Move old keys of ``file_values`` to their new names (unless those are set too); one line for
-    each old name in use, in the file or in the environment."""
-    notes = []
-    environ = {name.upper() for name in os.environ}
-    for old, new in DEPRECATED_KEYS.items():
-        if old in file_values:
-            value = file_values.pop(old)
-            if new in file_values:
-                notes.append(f"'{old}' in {path} is ignored: '{new}' is set there too; remove '{old}'")
-            else:
-                file_values[new] = value
-                notes.append(f"'{old}' in {path} is deprecated: rename it '{new}'")
-        old_env, new_env = f"{ENV_PREFIX}{old.upper()}", f"{ENV_PREFIX}{new.upper()}"
-        if old_env in environ:
-            if new_env in environ:
-                notes.append(f"{old_env} is ignored: {new_env} is set too; remove {old_env}")
-            else:
-                notes.append(f"{old_env} is deprecated: rename it {new_env}")
-    return notes
-
-
-def _read_config_file(path: Path) -> dict[str, Any]:
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist: fix --config or RESPONDER_CONFIG") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {one_line(exc)}") from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"config file {path} must be a mapping of setting names to values")
-    return loaded
-
-
-def _describe(exc: ValidationError, path: Path | str | None) -> str:
-    first = exc.errors()[0]
-    field = str(first["loc"][0]) if first["loc"] else "?"
-    where = f"RESPONDER_{field.upper()}" + (f" (or '{field}' in {path})" if path else "")
-    if first["type"] == "extra_forbidden":
-        return f"unknown setting '{field}' in {path}: remove it or check the spelling"
-    return f"invalid setting {where}: {first['msg']}; fix it in the environment or the config file"
-
-

@@ -12,7 +12,8 @@ import pytest
 import redis
 import yaml
 
-from responder.settings import Settings, load_settings
+from responder.settings import Settings
+from responder.settings_loading import load_settings
 from tests.conftest import ROOT
 
 

@@ -177,7 +177,7 @@ def test_env_names_are_settings_and_secret_keys_exist():
 
 def test_settings_configmap_loads_as_settings(monkeypatch: pytest.MonkeyPatch):
     """The settings ConfigMap with the example Secret is a configuration responder starts with."""
-    from responder.settings import load_settings
+    from responder.settings_loading import load_settings
 
     for name in KNOWN_ENV:
         monkeypatch.delenv(name, raising=False)

@@ -18,7 +18,8 @@ from redis.sentinel import SentinelConnectionPool, SentinelManagedConnection
 from rq import Queue
 
 from responder.errors import ConfigError
-from responder.settings import Settings, load_settings
+from responder.settings import Settings
+from responder.settings_loading import load_settings
 from responder.store.redisconn import async_redis_client, redis_client
 from tests.conftest import WEBHOOK_TOKEN, free_port, load_example, run_cli, wait_until
 from tests.support.processes import Service, service_env, start_receiver

@@ -12,7 +12,8 @@ import pytest
 from pydantic import SecretStr
 
 from responder.errors import ConfigError
-from responder.settings import Settings, load_settings
+from responder.settings import Settings
+from responder.settings_loading import load_settings
 from tests.conftest import ROOT
 
 SECRET = "s3cr3t-value-never-printed"

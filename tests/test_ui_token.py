@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from responder.playbooks.catalog import Catalog
 from responder.receiver import create_app
-from responder.settings import load_settings
+from responder.settings_loading import load_settings
 from tests.conftest import WEBHOOK_TOKEN, load_example, make_settings
 from tests.support.processes import serving
 
